@@ -1,0 +1,180 @@
+"""The layer graph: a networkx DAG of named nodes, each holding a frozen op spec.
+
+Each node keeps its inputs as an ordered tuple (concat order never depends on edge insertion
+order). Nodes can only be added after their inputs, so insertion order is a deterministic
+topological order. Shapes are checked as the graph is built (at batch 1).
+
+Builder helpers make a model file read like its paper's table::
+
+    g = Graph("vgg16")
+    x = g.input((3, 224, 224))
+    with g.scope("block1"):
+        x = g.seq(x, Conv2d(64, 3, padding=1), ReLU(), Conv2d(64, 3, padding=1), ReLU())
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+
+import networkx as nx
+
+from archcost.errors import ArchcostError, ShapeError
+from archcost.ops import Add, Concat, Input, Op
+
+Shape = tuple
+
+
+class Graph:
+    def __init__(self, name: str = "graph", description: str = ""):
+        self.name = name
+        self.description = description
+        self.nx = nx.DiGraph()
+        self._order: list[str] = []
+        self._scopes: list[str] = []
+        self._counters: dict[str, int] = {}
+
+    # --- construction -------------------------------------------------------------------
+    def input(self, shape: Iterable[int], name: str = "input") -> str:
+        """Add the network input; ``shape`` is per sample, e.g. ``(3, 224, 224)``."""
+        try:
+            op = Input(tuple(shape))
+        except ShapeError as exc:
+            raise ArchcostError(f"layer {name!r}: {exc}") from None
+        return self._insert(name, op, (), op.batched(1))
+
+    def add(self, op: Op, *inputs: str, name: str | None = None) -> str:
+        """Add ``op`` fed by ``inputs`` (node names, in order); return the new node's name."""
+        if not isinstance(op, Op) or isinstance(op, Input):
+            raise ArchcostError(f"layer {name!r}: expected an op spec, got {op!r}")
+        name = self._full_name(name, op.kind)
+        for src in inputs:
+            if src not in self.nx:
+                raise ArchcostError(f"layer {name!r}: unknown input {src!r}")
+        shapes = tuple(self.nx.nodes[src]["shape"] for src in inputs)
+        try:
+            shape = op.infer(shapes)
+        except ShapeError as exc:
+            raise ArchcostError(f"layer {name!r} ({op.label()}): {exc}") from None
+        return self._insert(name, op, tuple(inputs), shape)
+
+    def _insert(self, name: str, op: Op, inputs: tuple, shape: Shape) -> str:
+        if name in self.nx:
+            raise ArchcostError(f"layer {name!r}: a layer with this name already exists")
+        self.nx.add_node(name, op=op, inputs=inputs, shape=shape)
+        for src in inputs:
+            self.nx.add_edge(src, name)
+        self._order.append(name)
+        return name
+
+    def _full_name(self, name: str | None, kind: str) -> str:
+        prefix = ".".join(self._scopes)
+        if name is None:
+            key = (prefix, kind)
+            count = self._counters.get(key, 0) + 1
+            self._counters[key] = count
+            name = f"{kind}{count}"
+        return f"{prefix}.{name}" if prefix else name
+
+    @contextlib.contextmanager
+    def scope(self, name: str | int):
+        """Prefix the names of nodes added inside with ``name.`` (nestable)."""
+        self._scopes.append(str(name))
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    # --- block helpers (stax's serial / FanOut+parallel / FanInSum) ----------------------
+    def seq(self, x: str, *layers) -> str:
+        """Chain layers after ``x``. Each layer is an op, a ``(name, op)`` pair, or a callable
+        ``f(graph, x) -> node`` (a block)."""
+        for layer in layers:
+            if isinstance(layer, tuple):
+                x = self.add(layer[1], x, name=layer[0])
+            elif isinstance(layer, Op):
+                x = self.add(layer, x)
+            elif callable(layer):
+                x = layer(self, x)
+            else:
+                raise ArchcostError(f"seq: cannot add {layer!r}")
+        return x
+
+    def branches(self, x: str, *paths, names: Iterable[str] | None = None) -> list[str]:
+        """Run each path (a list/tuple of layers, or a block callable) from ``x``; return the ends."""
+        names = list(names) if names is not None else [f"branch{i + 1}" for i in range(len(paths))]
+        ends = []
+        for name, path in zip(names, paths):
+            with self.scope(name):
+                if callable(path) and not isinstance(path, Op):
+                    ends.append(path(self, x))
+                else:
+                    ends.append(self.seq(x, *path) if path else x)
+        return ends
+
+    def concat(self, *xs: str, name: str | None = "concat", axis: int = 1) -> str:
+        return self.add(Concat(axis), *xs, name=name)
+
+    def sum(self, *xs: str, name: str | None = "add") -> str:
+        return self.add(Add(), *xs, name=name)
+
+    def residual(self, x: str, body, shortcut=None, post: Iterable = (), name: str = "add") -> str:
+        """``post(body(x) + shortcut(x))``; ``shortcut=None`` is the identity."""
+        main = self._path(x, body)
+        skip = x if shortcut is None else self._path(x, shortcut, "shortcut")
+        out = self.sum(main, skip, name=name)
+        return self.seq(out, *post)
+
+    def _path(self, x: str, path, scope: str | None = None) -> str:
+        ctx = self.scope(scope) if scope else contextlib.nullcontext()
+        with ctx:
+            if callable(path) and not isinstance(path, Op):
+                return path(self, x)
+            return self.seq(x, *path)
+
+    def repeat(self, x: str, count: int, block: Callable[[Graph, str, int], str], prefix: str = "") -> str:
+        """Apply ``block(graph, x, i)`` ``count`` times, each inside scope ``{prefix}{i}``."""
+        for i in range(count):
+            with self.scope(f"{prefix}{i}"):
+                x = block(self, x, i)
+        return x
+
+    # --- queries ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def topological_order(self) -> list[str]:
+        """Deterministic: the order the nodes were added in (always a valid topological order)."""
+        return list(self._order)
+
+    def op(self, name: str) -> Op:
+        return self.nx.nodes[name]["op"]
+
+    def inputs(self, name: str) -> tuple[str, ...]:
+        return self.nx.nodes[name]["inputs"]
+
+    def shape(self, name: str) -> Shape:
+        """Output shape at batch 1."""
+        return self.nx.nodes[name]["shape"]
+
+    def consumers(self, name: str) -> list[str]:
+        return list(self.nx.successors(name))
+
+    def input_nodes(self) -> list[str]:
+        return [n for n in self._order if isinstance(self.op(n), Input)]
+
+    def output_nodes(self) -> list[str]:
+        return [n for n in self._order if self.nx.out_degree(n) == 0]
+
+    def validate(self) -> None:
+        """Check the invariants a graph built by hand (or imported) must keep."""
+        if not nx.is_directed_acyclic_graph(self.nx):
+            raise ArchcostError(f"graph {self.name!r}: has a cycle")
+        if not self.input_nodes():
+            raise ArchcostError(f"graph {self.name!r}: has no input")
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self)} layers)"

@@ -1,0 +1,615 @@
+"""The closed set of layer specs: each op's fields, shape rule and cost rule side by side.
+
+An op is a small frozen dataclass. ``infer(inputs)`` maps input shapes (batch first) to the
+output shape and raises ``ShapeError`` on impossible inputs; ``cost(inputs, output)`` returns a
+``Cost`` (see archcost/cost.py for the counting convention); ``window(inputs)`` describes the
+spatial window for the receptive-field pass (``None`` for pointwise ops).
+
+Adding an op: write its class here, list it in ``OPS`` at the bottom, give it a kernel row per
+backend, and test its rules in tests/test_ops.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+from archcost.cost import Cost
+from archcost.errors import ShapeError
+from archcost.shapes import conv_out_size, pair, padding4, same_padding
+
+Shape = tuple
+
+
+class Window(NamedTuple):
+    """A spatial window: what the receptive-field pass needs to know about an op."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pad_top: int
+    pad_left: int
+    dh: int = 1
+    dw: int = 1
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _positive(op: str, name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ShapeError(f"{op}: {name} must be a positive int, got {value!r}")
+
+
+def _one_input(op: "Op", inputs) -> Shape:
+    if len(inputs) != 1:
+        raise ShapeError(f"{op.kind} takes one input, got {len(inputs)}")
+    return inputs[0]
+
+
+def _map4(op: "Op", x: Shape) -> Shape:
+    if len(x) != 4:
+        raise ShapeError(f"{op.kind} needs an (N, C, H, W) input, got {_fmt(x)}")
+    return x
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+@dataclass(frozen=True)
+class Op:
+    """Base of all layer specs. Subclasses set ``kind`` and override the rules."""
+
+    kind: ClassVar[str] = "op"
+    # True where the lectures (and PyTorch) run the op in place: its output reuses its input's
+    # buffer, so it adds no activation memory (when its input has no other consumer).
+    inplace: ClassVar[bool] = False
+    # True for ops that keep channels on axis 1 and act per element (BN, activations, ...).
+    pointwise: ClassVar[bool] = False
+
+    def infer(self, inputs: tuple[Shape, ...]) -> Shape:
+        return _one_input(self, inputs)
+
+    def cost(self, inputs: tuple[Shape, ...], output: Shape) -> Cost:
+        return Cost()
+
+    def window(self, inputs: tuple[Shape, ...]) -> Window | None:
+        return None
+
+    def label(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Input(Op):
+    """The network input; ``shape`` is per sample, e.g. ``(3, 224, 224)``."""
+
+    kind: ClassVar[str] = "input"
+    shape: tuple = (3, 224, 224)
+
+    def __post_init__(self):
+        shape = tuple(self.shape)
+        for d in shape:
+            _positive("Input", "shape", d)
+        object.__setattr__(self, "shape", shape)
+
+    def batched(self, batch: int) -> Shape:
+        return (batch, *self.shape)
+
+    def infer(self, inputs):
+        raise ShapeError("Input has no inputs; use batched()")
+
+    def label(self) -> str:
+        return "input"
+
+
+@dataclass(frozen=True)
+class Conv2d(Op):
+    """2-D convolution over (N, C, H, W).
+
+    ``kernel``/``stride``/``dilation``: int or (h, w). ``padding``: int, (h, w),
+    (top, bottom, left, right), ``"same"`` (TensorFlow's rule) or ``"valid"``.
+    ``groups``: 1 = dense, C_in = depthwise.
+    """
+
+    kind: ClassVar[str] = "conv"
+    out_channels: int
+    kernel: int | tuple = 3
+    stride: int | tuple = 1
+    padding: int | tuple | str = 0
+    dilation: int | tuple = 1
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self):
+        _positive("Conv2d", "out_channels", self.out_channels)
+        _positive("Conv2d", "groups", self.groups)
+        for name in ("kernel", "stride", "dilation"):
+            value = pair(getattr(self, name), name)
+            _positive("Conv2d", name, min(value))
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "padding", padding4(self.padding))
+        if self.out_channels % self.groups:
+            raise ShapeError(f"Conv2d: out_channels {self.out_channels} is not divisible by groups {self.groups}")
+
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) for an input of this size."""
+        if self.padding == "same":
+            return same_padding(height, self.kernel[0], self.stride[0], self.dilation[0]) + same_padding(
+                width, self.kernel[1], self.stride[1], self.dilation[1]
+            )
+        return self.padding
+
+    def infer(self, inputs):
+        n, c, h, w = _map4(self, _one_input(self, inputs))
+        if c % self.groups:
+            raise ShapeError(f"input channels {c} are not divisible by groups {self.groups}")
+        top, bottom, left, right = self.pads(h, w)
+        oh = conv_out_size(h, self.kernel[0], self.stride[0], top, bottom, self.dilation[0])
+        ow = conv_out_size(w, self.kernel[1], self.stride[1], left, right, self.dilation[1])
+        return (n, self.out_channels, oh, ow)
+
+    def cost(self, inputs, output):
+        c_in = inputs[0][1]
+        per_output = (c_in // self.groups) * self.kernel[0] * self.kernel[1]
+        biases = self.out_channels if self.bias else 0
+        return Cost(
+            weights=self.out_channels * per_output,
+            biases=biases,
+            macs=_numel(output) * per_output,
+            other=_numel(output) if self.bias else 0,
+        )
+
+    def window(self, inputs):
+        top, _, left, _ = self.pads(inputs[0][2], inputs[0][3])
+        return Window(*self.kernel, *self.stride, top, left, *self.dilation)
+
+    def label(self):
+        kh, kw = self.kernel
+        text = f"conv {kh}x{kw}/{self.stride[0] if self.stride[0] == self.stride[1] else self.stride}, {self.out_channels}"
+        if self.groups > 1:
+            text += f", g{self.groups}"
+        return text
+
+
+@dataclass(frozen=True)
+class _Pool2d(Op):
+    kernel: int | tuple = 2
+    stride: int | tuple | None = None  # None: equal to the kernel, as in PyTorch
+    padding: int | tuple = 0
+    ceil_mode: bool = False
+
+    def __post_init__(self):
+        name = type(self).__name__
+        kernel = pair(self.kernel, "kernel")
+        stride = kernel if self.stride is None else pair(self.stride, "stride")
+        _positive(name, "kernel", min(kernel))
+        _positive(name, "stride", min(stride))
+        pads = padding4(self.padding)
+        if pads == "same":
+            raise ShapeError(f"{name}: padding 'same' is not supported for pooling; give explicit padding")
+        # PyTorch's rule: a window may never lie wholly in the padding.
+        if max(pads[0], pads[1]) * 2 > kernel[0] or max(pads[2], pads[3]) * 2 > kernel[1]:
+            raise ShapeError(f"{name}: padding {self.padding!r} exceeds half the kernel {kernel}")
+        object.__setattr__(self, "kernel", kernel)
+        object.__setattr__(self, "stride", stride)
+        object.__setattr__(self, "padding", pads)
+
+    def infer(self, inputs):
+        n, c, h, w = _map4(self, _one_input(self, inputs))
+        top, bottom, left, right = self.padding
+        oh = conv_out_size(h, self.kernel[0], self.stride[0], top, bottom, 1, self.ceil_mode)
+        ow = conv_out_size(w, self.kernel[1], self.stride[1], left, right, 1, self.ceil_mode)
+        return (n, c, oh, ow)
+
+    def window(self, inputs):
+        return Window(*self.kernel, *self.stride, self.padding[0], self.padding[2])
+
+    def label(self):
+        kh, kw = self.kernel
+        return f"{self.kind} {kh}x{kw}/{self.stride[0] if self.stride[0] == self.stride[1] else self.stride}"
+
+
+@dataclass(frozen=True)
+class MaxPool2d(_Pool2d):
+    """Max pooling: kh*kw - 1 comparisons per output element."""
+
+    kind: ClassVar[str] = "maxpool"
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * (self.kernel[0] * self.kernel[1] - 1))
+
+
+@dataclass(frozen=True)
+class AvgPool2d(_Pool2d):
+    """Average pooling: kh*kw - 1 adds and one divide per output element."""
+
+    kind: ClassVar[str] = "avgpool"
+    count_include_pad: bool = True
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * self.kernel[0] * self.kernel[1])
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool(Op):
+    """Mean over H and W: (N, C, H, W) -> (N, C, 1, 1); H*W - 1 adds and a divide per output."""
+
+    kind: ClassVar[str] = "gap"
+
+    def infer(self, inputs):
+        n, c, _, _ = _map4(self, _one_input(self, inputs))
+        return (n, c, 1, 1)
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(inputs[0]))
+
+    def window(self, inputs):
+        _, _, h, w = inputs[0]
+        return Window(h, w, 1, 1, 0, 0)
+
+
+@dataclass(frozen=True)
+class Linear(Op):
+    """Fully connected layer on the last axis.
+
+    On (N, F) it is the classic FC layer; on a channels-last map (N, H, W, C) it applies per
+    position, so MACs = N*H*W * C_in * C_out.
+    """
+
+    kind: ClassVar[str] = "fc"
+    out_features: int
+    bias: bool = True
+
+    def __post_init__(self):
+        _positive("Linear", "out_features", self.out_features)
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) < 2:
+            raise ShapeError(f"Linear needs at least (N, F), got {_fmt(x)}")
+        return (*x[:-1], self.out_features)
+
+    def cost(self, inputs, output):
+        in_features = inputs[0][-1]
+        return Cost(
+            weights=in_features * self.out_features,
+            biases=self.out_features if self.bias else 0,
+            macs=_numel(output) * in_features,
+            other=_numel(output) if self.bias else 0,
+        )
+
+    def label(self):
+        return f"fc {self.out_features}"
+
+
+@dataclass(frozen=True)
+class Flatten(Op):
+    """(N, ...) -> (N, prod(...)). A view: in place, no memory. Its receptive field is the whole map."""
+
+    kind: ClassVar[str] = "flatten"
+    inplace: ClassVar[bool] = True
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        return (x[0], _numel(x[1:]))
+
+    def window(self, inputs):
+        x = inputs[0]
+        if len(x) == 4:
+            return Window(x[2], x[3], 1, 1, 0, 0)
+        return None
+
+
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid")
+
+
+@dataclass(frozen=True)
+class Activation(Op):
+    """Elementwise nonlinearity, in place (no extra memory) as in the lectures; 1 op per element."""
+
+    kind: ClassVar[str] = "act"
+    inplace: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = True
+    fn: str = "relu"
+    slope: float = 0.01  # leaky_relu's negative slope, elu's alpha
+
+    def __post_init__(self):
+        if self.fn not in ACTIVATIONS:
+            raise ShapeError(f"Activation: unknown fn {self.fn!r}; known: {', '.join(ACTIVATIONS)}")
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output))
+
+    def label(self):
+        return self.fn
+
+
+def ReLU() -> Activation:
+    return Activation("relu")
+
+
+@dataclass(frozen=True)
+class BatchNorm(Op):
+    """Inference-mode batch norm over axis 1: gamma (weights) and beta (biases) per channel,
+    running mean and variance as buffers (not params); 2 ops per element (scale and shift)."""
+
+    kind: ClassVar[str] = "bn"
+    pointwise: ClassVar[bool] = True
+    eps: float = 1e-5
+    affine: bool = True
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) < 2:
+            raise ShapeError(f"BatchNorm needs (N, C, ...), got {_fmt(x)}")
+        return x
+
+    def cost(self, inputs, output):
+        c = output[1]
+        return Cost(
+            weights=c if self.affine else 0, biases=c if self.affine else 0, buffers=2 * c, other=2 * _numel(output)
+        )
+
+
+@dataclass(frozen=True)
+class LayerNorm(Op):
+    """Normalisation over one axis (``-1``: channels-last; ``1``: channels-first maps).
+    gamma and beta per channel; 5 ops per element (mean, centre, variance, normalise, affine)."""
+
+    kind: ClassVar[str] = "ln"
+    axis: int = -1
+    eps: float = 1e-6
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if not -len(x) <= self.axis < len(x) or self.axis in (0, -len(x)):
+            raise ShapeError(f"LayerNorm axis {self.axis} is not a non-batch axis of {_fmt(x)}")
+        return x
+
+    def cost(self, inputs, output):
+        c = output[self.axis]
+        return Cost(weights=c, biases=c, other=5 * _numel(output))
+
+
+@dataclass(frozen=True)
+class LRN(Op):
+    """Local response normalisation across channels (AlexNet):
+    ``b = a / (k + alpha/size * sum_{size channels} a^2) ** beta``.
+    Per element: ``size`` squares and ``size - 1`` adds, then scale, add k, power, divide:
+    2*size + 3 ops."""
+
+    kind: ClassVar[str] = "lrn"
+    pointwise: ClassVar[bool] = True
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+
+    def __post_init__(self):
+        _positive("LRN", "size", self.size)
+
+    def infer(self, inputs):
+        return _map4(self, _one_input(self, inputs))
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * (2 * self.size + 3))
+
+
+@dataclass(frozen=True)
+class Dropout(Op):
+    """Identity at inference; in place, no memory, no ops."""
+
+    kind: ClassVar[str] = "dropout"
+    inplace: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = True
+    p: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.p < 1.0:
+            raise ShapeError(f"Dropout: p must be in [0, 1), got {self.p!r}")
+
+
+@dataclass(frozen=True)
+class Concat(Op):
+    """Concatenate along ``axis`` (channels by default); the other dims must agree."""
+
+    kind: ClassVar[str] = "concat"
+    axis: int = 1
+
+    def infer(self, inputs):
+        if len(inputs) < 1:
+            raise ShapeError("Concat needs at least one input")
+        first = inputs[0]
+        axis = self.axis % len(first)
+        for x in inputs:
+            if len(x) != len(first) or any(a != b for i, (a, b) in enumerate(zip(x, first)) if i != axis):
+                what = "spatial size" if axis == 1 and len(first) == 4 else "shape"
+                raise ShapeError(
+                    f"Concat needs equal {what} apart from axis {self.axis}; received {', '.join(_fmt(s) for s in inputs)}"
+                )
+        return tuple(sum(x[axis] for x in inputs) if i == axis else d for i, d in enumerate(first))
+
+
+def _same_shapes(op: Op, inputs) -> Shape:
+    if len(inputs) < 2:
+        raise ShapeError(f"{op.kind} needs at least two inputs, got {len(inputs)}")
+    first = inputs[0]
+    for x in inputs[1:]:
+        if x != first:
+            if len(x) == len(first) and len(x) > 1 and x[1] != first[1]:
+                problem = "channel mismatch"
+            else:
+                problem = "shape mismatch"
+            raise ShapeError(f"{problem}: inputs are {', '.join(_fmt(s) for s in inputs)}")
+    return first
+
+
+@dataclass(frozen=True)
+class Add(Op):
+    """Elementwise sum of equal shapes (residual add); k-1 adds per element for k inputs."""
+
+    kind: ClassVar[str] = "add"
+
+    def infer(self, inputs):
+        return _same_shapes(self, inputs)
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * (len(inputs) - 1))
+
+
+@dataclass(frozen=True)
+class Mean(Op):
+    """Elementwise mean of equal shapes (FractalNet's join); k-1 adds and a divide per element."""
+
+    kind: ClassVar[str] = "mean"
+
+    def infer(self, inputs):
+        return _same_shapes(self, inputs)
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * len(inputs))
+
+
+@dataclass(frozen=True)
+class Mul(Op):
+    """Elementwise product with numpy broadcasting (e.g. SE gating: (N,C,H,W) * (N,C,1,1))."""
+
+    kind: ClassVar[str] = "mul"
+
+    def infer(self, inputs):
+        if len(inputs) != 2:
+            raise ShapeError(f"Mul takes two inputs, got {len(inputs)}")
+        a, b = inputs
+        if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+            raise ShapeError(f"Mul cannot broadcast {_fmt(a)} with {_fmt(b)}")
+        return tuple(max(x, y) for x, y in zip(a, b))
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output))
+
+
+@dataclass(frozen=True)
+class Scale(Op):
+    """Multiply by a constant ``factor`` (stochastic depth at test time), or, with
+    ``factor=None``, by a learned per-channel gamma on ``axis`` (ConvNeXt's layer scale)."""
+
+    kind: ClassVar[str] = "scale"
+    pointwise: ClassVar[bool] = True
+    factor: float | None = None
+    axis: int = 1
+
+    def cost(self, inputs, output):
+        weights = output[self.axis] if self.factor is None else 0
+        return Cost(weights=weights, other=_numel(output))
+
+
+@dataclass(frozen=True)
+class Softmax(Op):
+    """Softmax over ``axis``: exp, sum and divide, 3 ops per element."""
+
+    kind: ClassVar[str] = "softmax"
+    pointwise: ClassVar[bool] = True
+    axis: int = -1
+
+    def cost(self, inputs, output):
+        return Cost(other=3 * _numel(output))
+
+
+@dataclass(frozen=True)
+class ChannelPad(Op):
+    """ResNet's shortcut option A: subsample by ``stride`` and zero-pad channels up to
+    ``out_channels`` (no params, no arithmetic)."""
+
+    kind: ClassVar[str] = "chpad"
+    out_channels: int
+    stride: int = 1
+
+    def __post_init__(self):
+        _positive("ChannelPad", "out_channels", self.out_channels)
+        _positive("ChannelPad", "stride", self.stride)
+
+    def infer(self, inputs):
+        n, c, h, w = _map4(self, _one_input(self, inputs))
+        if c > self.out_channels:
+            raise ShapeError(f"ChannelPad cannot shrink {c} channels to {self.out_channels}")
+        return (n, self.out_channels, -(-h // self.stride), -(-w // self.stride))
+
+    def window(self, inputs):
+        return Window(1, 1, self.stride, self.stride, 0, 0)
+
+
+@dataclass(frozen=True)
+class Permute(Op):
+    """Reorder axes; ``dims`` includes the batch axis, which must stay first.
+    ``(0, 2, 3, 1)``: NCHW -> NHWC. Costs nothing but a copy."""
+
+    kind: ClassVar[str] = "permute"
+    dims: tuple = (0, 2, 3, 1)
+
+    def __post_init__(self):
+        object.__setattr__(self, "dims", tuple(self.dims))
+        if sorted(self.dims) != list(range(len(self.dims))) or self.dims[0] != 0:
+            raise ShapeError(f"Permute: dims {self.dims} must be a permutation keeping axis 0 first")
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) != len(self.dims):
+            raise ShapeError(f"Permute dims {self.dims} do not fit a {len(x)}-d input {_fmt(x)}")
+        return tuple(x[d] for d in self.dims)
+
+
+@dataclass(frozen=True)
+class Reshape(Op):
+    """Reshape each sample to ``shape`` (one entry may be -1). A view: in place, no memory."""
+
+    kind: ClassVar[str] = "reshape"
+    inplace: ClassVar[bool] = True
+    shape: tuple = field(default=(-1,))
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(self.shape))
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        total = _numel(x[1:])
+        known = _numel(d for d in self.shape if d != -1)
+        if list(self.shape).count(-1) > 1 or known == 0:
+            raise ShapeError(f"Reshape: bad target {self.shape}")
+        if -1 in self.shape:
+            if total % known:
+                raise ShapeError(f"Reshape cannot fit {_fmt(x)} into {self.shape}")
+            return (x[0], *(total // known if d == -1 else d for d in self.shape))
+        if known != total:
+            raise ShapeError(f"Reshape cannot fit {_fmt(x)} into {self.shape}")
+        return (x[0], *self.shape)
+
+
+# The closed set of ops. Kernels, exporters and conventions map from these types.
+OPS = (
+    Input,
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
+    GlobalAvgPool,
+    Linear,
+    Flatten,
+    Activation,
+    BatchNorm,
+    LayerNorm,
+    LRN,
+    Dropout,
+    Concat,
+    Add,
+    Mean,
+    Mul,
+    Scale,
+    Softmax,
+    ChannelPad,
+    Permute,
+    Reshape,
+)

@@ -1,0 +1,183 @@
+"""Per-layer tables and model comparisons as text, Markdown, CSV, JSON and HTML."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from archcost.analysis import LayerRecord, Report
+
+FORMATS = ("text", "markdown", "csv", "json", "html")
+
+
+def human(n: float, unit: str = "") -> str:
+    """Exact below 10,000; else 3 significant digits with K/M/G/T: 4096 -> '4,096',
+    150528 -> '151K', 3211264 -> '3.21M'."""
+    if abs(n) < 10_000 and float(n).is_integer():
+        return f"{int(n):,}{unit}"
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= factor * 0.9995:
+            value = n / factor
+            digits = 0 if abs(value) >= 99.95 else 1 if abs(value) >= 9.995 else 2
+            return f"{value:.{digits}f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def human_bytes(n: float) -> str:
+    """Decimal megabytes as the lectures use them: 61,050,784 -> '61.05 MB'."""
+    for factor, suffix in ((1e9, "GB"), (1e6, "MB"), (1e3, "KB")):
+        if n >= factor:
+            return f"{n / factor:.2f} {suffix}"
+    return f"{n} B"
+
+
+def shape_text(shape: tuple) -> str:
+    """Per-sample shape as the lectures write it: (N, C, H, W) -> 'HxWxC'; (N, F) -> 'F'."""
+    dims = shape[1:]
+    if len(dims) == 3:
+        c, h, w = dims
+        dims = (h, w, c)
+    return "x".join(str(d) for d in dims)
+
+
+COLUMNS = ("layer", "type", "output", "memory", "weights", "params", "MACs")
+
+
+def _row(rec: LayerRecord) -> tuple[str, ...]:
+    return (
+        rec.name,
+        rec.label,
+        shape_text(rec.output_shape),
+        human(rec.activations),
+        f"{rec.weights:,}",
+        f"{rec.params:,}",
+        human(rec.macs),
+    )
+
+
+def _total_row(report: Report) -> tuple[str, ...]:
+    t = report.totals
+    return ("TOTAL", "", "", human(t["activations"]), f"{t['weights']:,}", f"{t['params']:,}", human(t["macs"]))
+
+
+def summary_lines(report: Report) -> list[str]:
+    t = report.totals
+    per = f" per batch of {report.batch}" if report.batch > 1 else " per image"
+    return [
+        f"params: {t['params']:,} (weights {t['weights']:,} + biases {t['biases']:,}) = "
+        f"{human_bytes(t['param_bytes'])}; buffers (BN running stats): {t['buffers']:,}",
+        f"memory: {t['activations']:,} activation elements = {human_bytes(t['activation_bytes'])}{per} "
+        f"(forward only); peak live {human_bytes(t['peak_activation_bytes'])}; "
+        f"training estimate {human_bytes(t['training_bytes'])}",
+        f"MACs: {t['macs']:,} ({human(t['macs'])}); other ops: {t['other']:,}; "
+        f"FLOPs (2 x MACs + other): {human(t['flops'])}",
+    ]
+
+
+def _grid(header, rows, right_from: int) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(
+            str(c).rjust(w) if i >= right_from else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def layer_table(report: Report, fmt: str = "text", fold: bool = True) -> str:
+    records = report.folded() if fold else report.records
+    shape = "x".join(str(d) for d in report.input_shape)
+    title = f"{report.model}: {report.graph.description} | input {shape}, batch {report.batch}, {report.dtype}"
+    if fmt == "json":
+        return json.dumps(to_json(report, records), indent=2)
+    if fmt == "csv":
+        return _frame(records).to_csv(index=False)
+    if fmt == "html":
+        return _frame(records).to_html(index=False)
+    rows = [_row(r) for r in records]
+    if fmt == "markdown":
+        header = "| " + " | ".join(COLUMNS) + " |"
+        align = "|" + "|".join(["---"] * 3 + ["---:"] * 4) + "|"
+        body = ["| " + " | ".join(r) + " |" for r in [*rows, _total_row(report)]]
+        return "\n".join([f"**{title}**", "", header, align, *body, "", *(f"- {s}" for s in summary_lines(report))])
+    lines = _grid(COLUMNS, rows + [_total_row(report)], right_from=3)
+    lines.insert(-1, lines[1])
+    return "\n".join([title, "", *lines, "", *summary_lines(report)])
+
+
+def _frame(records: list[LayerRecord]):
+    import pandas as pd
+
+    frame = pd.DataFrame([asdict(r) for r in records])
+    frame["output_shape"] = frame["output_shape"].map(lambda s: "x".join(map(str, s)))
+    frame["inputs"] = frame["inputs"].map(lambda s: " ".join(s))
+    return frame
+
+
+def to_json(report: Report, records: list[LayerRecord] | None = None) -> dict:
+    records = report.records if records is None else records
+    layers = []
+    for rec in records:
+        row = asdict(rec)
+        row["output_shape"] = list(rec.output_shape)
+        row["inputs"] = list(rec.inputs)
+        layers.append(row)
+    return {
+        "model": report.model,
+        "description": report.graph.description,
+        "input_shape": list(report.input_shape),
+        "batch": report.batch,
+        "dtype": report.dtype,
+        "layers": layers,
+        "totals": dict(report.totals),
+    }
+
+
+COMPARE_ROWS = (
+    ("params", "params"),
+    ("weights", "weights"),
+    ("MACs", "macs"),
+    ("other ops", "other"),
+    ("FLOPs (2xMACs+other)", "flops"),
+    ("activations", "activations"),
+    ("activation bytes", "activation_bytes"),
+    ("peak live bytes", "peak_activation_bytes"),
+    ("training bytes", "training_bytes"),
+    ("layers", "layers"),
+)
+
+
+def compare_table(reports: list[Report], fmt: str = "text") -> str:
+    """Totals side by side; each model after the first gets a ratio column against the first."""
+    base = reports[0].totals
+    if fmt == "json":
+        return json.dumps(
+            {
+                "models": [r.model for r in reports],
+                "totals": {r.model: dict(r.totals) for r in reports},
+                "ratios": {
+                    r.model: {key: (r.totals[key] / base[key] if base[key] else None) for _, key in COMPARE_ROWS}
+                    for r in reports[1:]
+                },
+            },
+            indent=2,
+        )
+    header = ["", *(r.model for r in reports[:1])]
+    for r in reports[1:]:
+        header += [r.model, f"/{reports[0].model}"]
+    rows = []
+    for title, key in COMPARE_ROWS:
+        row = [title, f"{base[key]:,}"]
+        for r in reports[1:]:
+            value = r.totals[key]
+            row += [f"{value:,}", f"{value / base[key]:.3f}x" if base[key] else "-"]
+        rows.append(row)
+    if fmt == "csv":
+        return "\n".join(",".join(f'"{c}"' for c in r) for r in [header, *rows]) + "\n"
+    if fmt == "markdown":
+        return "\n".join(
+            ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+            + ["| " + " | ".join(r) + " |" for r in rows]
+        )
+    return "\n".join(_grid(header, rows, right_from=1))
