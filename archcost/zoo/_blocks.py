@@ -6,9 +6,11 @@ from archcost.graph import Graph
 from archcost.ops import Activation, BatchNorm, Conv2d, Dropout, Flatten, Linear
 
 
-def conv_relu(g: Graph, x: str, out: int, kernel, *, name: str, bn: bool = False, **conv) -> str:
-    """conv (+ BN) + ReLU, named ``name``, ``bn_name``..., as most papers' tables list one row."""
-    x = g.add(Conv2d(out, kernel, bias=not bn, **conv), x, name=name)
+def conv_relu(g: Graph, x: str, out: int, kernel, *, name: str, bn: bool = False, bias: bool | None = None,
+              **conv) -> str:
+    """conv (+ BN) + ReLU, named ``name``, ``name_bn``, ``name_relu``. The conv has a bias unless
+    BN follows it (BN's beta makes it redundant); ``bias`` overrides that."""
+    x = g.add(Conv2d(out, kernel, bias=not bn if bias is None else bias, **conv), x, name=name)
     if bn:
         x = g.add(BatchNorm(), x, name=f"{name}_bn")
     return g.add(Activation("relu"), x, name=f"{name}_relu")

@@ -3,8 +3,8 @@
 Configurations A (VGG-11), B (VGG-13), D (VGG-16), E (VGG-19): 3x3 convs, stride 1, pad 1, each
 followed by ReLU; 2x2/2 max pools; FC-4096, FC-4096, FC-1000 with dropout 0.5.
 Configuration C (1x1 convs in the last three stages) is left out: the lectures do not use it.
-The paper has no BatchNorm; the ``_bn`` variants put BN between each conv and its ReLU and
-drop the conv bias, as torchvision's vgg*_bn do.
+The paper has no BatchNorm; the ``_bn`` variants put BN between each conv and its ReLU and,
+like torchvision's vgg*_bn, keep the (redundant) conv bias.
 torchvision inserts an AdaptiveAvgPool2d(7) before the classifier, an identity at 224x224;
 here the classifier sees the last pool directly, as in the paper.
 """
@@ -32,7 +32,7 @@ def vgg(cfg: str = "D", batch_norm: bool = False, num_classes: int = 1000, input
             x = g.add(MaxPool2d(2, 2), x, name=f"pool{stage}")  # -> H/2
             stage, index = stage + 1, 1
         else:
-            x = conv_relu(g, x, width, 3, padding=1, bn=batch_norm, name=f"conv{stage}_{index}")
+            x = conv_relu(g, x, width, 3, padding=1, bn=batch_norm, bias=True, name=f"conv{stage}_{index}")
             index += 1
     classifier(g, x, (4096, 4096), num_classes)
     return g
