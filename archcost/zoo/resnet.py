@@ -346,7 +346,7 @@ PREACT = "He et al. 2016, Identity Mappings in Deep Residual Networks"
 for _depth in (164, 1001):
     register(f"preresnet{_depth}", preresnet_cifar, depth=_depth,
              description=f"Pre-activation ResNet-{_depth}, CIFAR-10 (bottleneck, 9n+2, n={(_depth - 2) // 9})",
-             source=f"{PREACT}, Table 3; KaimingHe/resnet-1k-layers resnet-pre-act.lua")
+             source=f"{PREACT}, Table 4; KaimingHe/resnet-1k-layers resnet-pre-act.lua")
 register("preresnet200", preresnet, depth=200, description="Pre-activation ResNet-200, ImageNet",
          source=f"{PREACT}, Table 5; fb.resnet.torch models/preresnet.lua")
 register_pattern(
