@@ -76,3 +76,10 @@ def test_bad_p_last_and_graph_without_branches():
         zoo.build("resnet110_sd", p_last=0)
     with pytest.raises(ArchcostError, match="no stochastic residual branch"):
         expected_training_macs(zoo.build("resnet20"))
+
+
+def test_cifar_sd_net_keeps_the_authors_conv_biases():
+    # ResidualDrop.lua's convs keep cudnn's bias: conv1's 16 plus two per block at 16/32/64 widths
+    extra = 16 + 18 * 2 * (16 + 32 + 64)
+    sd, plain = (analyze(zoo.build(name)).totals["params"] for name in ("resnet110_sd", "resnet110"))
+    assert sd - plain == extra
