@@ -62,7 +62,8 @@ def _body(g: Graph, x: str, blocks, k: int, bottleneck: bool, compression: float
             with g.scope(f"transition{i}"):
                 x = _transition(g, x, compression)
     with g.scope("classifier"):
-        x = g.seq(x, ("bn", BatchNorm()), ("relu", Activation("relu")), ("pool", GlobalAvgPool()), ("flatten", Flatten()))
+        x = g.seq(x, ("bn", BatchNorm()), ("relu", Activation("relu")))  # torchvision's norm5
+        x = g.seq(x, ("pool", GlobalAvgPool()), ("flatten", Flatten()))  # -> 1x1
         g.add(Linear(num_classes), x, name="fc")
     return g
 
@@ -97,9 +98,8 @@ def densenet_cifar(depth: int = 40, growth_rate: int = 12, bc: bool = False, num
     _check(growth_rate, 0.5)
     per_conv = 6 if bc else 3
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 4 + per_conv or (depth - 4) % per_conv:
-        raise ArchcostError(
-            f"densenet_cifar: depth must be {per_conv}n + 4 (n >= 1) for {'DenseNet-BC' if bc else 'DenseNet'}, got {depth!r}"
-        )
+        kind = "DenseNet-BC" if bc else "DenseNet"
+        raise ArchcostError(f"densenet_cifar: depth must be {per_conv}n + 4 (n >= 1) for {kind}, got {depth!r}")
     layers = (depth - 4) // per_conv
     g = Graph("densenet_cifar")
     x = g.input(input_shape)

@@ -76,7 +76,9 @@ def lenet5_paper(table: tuple = C3_TABLE, num_classes: int = 10, input_shape=(1,
     return g
 
 
-register("lenet5", lenet5, description="LeNet-5: CONV-POOL-CONV-POOL-FC-FC on 32x32x1", source="LeCun et al. 1998, Fig. 2")
+register(
+    "lenet5", lenet5, description="LeNet-5: CONV-POOL-CONV-POOL-FC-FC on 32x32x1", source="LeCun et al. 1998, Fig. 2"
+)
 register(
     "lenet5_paper", lenet5_paper,
     description="LeNet-5 as published: trainable subsampling, C3 connection table, fixed RBF output",

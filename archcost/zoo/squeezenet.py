@@ -93,5 +93,6 @@ register(
 )
 register(
     "squeezenet1_0_bypass", squeezenet, version="1_0", bypass=True,
-    description="SqueezeNet with simple bypass around fire3/5/7/9", source="Iandola et al. 2016, Fig. 2 (middle), Sec. 6",
+    description="SqueezeNet with simple bypass around fire3/5/7/9",
+    source="Iandola et al. 2016, Fig. 2 (middle), Sec. 6",
 )

@@ -32,7 +32,9 @@ def test_densenet121_table1_shapes():
 
 
 @pytest.mark.parametrize("name, blocks, width", [
-    ("densenet169", (6, 12, 32, 32), 1664), ("densenet201", (6, 12, 48, 32), 1920), ("densenet264", (6, 12, 64, 48), 2688),
+    ("densenet169", (6, 12, 32, 32), 1664),
+    ("densenet201", (6, 12, 48, 32), 1920),
+    ("densenet264", (6, 12, 64, 48), 2688),
 ])
 def test_table1_block_sizes_and_final_width(name, blocks, width):
     g = zoo.build(name)
