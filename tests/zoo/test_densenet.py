@@ -72,3 +72,12 @@ def test_bad_depth_is_one_line_error():
         zoo.build("densenet121", growth_rate=0)
     with pytest.raises(ArchcostError, match=r"compression must be in \(0, 1\]"):
         zoo.build("densenet121", compression=1.5)
+
+
+def test_one_top_level_scope_per_table1_row():
+    g = zoo.build("densenet121")
+    stages = list(dict.fromkeys(n.split(".")[0] for n in g.topological_order()))
+    assert stages == [
+        "input", "conv1", "pool1", "dense_block1", "transition1", "dense_block2", "transition2",
+        "dense_block3", "transition3", "dense_block4", "classifier",
+    ]

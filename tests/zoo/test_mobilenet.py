@@ -106,3 +106,10 @@ def test_bad_alpha_exits_2_on_the_cli(capsys):
     assert main(["table", "mobilenet_v1", "-o", "alpha=0"]) == 2
     err = capsys.readouterr().err
     assert "alpha must be a number > 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_top_level_scope_per_table1_row():
+    g = zoo.build("mobilenet_v1")
+    stages = list(dict.fromkeys(n.split(".")[0] for n in g.topological_order()))
+    rows = [f"conv_{kind}_{i}" for i in range(1, 14) for kind in ("dw", "pw")]
+    assert stages == ["input", "conv1", *rows, "pool", "fc"]
