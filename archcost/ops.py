@@ -589,6 +589,94 @@ class Reshape(Op):
         return (x[0], *self.shape)
 
 
+# --- zoo-misc: ops for LeNet-5 as published (LeCun et al. 1998) ------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelSelect(Op):
+    """Pick input channels (axis 1) by index, in the order given: ``(0, 1, 3, 4)`` keeps four
+    maps. LeNet-5's C3 connection table is one ChannelSelect + one conv per output map.
+    A gather, not a view (the indices need not be contiguous): a fresh buffer, no arithmetic."""
+
+    kind: ClassVar[str] = "select"
+    channels: tuple = (0,)
+
+    def __post_init__(self):
+        channels = tuple(self.channels)
+        if not channels:
+            raise ShapeError("ChannelSelect: channels must not be empty")
+        for c in channels:
+            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                raise ShapeError(f"ChannelSelect: channels must be ints >= 0, got {self.channels!r}")
+        if len(set(channels)) != len(channels):
+            raise ShapeError(f"ChannelSelect: channels {channels} repeat an index")
+        object.__setattr__(self, "channels", channels)
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) < 2:
+            raise ShapeError(f"ChannelSelect needs (N, C, ...), got {_fmt(x)}")
+        if max(self.channels) >= x[1]:
+            raise ShapeError(f"ChannelSelect: channel {max(self.channels)} is out of range for {x[1]} channels")
+        return (x[0], len(self.channels), *x[2:])
+
+    def label(self):
+        return f"select {','.join(map(str, self.channels))}"
+
+
+@dataclass(frozen=True)
+class Affine(Op):
+    """A learned scale and bias per channel on ``axis``: ``y = a_c * x + b_c`` (LeNet-5's
+    trainable subsampling coefficient and bias). Like BatchNorm's affine part without running
+    statistics: C weights, C biases, 2 ops per element."""
+
+    kind: ClassVar[str] = "affine"
+    pointwise: ClassVar[bool] = True
+    axis: int = 1
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if not -len(x) <= self.axis < len(x) or self.axis in (0, -len(x)):
+            raise ShapeError(f"Affine axis {self.axis} is not a non-batch axis of {_fmt(x)}")
+        return x
+
+    def cost(self, inputs, output):
+        c = output[self.axis]
+        return Cost(weights=c, biases=c, other=2 * _numel(output))
+
+
+@dataclass(frozen=True)
+class RBF(Op):
+    """Euclidean radial basis units on (N, F): ``y_i = sum_j (x_j - w_ij)^2`` (LeNet-5's output).
+    ``trainable=False``: the F x out centres are fixed, not learned (LeNet-5 drew them by hand),
+    so they count as buffers, not params. No MACs in archcost's sense (those are conv/linear
+    only): each of the F x out terms costs a subtract, a square and an add, in ``other``."""
+
+    kind: ClassVar[str] = "rbf"
+    out_features: int
+    trainable: bool = False
+
+    def __post_init__(self):
+        _positive("RBF", "out_features", self.out_features)
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) != 2:
+            raise ShapeError(f"RBF needs an (N, F) input, got {_fmt(x)}")
+        return (x[0], self.out_features)
+
+    def cost(self, inputs, output):
+        centres = inputs[0][-1] * self.out_features
+        return Cost(
+            weights=centres if self.trainable else 0,
+            buffers=0 if self.trainable else centres,
+            other=3 * _numel(output) * inputs[0][-1],
+        )
+
+    def label(self):
+        return f"rbf {self.out_features}"
+
+
 # The closed set of ops. Kernels, exporters and conventions map from these types.
 OPS = (
     Input,
@@ -612,4 +700,7 @@ OPS = (
     ChannelPad,
     Permute,
     Reshape,
+    ChannelSelect,
+    Affine,
+    RBF,
 )
