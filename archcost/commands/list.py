@@ -1,6 +1,6 @@
 """archcost list [PATTERN]: the zoo's models with a one-line description and source."""
 
-import re
+import fnmatch
 
 from archcost.errors import ArchcostError
 
@@ -15,13 +15,13 @@ def run(args) -> int:
     from archcost import registry, zoo  # noqa: F401  (importing zoo fills the registry)
 
     found = registry.entries(args.pattern)
-    patterns = [p for p in registry.PATTERNS if not args.pattern or re.fullmatch(p.pattern, p.example)]
+    patterns = [p for p in registry.PATTERNS if not args.pattern or fnmatch.fnmatchcase(p.example, args.pattern)]
     if not found and not patterns:
         raise ArchcostError(f"list: no model matches {args.pattern!r}")
     width = max((len(e.name) for e in found), default=0)
     for e in found:
         print(f"{e.name.ljust(width)}  {e.description}  [{e.source}]")
-    if patterns and not args.pattern:
+    if patterns:
         print("\nparametric names:")
         for p in patterns:
             print(f"  {p.example}  {p.description}  [{p.source}]")
