@@ -251,3 +251,28 @@ def design_table(pairs: list[tuple[str, str, Report, Report]], fmt: str = "text"
         return f'<table class="designs">\n<thead><tr>{cells}</tr></thead>\n<tbody>{body}</tbody>\n</table>'
     notes = [f"  {b.model} -> {a.model}: {title} [{source}]" for title, source, b, a in pairs]
     return "\n".join(_grid(header, rows, right_from=2) + ["", "ratio = alternative / baseline", *notes])
+
+
+GROUP_COLUMNS = ("group", "layers", "MACs", "MACs %", "params", "params %", "activations", "activations %")
+
+
+def group_table(report: Report, rows, by: str, fmt: str = "text") -> str:
+    """The rows of archcost.grouping.group as a table: values and percentage shares."""
+    title = f"{report.model}: MACs, params and activations by {by}"
+    if fmt == "json":
+        return json.dumps({"model": report.model, "by": by, "groups": [asdict(r) for r in rows]}, indent=2)
+    if fmt in ("csv", "html"):
+        import pandas as pd
+
+        frame = pd.DataFrame([asdict(r) for r in rows])
+        return frame.to_csv(index=False) if fmt == "csv" else frame.to_html(index=False)
+    body = [
+        (r.group, str(r.layers), human(r.macs), f"{100 * r.macs_share:.2f}%", f"{r.params:,}",
+         f"{100 * r.params_share:.2f}%", human(r.activations), f"{100 * r.activations_share:.2f}%")
+        for r in rows
+    ]
+    if fmt == "markdown":
+        header = "| " + " | ".join(GROUP_COLUMNS) + " |"
+        align = "|---|" + "|".join(["---:"] * (len(GROUP_COLUMNS) - 1)) + "|"
+        return "\n".join([f"**{title}**", "", header, align, *("| " + " | ".join(r) + " |" for r in body)])
+    return "\n".join([title, "", *_grid(GROUP_COLUMNS, body, right_from=1)])
