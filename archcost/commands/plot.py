@@ -14,6 +14,7 @@ import sys
 
 from archcost.errors import ArchcostError
 
+X_SHORT = {"macs": "MACs", "params": "params", "activations": "activations"}
 X_AXES = {"macs": "MACs (multiply-accumulates, conv + FC)", "params": "params", "activations": "activations (elements)"}
 
 
@@ -85,7 +86,7 @@ def run_bubble(args) -> int:
     label = {"top1": "top-1", "top5": "top-5"}[args.metric]
     fig = plots.bubble(points, x_label=X_AXES[args.x], y_label=f"{label} accuracy on {args.dataset} (%)",
                        front=front, log_x=not args.linear,
-                       title=f"{label} accuracy vs {args.x} (bubble area: params)")
+                       title=f"{label} accuracy vs {X_SHORT[args.x]} (bubble area: params)")
     print(plots.save(fig, args.output))
     return 0
 

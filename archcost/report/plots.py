@@ -134,8 +134,9 @@ def _size_legend(ax, sizes, scale, size_label, has_front):
                           label=f"{human(v)} {size_label}") for v in marks]
     if has_front:
         handles += [line for line in ax.get_lines() if line.get_gid() == "pareto"]
-    ax.legend(handles=handles, loc="lower right", labelspacing=2.2, borderpad=1.2, frameon=True,
-              scatterpoints=1, fontsize=8)
+    # Outside the axes, so that it hides no bubble and no label.
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), labelspacing=2.2, borderpad=1.2,
+              frameon=True, scatterpoints=1, fontsize=8)
 
 
 def repel_labels(fig: Figure, labels, radii_pt, obstacles=()) -> None:
