@@ -20,7 +20,7 @@ X_AXES = {"macs": "MACs (multiply-accumulates, conv + FC)", "params": "params", 
 
 def add_parser(sub):
     p = sub.add_parser("plot", help="figures: accuracy-vs-cost bubbles, per-layer memory/params, roofline")
-    kinds = p.add_subparsers(dest="kind", required=True)
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="{bubble,layers,roofline}")
 
     b = kinds.add_parser("bubble", help="accuracy vs cost, bubble area = params (Canziani et al. 2017)")
     b.add_argument("models", nargs="*", help="zoo names (default: every model with an accuracy row)")
