@@ -8,6 +8,7 @@ def add_parser(sub):
     add_model_args(p)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.add_argument("--all-layers", action="store_true", help="one row per node (no folding of ReLU/dropout)")
+    p.add_argument("--by", choices=("op-type", "stage"), help="shares of MACs/params/activations per layer type or stage")
     p.set_defaults(run=run)
 
 
@@ -17,5 +18,11 @@ def run(args) -> int:
 
     graph = build_model(args.model, args.input, args.option)
     report = analyze(graph, batch=args.batch, dtype=args.dtype)
+    if args.by:
+        from archcost.grouping import group
+        from archcost.report.table import group_table
+
+        print(group_table(report, group(report, args.by), args.by, args.format).rstrip("\n"))
+        return 0
     print(layer_table(report, args.format, fold=not args.all_layers).rstrip("\n"))
     return 0

@@ -181,3 +181,98 @@ def compare_table(reports: list[Report], fmt: str = "text") -> str:
             + ["| " + " | ".join(r) + " |" for r in rows]
         )
     return "\n".join(_grid(header, rows, right_from=1))
+
+
+DESIGN_ROWS = (("params", "params"), ("MACs", "macs"), ("activations", "activations"),
+               ("peak live bytes", "peak_activation_bytes"))
+
+
+def design_table(pairs: list[tuple[str, str, Report, Report]], fmt: str = "text") -> str:
+    """Design comparisons: for each (title, source, baseline, alternative), the totals of both and
+    the ratio alternative / baseline."""
+    def ratio(a, b):
+        return b / a if a else None
+
+    if fmt == "json":
+        return json.dumps(
+            [
+                {
+                    "design": title,
+                    "source": source,
+                    "baseline": base.model,
+                    "alternative": alt.model,
+                    "baseline_totals": {key: base.totals[key] for _, key in DESIGN_ROWS},
+                    "alternative_totals": {key: alt.totals[key] for _, key in DESIGN_ROWS},
+                    "ratios": {key: ratio(base.totals[key], alt.totals[key]) for _, key in DESIGN_ROWS},
+                }
+                for title, source, base, alt in pairs
+            ],
+            indent=2,
+        )
+    header = ("baseline -> alternative", "quantity", "baseline", "alternative", "ratio")
+    rows = []
+    for title, source, base, alt in pairs:
+        for i, (name, key) in enumerate(DESIGN_ROWS):
+            r = ratio(base.totals[key], alt.totals[key])
+            rows.append((
+                f"{base.model} -> {alt.model}" if i == 0 else "",
+                name,
+                f"{base.totals[key]:,}",
+                f"{alt.totals[key]:,}",
+                f"{r:.3f}x" if r is not None else "-",
+            ))
+    if fmt == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("design", "source", "baseline", "alternative", "quantity", "baseline_value",
+                         "alternative_value", "ratio"))
+        for title, source, base, alt in pairs:
+            for name, key in DESIGN_ROWS:
+                r = ratio(base.totals[key], alt.totals[key])
+                writer.writerow((title, source, base.model, alt.model, key, base.totals[key], alt.totals[key],
+                                 "" if r is None else f"{r:.6f}"))
+        return out.getvalue()
+    if fmt == "markdown":
+        return "\n".join(
+            ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|"]
+            + ["| " + " | ".join(r) + " |" for r in rows]
+            + ["", *(f"- {b.model} -> {a.model}: {title} ({source})" for title, source, b, a in pairs)]
+        )
+    if fmt == "html":
+        import html
+
+        cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+        )
+        return f'<table class="designs">\n<thead><tr>{cells}</tr></thead>\n<tbody>{body}</tbody>\n</table>'
+    notes = [f"  {b.model} -> {a.model}: {title} [{source}]" for title, source, b, a in pairs]
+    return "\n".join(_grid(header, rows, right_from=2) + ["", "ratio = alternative / baseline", *notes])
+
+
+GROUP_COLUMNS = ("group", "layers", "MACs", "MACs %", "params", "params %", "activations", "activations %")
+
+
+def group_table(report: Report, rows, by: str, fmt: str = "text") -> str:
+    """The rows of archcost.grouping.group as a table: values and percentage shares."""
+    title = f"{report.model}: MACs, params and activations by {by}"
+    if fmt == "json":
+        return json.dumps({"model": report.model, "by": by, "groups": [asdict(r) for r in rows]}, indent=2)
+    if fmt in ("csv", "html"):
+        import pandas as pd
+
+        frame = pd.DataFrame([asdict(r) for r in rows])
+        return frame.to_csv(index=False) if fmt == "csv" else frame.to_html(index=False)
+    body = [
+        (r.group, str(r.layers), human(r.macs), f"{100 * r.macs_share:.2f}%", f"{r.params:,}",
+         f"{100 * r.params_share:.2f}%", human(r.activations), f"{100 * r.activations_share:.2f}%")
+        for r in rows
+    ]
+    if fmt == "markdown":
+        header = "| " + " | ".join(GROUP_COLUMNS) + " |"
+        align = "|---|" + "|".join(["---:"] * (len(GROUP_COLUMNS) - 1)) + "|"
+        return "\n".join([f"**{title}**", "", header, align, *("| " + " | ".join(r) + " |" for r in body)])
+    return "\n".join([title, "", *_grid(GROUP_COLUMNS, body, right_from=1)])
