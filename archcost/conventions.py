@@ -590,6 +590,17 @@ def folded_counts(report, convention: str | Convention) -> list[int]:
     return [combine(conv, counts[a:b]) for a, b in zip(starts, ends)]
 
 
+def table_columns(report, names: list[str], fold: bool = True) -> list[tuple[str, list[int], int]]:
+    """``(header, per-row values, total)`` for each named convention, for report.table.layer_table."""
+    columns = []
+    for name in names:
+        conv = get(name)
+        values = layer_counts(report, conv)
+        shown = folded_counts(report, conv) if fold else values
+        columns.append((f"{conv.name} {conv.unit}", shown, combine(conv, values)))
+    return columns
+
+
 def summary(report) -> list[dict]:
     """One row per convention: name, unit, total, ratio to archcost's MACs (or to its forward
     activation bytes for memory conventions), what it includes, and its source."""

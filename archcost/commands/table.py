@@ -8,14 +8,20 @@ def add_parser(sub):
     add_model_args(p)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.add_argument("--all-layers", action="store_true", help="one row per node (no folding of ReLU/dropout)")
+    p.add_argument(
+        "--convention", action="append", default=[], metavar="NAME",
+        help="add a column with a peer tool's count, e.g. ptflops, thop, torchinfo (see 'archcost conventions')",
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from archcost.analysis import analyze
+    from archcost.conventions import table_columns
     from archcost.report.table import layer_table
 
     graph = build_model(args.model, args.input, args.option)
     report = analyze(graph, batch=args.batch, dtype=args.dtype)
-    print(layer_table(report, args.format, fold=not args.all_layers))
+    print(layer_table(report, args.format, fold=not args.all_layers, extra=table_columns(report, args.convention, fold=not args.all_layers)))
     return 0
+
