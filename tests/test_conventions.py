@@ -446,3 +446,19 @@ def test_resnet50_torchinfo_batch2_summary():
     assert abs(conventions.total(report, "torchinfo-input") - 1.20e6) <= 0.005e6
     assert abs(conventions.total(report, "torchinfo-pass") - 355.66e6) <= 0.005e6
     assert abs(conventions.total(report, "torchinfo-params") - 102.23e6) <= 0.005e6
+
+
+def test_docs_generator_table():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "docs" / "generate_conventions.py"
+    spec = importlib.util.spec_from_file_location("generate_conventions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.table()
+    assert "`vgg16`" in text
+    for name in conventions.CONVENTIONS:
+        assert f"| `{name}` |" in text
+    # VGG-16 under flop_counter: 2 x 15,470,264,320 MACs.
+    assert "30.941 G (2.000x)" in text
