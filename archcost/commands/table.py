@@ -22,6 +22,7 @@ def run(args) -> int:
 
     graph = build_model(args.model, args.input, args.option)
     report = analyze(graph, batch=args.batch, dtype=args.dtype)
-    print(layer_table(report, args.format, fold=not args.all_layers, extra=table_columns(report, args.convention, fold=not args.all_layers)))
+    fold = not args.all_layers
+    print(layer_table(report, args.format, fold=fold, extra=table_columns(report, args.convention, fold=fold)))
     return 0
 
