@@ -395,6 +395,45 @@ def torchscan_dmas(layer: Layer) -> int:
     return 0
 
 
+# --- calflops -----------------------------------------------------------------------------------
+
+
+def calflops(layer: Layer) -> int:
+    # calflops, calflops/pytorch_ops.py at MrYxJ/calculate-flops.pytorch 29ca584 (2024-03-01):
+    # DeepSpeed-profiler style, it wraps torch.nn.functional (no module hooks), so each function
+    # a module calls is counted once.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Conv2d):
+        # _conv_flops_compute: 2 * MACs + C_out * output positions for the bias.
+        return 2 * layer.cost.macs + (_numel(out) if op.bias else 0)
+    if isinstance(op, Linear):
+        # _linear_flops_compute: 2 * input numel * out_features; the bias is not counted.
+        return 2 * layer.cost.macs
+    if isinstance(op, Activation):
+        # F.relu, F.leaky_relu, F.elu, F.gelu, F.silu: input numel. nn.ReLU6 calls F.hardtanh and
+        # sigmoid/tanh/hardswish/hardsigmoid are torch.* or unwrapped functions: 0.
+        return _numel(x) if op.fn in ("relu", "leaky_relu", "elu", "gelu", "silu") else 0
+    if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool)):
+        # _pool_flops_compute: input numel.
+        return _numel(x)
+    if isinstance(op, BatchNorm):
+        # _batch_norm_flops_compute, eval: numel * (2 if affine else 1).
+        return _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, LayerNorm):
+        # _layer_norm_flops_compute: numel * 5 with affine.
+        return 5 * _numel(x)
+    if isinstance(op, Softmax):
+        return _numel(x)
+    if isinstance(op, LRN):
+        # F.local_response_norm's wrapped Tensor.mul (x*x, alpha), Tensor.add (k) and avg_pool3d
+        # over the channel-padded squares, as for ptflops.
+        n, c, h, w = x
+        return 3 * _numel(x) + n * (c + op.size - 1) * h * w
+    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten: 0.
+    return 0
+
+
 # --- convnet-burden -----------------------------------------------------------------------------
 
 
@@ -498,6 +537,10 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "torchscan-dmas", "DMAs", "reads and writes: inputs per window + params + outputs",
             "torchscan 0.1.2 modules/memory.py", torchscan_dmas,
+        ),
+        Convention(
+            "calflops", "FLOPs", "2 x MACs + conv bias; BN 2/elem; ReLU and pooling 1/elem; linear bias ignored",
+            "calflops pytorch_ops.py (MrYxJ/calculate-flops.pytorch 29ca584)", calflops,
         ),
         Convention(
             "convnet-burden", "FLOPs", "conv/FC multiply-adds + bias + ReLU 2/elem + pooling 2/location; BN 0",
