@@ -1,7 +1,8 @@
 """What each tool calls "FLOPs", "MACs" or memory, reproduced from ONE analysis.
 
 ResNet-50 is published as 3.8 G "FLOPs" (the paper), 4.09 G "Mult-Adds" (torchinfo), 4.13 GMac
-(ptflops), 4.14 G "MACs" (thop) and 8.18-8.21 G "FLOPs" (torch.utils.flop_counter, torchscan).
+(ptflops), 4.14 G "MACs" (thop), 8.18 G (torch.utils.flop_counter) and 8.21 G "FLOPs"
+(calflops, torchscan).
 They count different things. Each ``Convention`` below is one tool's rule, written as a pure
 function of what archcost's analysis already knows about a layer (its op spec, input and output
 shapes, its ``Cost``, its memory), so that all conventions come from the same graph.
@@ -11,7 +12,9 @@ Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool
 ``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode, ...)
 and then applies the tool's own formula for that module, read from the tool's released source:
 the file and version are cited next to each rule. Where a released tool has a bug, the rule
-reproduces the released number and says so.
+reproduces the released number and says so. Where torchvision calls a function instead of a
+module, or calls one module several times, module-hook tools see less; docs/conventions.md says
+by how much.
 
 Counts are for the analysed batch (the tools that always run one sample report the batch-1
 value). Memory conventions are in bytes of the analysed dtype. docs/conventions.md explains
