@@ -88,6 +88,11 @@ def archcost_macs(layer: Layer) -> int:
     return layer.cost.macs
 
 
+def archcost_other(layer: Layer) -> int:
+    # Every elementary op that is not a conv/linear multiply-accumulate, one per op (cost.py).
+    return layer.cost.other
+
+
 def archcost_flops(layer: Layer) -> int:
     # 2 x MACs + every other elementary op (bias adds, BN, activations, pooling, adds...).
     return layer.cost.flops
@@ -495,6 +500,10 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "archcost", "MACs", "multiply-accumulates of conv and linear layers; every other op counted separately",
             "archcost/cost.py", archcost_macs,
+        ),
+        Convention(
+            "archcost-other", "ops", "the other ops: bias adds, BN, activations, pooling, adds, softmax, LRN",
+            "archcost/cost.py", archcost_other,
         ),
         Convention(
             "archcost-flops", "FLOPs", "2 x MACs + every other elementary op (bias, BN, activations, pooling, adds)",
