@@ -219,9 +219,9 @@ def conventions_table(report: Report, rows: list[dict], fmt: str = "text") -> st
 
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([*CONVENTION_COLUMNS, "source"])
+        writer.writerow(["convention", "unit", "total", "ratio", "ratio_to", "includes", "source"])
         for r in rows:
-            writer.writerow([r["name"], r["unit"], r["total"], r["total"], r["ratio"], r["includes"], r["source"]])
+            writer.writerow([r["name"], r["unit"], r["total"], r["ratio"], r["base"], r["includes"], r["source"]])
         return out.getvalue()
     shape = "x".join(str(d) for d in report.input_shape)
     title = f"{report.model} | input {shape}, batch {report.batch}, {report.dtype}"
