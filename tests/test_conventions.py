@@ -395,6 +395,10 @@ def test_conventions_command(capsys):
     assert main(["conventions", "vgg16", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["conventions"]
     assert {r["name"]: r["total"] for r in rows}["flop_counter"] == 2 * 15470264320
+    assert main(["conventions", "vgg16", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("convention,unit,total,ratio") and len(lines) == 1 + len(conventions.CONVENTIONS)
+    assert "flop_counter,FLOPs,30940528640,2.0," in lines[[line.split(",")[0] for line in lines].index("flop_counter")]
 
 
 # --- published totals of the tools on torchvision's models ---------------------------------------
