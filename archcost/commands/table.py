@@ -9,11 +9,16 @@ def add_parser(sub):
     p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.add_argument("--all-layers", action="store_true", help="one row per node (no folding of ReLU/dropout)")
     p.add_argument("--by", choices=("op-type", "stage"), help="shares of MACs/params/activations per layer type or stage")
+    p.add_argument(
+        "--convention", action="append", default=[], metavar="NAME",
+        help="add a column with a peer tool's count, e.g. ptflops, thop, torchinfo (see 'archcost conventions')",
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from archcost.analysis import analyze
+    from archcost.conventions import table_columns
     from archcost.report.table import layer_table
 
     graph = build_model(args.model, args.input, args.option)
@@ -24,5 +29,7 @@ def run(args) -> int:
 
         print(group_table(report, group(report, args.by), args.by, args.format).rstrip("\n"))
         return 0
-    print(layer_table(report, args.format, fold=not args.all_layers).rstrip("\n"))
+    fold = not args.all_layers
+    extra = table_columns(report, args.convention, fold=fold)
+    print(layer_table(report, args.format, fold=fold, extra=extra).rstrip("\n"))
     return 0

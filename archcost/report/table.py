@@ -85,23 +85,34 @@ def _grid(header, rows, right_from: int) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def layer_table(report: Report, fmt: str = "text", fold: bool = True) -> str:
+def layer_table(report: Report, fmt: str = "text", fold: bool = True, extra: list | None = None) -> str:
+    """``extra``: further columns, each ``(header, values, total)`` with one int per printed row
+    (per folded row when ``fold``), e.g. a peer tool's count from archcost/conventions.py."""
     records = report.folded() if fold else report.records
+    extra = extra or []
     shape = "x".join(str(d) for d in report.input_shape)
     title = f"{report.model}: {report.graph.description} | input {shape}, batch {report.batch}, {report.dtype}"
     if fmt == "json":
-        return json.dumps(to_json(report, records), indent=2)
-    if fmt == "csv":
-        return _frame(records).to_csv(index=False)
-    if fmt == "html":
-        return _frame(records).to_html(index=False)
-    rows = [_row(r) for r in records]
+        data = to_json(report, records)
+        for header, values, total in extra:
+            for row, value in zip(data["layers"], values):
+                row[header] = value
+            data["totals"][header] = total
+        return json.dumps(data, indent=2)
+    if fmt in ("csv", "html"):
+        frame = _frame(records)
+        for header, values, _ in extra:
+            frame[header] = values
+        return frame.to_csv(index=False) if fmt == "csv" else frame.to_html(index=False)
+    columns = (*COLUMNS, *(header for header, _, _ in extra))
+    rows = [(*_row(r), *(human(values[i]) for _, values, _ in extra)) for i, r in enumerate(records)]
+    totals = (*_total_row(report), *(human(total) for _, _, total in extra))
     if fmt == "markdown":
-        header = "| " + " | ".join(COLUMNS) + " |"
-        align = "|" + "|".join(["---"] * 3 + ["---:"] * 4) + "|"
-        body = ["| " + " | ".join(r) + " |" for r in [*rows, _total_row(report)]]
+        header = "| " + " | ".join(columns) + " |"
+        align = "|" + "|".join(["---"] * 3 + ["---:"] * (len(columns) - 3)) + "|"
+        body = ["| " + " | ".join(r) + " |" for r in [*rows, totals]]
         return "\n".join([f"**{title}**", "", header, align, *body, "", *(f"- {s}" for s in summary_lines(report))])
-    lines = _grid(COLUMNS, rows + [_total_row(report)], right_from=3)
+    lines = _grid(columns, rows + [totals], right_from=3)
     lines.insert(-1, lines[1])
     return "\n".join([title, "", *lines, "", *summary_lines(report)])
 
@@ -276,3 +287,44 @@ def group_table(report: Report, rows, by: str, fmt: str = "text") -> str:
         align = "|---|" + "|".join(["---:"] * (len(GROUP_COLUMNS) - 1)) + "|"
         return "\n".join([f"**{title}**", "", header, align, *("| " + " | ".join(r) + " |" for r in body)])
     return "\n".join([title, "", *_grid(GROUP_COLUMNS, body, right_from=1)])
+
+
+CONVENTION_COLUMNS = ("convention", "unit", "total", "exact", "ratio", "includes")
+
+
+def conventions_table(report: Report, rows: list[dict], fmt: str = "text") -> str:
+    """The rows of archcost.conventions.summary: one per tool convention, with its ratio to
+    archcost's MACs (or to archcost's forward activation bytes for the memory conventions)."""
+    if fmt == "json":
+        return json.dumps({"model": report.model, "batch": report.batch, "dtype": report.dtype, "conventions": rows},
+                          indent=2)
+
+    def ratio(row):
+        if row["ratio"] is None:
+            return "-"
+        return f"{row['ratio']:.3f}x " + ("MACs" if row["base"] == "archcost MACs" else "act")
+
+    def total(row):
+        return human_bytes(row["total"]) if row["unit"] == "bytes" else human(row["total"])
+
+    table = [(r["name"], r["unit"], total(r), f"{r['total']:,}", ratio(r), r["includes"]) for r in rows]
+    if fmt == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["convention", "unit", "total", "ratio", "ratio_to", "includes", "source"])
+        for r in rows:
+            writer.writerow([r["name"], r["unit"], r["total"], r["ratio"], r["base"], r["includes"], r["source"]])
+        return out.getvalue()
+    shape = "x".join(str(d) for d in report.input_shape)
+    title = f"{report.model} | input {shape}, batch {report.batch}, {report.dtype}"
+    note = "ratio: to archcost's MACs, or ('act') to archcost's forward activation bytes"
+    if fmt == "markdown":
+        header = "| " + " | ".join(CONVENTION_COLUMNS) + " |"
+        align = "|---|---|---:|---:|---:|---|"
+        return "\n".join([f"**{title}**", "", header, align, *("| " + " | ".join(r) + " |" for r in table), "", note])
+    grid = _grid(CONVENTION_COLUMNS[:-1], [r[:-1] for r in table], right_from=2)
+    includes = [CONVENTION_COLUMNS[-1], "-" * max(len(r[-1]) for r in table), *(r[-1] for r in table)]
+    return "\n".join([title, "", *(f"{line}  {text}" for line, text in zip(grid, includes)), "", note])

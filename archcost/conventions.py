@@ -1,0 +1,677 @@
+"""What each tool calls "FLOPs", "MACs" or memory, reproduced from ONE analysis.
+
+ResNet-50 is published as 3.8 G "FLOPs" (the paper), 4.09 G "Mult-Adds" (torchinfo), 4.13 GMac
+(ptflops), 4.14 G "MACs" (thop), 8.18 G (torch.utils.flop_counter) and 8.21 G "FLOPs"
+(calflops, torchscan).
+They count different things. Each ``Convention`` below is one tool's rule, written as a pure
+function of what archcost's analysis already knows about a layer (its op spec, input and output
+shapes, its ``Cost``, its memory), so that all conventions come from the same graph.
+
+Each rule maps an archcost op to the PyTorch module torchvision uses for it (Conv2d -> nn.Conv2d,
+Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool2d(1), Add ->
+``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode, ...)
+and then applies the tool's own formula for that module, read from the tool's released source:
+the file and version are cited next to each rule. Where a released tool has a bug, the rule
+reproduces the released number and says so. Where torchvision calls a function instead of a
+module, or calls one module several times, module-hook tools see less; docs/conventions.md says
+by how much.
+
+Counts are for the analysed batch (the tools that always run one sample report the batch-1
+value). Memory conventions are in bytes of the analysed dtype. docs/conventions.md explains
+each convention and tabulates them for the zoo.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from archcost.cost import Cost
+from archcost.errors import ArchcostError
+from archcost.ops import (
+    LRN,
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dropout,
+    GlobalAvgPool,
+    Input,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    Op,
+    Softmax,
+)
+
+Shape = tuple
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a rule sees of one analysed layer."""
+
+    op: Op
+    inputs: tuple[Shape, ...]  # input shapes, batch first
+    output: Shape
+    cost: Cost
+    itemsize: int  # bytes per element of the analysed dtype
+    activation_bytes: int  # bytes of the fresh buffer archcost allocates (0 when in place)
+    live_bytes: int  # archcost's live activation bytes while this layer runs
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    unit: str  # "MACs", "FLOPs", "DMAs" or "bytes"
+    includes: str  # one line: what it counts
+    source: str  # the file and version the rule was read from
+    rule: Callable[[Layer], int]
+    reduce: str = "sum"  # "max" for a peak
+    base: str = "macs"  # the archcost total it is compared with: "macs" or "activation_bytes"
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _spatial_kernel(op) -> int:
+    return op.kernel[0] * op.kernel[1]
+
+
+# --- archcost's own conventions (archcost/cost.py, archcost/analysis.py) -------------------------
+
+
+def archcost_macs(layer: Layer) -> int:
+    # Multiply-accumulates of convolutions and linear layers only (archcost/cost.py).
+    return layer.cost.macs
+
+
+def archcost_other(layer: Layer) -> int:
+    # Every elementary op that is not a conv/linear multiply-accumulate, one per op (cost.py).
+    return layer.cost.other
+
+
+def archcost_flops(layer: Layer) -> int:
+    # 2 x MACs + every other elementary op (bias adds, BN, activations, pooling, adds...).
+    return layer.cost.flops
+
+
+def paper_flops(layer: Layer) -> int:
+    # The papers' "FLOPs": He et al. 2016 write "3.6 billion FLOPs (multiply-adds)" for ResNet-34
+    # and 3.8e9 for ResNet-50 (Table 1); MobileNet's "Mult-Adds" likewise: multiply-adds of the
+    # conv and FC layers, nothing else. That is archcost's MACs; it is a row of its own because the word differs.
+    return layer.cost.macs
+
+
+def archcost_activation_bytes(layer: Layer) -> int:
+    # Every fresh activation buffer of the forward pass, the input included; in-place ReLU,
+    # dropout and flatten add nothing (archcost/analysis.py, archcost/memory.py).
+    return layer.activation_bytes
+
+
+def archcost_peak_bytes(layer: Layer) -> int:
+    # Live activation bytes while the layer runs, under the topological schedule; reduced by max.
+    return layer.live_bytes
+
+
+# --- torch.utils.flop_counter.FlopCounterMode ---------------------------------------------------
+
+
+def flop_counter(layer: Layer) -> int:
+    # torch/utils/flop_counter.py (PyTorch 2.1-2.5; read at pytorch/pytorch 0140b62):
+    # conv_flop_count = prod(out spatial) * prod(kernel) * N * c_out * c_in * 2, with c_in taken
+    # from the weight, i.e. C_in/groups: 2 x MACs, bias ignored. nn.Linear reaches aten.addmm/mm:
+    # mm_flop = m * n * 2 * k, bias ignored. No other op of a CNN is registered (BN, pooling,
+    # activations, adds are 0).
+    if isinstance(layer.op, (Conv2d, Linear)):
+        return 2 * layer.cost.macs
+    return 0
+
+
+# --- fvcore.nn.FlopCountAnalysis ----------------------------------------------------------------
+
+
+def fvcore(layer: Layer) -> int:
+    # fvcore 0.1.5.post20221221, fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS and
+    # fvcore/nn/jit_handles.py: "one fused multiply-add = one flop".
+    op, x = layer.op, layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, (Conv2d, Linear)):
+        # conv_flop_count: N * prod(w_shape) * prod(out spatial), bias ignored;
+        # linear_flop_jit: prod(input shape) * out_features, bias ignored.
+        return layer.cost.macs
+    if isinstance(op, BatchNorm):
+        # batchnorm_flop_jit, eval mode: input numel * (2 if affine else 1).
+        return _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, GlobalAvgPool):
+        # "aten::adaptive_avg_pool2d": elementwise_flop_counter(1, 0) = input numel.
+        return _numel(x)
+    if isinstance(op, LayerNorm):
+        # "aten::layer_norm": norm_flop_counter(2) = input numel * 5 with affine.
+        return 5 * _numel(x)
+    # Max/avg pooling, activations, adds, softmax, LRN: no default handle (ignored, with a warning).
+    return 0
+
+
+# --- ptflops ------------------------------------------------------------------------------------
+
+# ptflops' pytorch backend also patches torch.nn.functional (count_functional=True by default,
+# ptflops/pytorch_engine.py patch_functional). nn.ReLU, nn.ELU, nn.GELU and the pooling modules
+# call the patched F.relu / F.elu / F.gelu / F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d
+# from their forward, so each is counted twice: once by the module hook and once by the
+# functional wrapper. nn.ReLU6 (F.hardtanh) and nn.LeakyReLU (F.leaky_relu) are not patched.
+# The README's torchvision benchmark (vgg16 15.52, resnet50 4.13 GMac) is only reached with
+# this double count.
+_PTFLOPS_DOUBLE = ("relu", "elu", "gelu")
+_PTFLOPS_SINGLE = ("relu6", "leaky_relu")
+
+
+def ptflops_pytorch(layer: Layer) -> int:
+    # ptflops 0.7.5 (sovrasov/flops-counter.pytorch v0.7.5), backend="pytorch":
+    # ptflops/pytorch_ops.py MODULES_MAPPING and FUNCTIONAL_MAPPING, ptflops/pytorch_engine.py.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Conv2d):
+        # conv_flops_counter_hook: prod(kernel) * C_in * C_out/groups per output position
+        # (= MACs) + output numel for the bias.
+        return layer.cost.macs + (_numel(out) if op.bias else 0)
+    if isinstance(op, Linear):
+        # linear_flops_counter_hook: (in * out + bias) * prod(input.shape[:-1]).
+        return layer.cost.macs + (_numel(out) if op.bias else 0)
+    if isinstance(op, Activation):
+        # relu_flops_counter_hook: output numel (+ the F.* wrapper, see above); nn.SiLU has no
+        # module hook but F.silu is patched; sigmoid, tanh, hardswish, hardsigmoid: 0.
+        if op.fn in _PTFLOPS_DOUBLE:
+            return 2 * _numel(out)
+        if op.fn in _PTFLOPS_SINGLE or op.fn == "silu":
+            return _numel(out)
+        return 0
+    if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool)):
+        # pool_flops_counter_hook: input numel; the patched F.*pool2d adds input numel again.
+        return 2 * _numel(x)
+    if isinstance(op, BatchNorm):
+        # bn_flops_counter_hook: input numel, x2 if module.affine.
+        return _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, LayerNorm):
+        # Same hook, but nn.LayerNorm has no `affine` attribute (it is `elementwise_affine`).
+        return _numel(x)
+    if isinstance(op, Softmax):
+        # nn.Softmax has no hook; its F.softmax is patched: input numel.
+        return _numel(x)
+    if isinstance(op, LRN):
+        # nn.LocalResponseNorm has no hook, but F.local_response_norm calls the patched
+        # input.mul(input), avg_pool3d over the channel-padded squares (N, 1, C+size-1, H, W),
+        # .mul(alpha) and .add(k): 3 x numel + N*(C+size-1)*H*W.
+        n, c, h, w = x
+        return 3 * _numel(x) + n * (c + op.size - 1) * h * w
+    # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), mul, pads: 0.
+    return 0
+
+
+def ptflops_aten(layer: Layer) -> int:
+    # ptflops 0.7.5, backend="aten" (ptflops/aten_ops.py ATEN_OPS_MAPPING: aten.mm, matmul,
+    # addmm, bmm, convolution): conv_flop = N * prod(w_shape) * prod(out spatial) + output numel
+    # for the bias; addmm_flop = batch * in * out + batch * out for the bias. nn.Linear with a
+    # bias reaches aten.addmm (for inputs of more than 2 dims via PyTorch's _flatten_nd_linear).
+    # Everything else is "treated as a zero-op".
+    op = layer.op
+    if isinstance(op, (Conv2d, Linear)):
+        return layer.cost.macs + (_numel(layer.output) if op.bias else 0)
+    return 0
+
+
+# --- thop ---------------------------------------------------------------------------------------
+
+
+def thop(layer: Layer) -> int:
+    # thop 0.1.1.post2209072238 (Lyken17/pytorch-OpCounter 43c064a): thop/profile.py
+    # register_hooks, thop/vision/basic_hooks.py and calc_func.py.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, (Conv2d, Linear)):
+        # calculate_conv2d_flops: out numel * C_in/g * kh*kw (bias ignored);
+        # count_linear: in_features * out numel (bias ignored).
+        return layer.cost.macs
+    if isinstance(op, BatchNorm):
+        # count_normalization: calculate_norm = 2 * input numel, then "flops *= 2" when affine.
+        return 2 * _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, LayerNorm):
+        # The same hook (elementwise_affine): 4 * numel.
+        return 4 * _numel(x)
+    if isinstance(op, AvgPool2d):
+        # count_avgpool: calculate_avgpool(output numel) = 1 per output element.
+        return _numel(out)
+    if isinstance(op, GlobalAvgPool):
+        # count_adap_avgpool: (prod(in spatial / out spatial) + 1) * output numel.
+        return (x[2] * x[3] + 1) * _numel(out)
+    if isinstance(op, Softmax):
+        # count_softmax: rows * (nf exp + nf-1 adds + nf divs).
+        features = out[op.axis]
+        return _numel(out) // features * (3 * features - 1)
+    # nn.ReLU, ReLU6, MaxPool, Dropout: zero_ops; LeakyReLU: calculate_relu_flops -> 0; other
+    # activations, LRN, adds, concat, mul: no hook (0).
+    return 0
+
+
+# --- torchinfo ----------------------------------------------------------------------------------
+
+
+def torchinfo(layer: Layer) -> int:
+    # torchinfo 1.8.0, torchinfo/layer_info.py LayerInfo.calculate_macs: for each parameter
+    # named "weight" or "bias" of a leaf module, "Conv" modules add params * prod(out[:1] +
+    # out[2:]) (= MACs + bias adds); every other module adds out[0] * params.
+    op, out = layer.op, layer.output
+    if isinstance(op, Conv2d):
+        return layer.cost.params * (_numel(out) // out[1])
+    if isinstance(op, Linear):
+        # BUG in the release: out[0] * params ignores every axis but the batch, so a Linear on a
+        # channels-last (N, H, W, C) map is undercounted H*W times. Reproduced; fixed after
+        # 1.8.0 by using prod(out[:-1]).
+        return out[0] * layer.cost.params
+    if isinstance(op, (BatchNorm, LayerNorm)):
+        # out[0] * (gamma + beta): 2C per sample, not per element.
+        return out[0] * layer.cost.params
+    # Parameter-free modules: 0. A learned Scale (ConvNeXt's layer_scale) is a parameter of its
+    # block in torchvision, not a leaf module, so it is not counted.
+    return 0
+
+
+def _torchinfo_counts_output(op: Op) -> bool:
+    # Leaf modules with parameters (weight/bias): conv, linear, BN (affine), LayerNorm.
+    return isinstance(op, (Conv2d, Linear, LayerNorm)) or (isinstance(op, BatchNorm) and op.affine)
+
+
+def torchinfo_pass_bytes(layer: Layer) -> int:
+    # torchinfo 1.8.0, torchinfo/model_statistics.py: "Forward/backward pass size" sums
+    # output_bytes * 2 ("x2 for gradients") over leaf layers with num_params > 0 only: outputs of
+    # ReLU, pooling, adds and the input are not counted.
+    if _torchinfo_counts_output(layer.op):
+        return 2 * _numel(layer.output) * layer.itemsize
+    return 0
+
+
+def torchinfo_param_bytes(layer: Layer) -> int:
+    # torchinfo 1.8.0, model_statistics.py "Params size": param_bytes of the leaf layers
+    # (BN running stats are buffers, not counted).
+    if isinstance(layer.op, (Conv2d, Linear, LayerNorm, BatchNorm)):
+        return layer.cost.params * layer.itemsize
+    return 0
+
+
+def torchinfo_input_bytes(layer: Layer) -> int:
+    # torchinfo 1.8.0 "Input size": the bytes of the input tensor.
+    return _numel(layer.output) * layer.itemsize if isinstance(layer.op, Input) else 0
+
+
+# --- torchscan ----------------------------------------------------------------------------------
+
+
+def torchscan_flops(layer: Layer) -> int:
+    # torchscan 0.1.2 (frgfm/torch-scan v0.1.2), torchscan/modules/flops.py module_flops.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Conv2d):
+        # flops_convnd: per output, C_in/g windows of (2k - 1) plus (C_in/g - 1) adds, + bias.
+        cin, k = x[1] // op.groups, _spatial_kernel(op)
+        return _numel(out) * (cin * (2 * k - 1) + cin - 1) + (_numel(out) if op.bias else 0)
+    if isinstance(op, Linear):
+        # flops_linear: out_feats * (2 * in - 1) + out_feats for the bias.
+        outputs = _numel(out)
+        return outputs * (2 * x[-1] - 1) + (outputs if op.bias else 0)
+    if isinstance(op, Activation):
+        # flops_relu 1, flops_relu6 2, flops_leakyrelu 4, flops_sigmoid 4, flops_elu 6,
+        # flops_tanh 6 per element; GELU, SiLU, Hardswish, Hardsigmoid unsupported (0).
+        per = {"relu": 1, "relu6": 2, "leaky_relu": 4, "sigmoid": 4, "elu": 6, "tanh": 6}
+        return per.get(op.fn, 0) * _numel(x)
+    if isinstance(op, BatchNorm):
+        # flops_bn, eval: 2 per channel (eps + var, sqrt), 2 per element (sub mean, div),
+        # 2 per element for gamma and beta when affine.
+        return 2 * x[1] + 2 * _numel(x) + (2 * _numel(x) if op.affine else 0)
+    if isinstance(op, MaxPool2d):
+        # flops_maxpool: out numel * (k - 1).
+        return _numel(out) * (_spatial_kernel(op) - 1)
+    if isinstance(op, AvgPool2d):
+        # flops_avgpool: out numel * (k - 1 + ndim - 2).
+        return _numel(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
+    if isinstance(op, GlobalAvgPool):
+        # flops_adaptive_avgpool with kernel = input H x W: out numel * (H*W - 1 + 2).
+        return _numel(out) * (x[2] * x[3] - 1 + 2)
+    if isinstance(op, Dropout):
+        # flops_dropout: one random draw per element whenever p > 0 (eval mode included).
+        return _numel(x) if op.p > 0 else 0
+    # LayerNorm is not dispatched by module_flops in 0.1.2 (flops_layernorm exists but is
+    # unreachable), nor are softmax, LRN, adds: 0 with a warning.
+    return 0
+
+
+def torchscan_macs(layer: Layer) -> int:
+    # torchscan 0.1.2, torchscan/modules/macs.py module_macs.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, (Conv2d, Linear)):
+        # macs_convnd: out numel * C_in/g * k; macs_linear: in_features * out numel.
+        return layer.cost.macs
+    if isinstance(op, BatchNorm):
+        # macs_bn, eval: numel * (1 + affine).
+        return _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, MaxPool2d):
+        return _numel(out) * (_spatial_kernel(op) - 1)
+    if isinstance(op, AvgPool2d):
+        return _numel(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
+    if isinstance(op, GlobalAvgPool):
+        return _numel(out) * (x[2] * x[3] - 1 + 2)
+    # Activations, dropout, flatten: 0; anything else unsupported: 0.
+    return 0
+
+
+def torchscan_dmas(layer: Layer) -> int:
+    # torchscan 0.1.2, torchscan/modules/memory.py module_dmas (direct memory accesses).
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Conv2d):
+        # dmas_convnd: C_in * k * out numel // groups + params + out numel.
+        return x[1] * _spatial_kernel(op) * _numel(out) // op.groups + layer.cost.params + _numel(out)
+    if isinstance(op, Linear):
+        # dmas_linear: input numel + params + out numel.
+        return _numel(x) + layer.cost.params + _numel(out)
+    if isinstance(op, Activation):
+        # torchvision builds ReLU/ReLU6 with inplace=True: no output access then.
+        written = 0 if op.inplace else _numel(out)
+        if op.fn in ("relu", "relu6"):  # dmas_relu
+            return _numel(x) + written
+        if op.fn in ("elu", "leaky_relu"):  # dmas_act_single_param: + alpha or slope
+            return _numel(x) + 1 + written
+        if op.fn == "sigmoid":  # dmas_sigmoid
+            return _numel(x) + _numel(out)
+        if op.fn == "tanh":  # dmas_tanh
+            return 2 * _numel(x) + _numel(out)
+        return 0
+    if isinstance(op, BatchNorm):
+        # dmas_bn, eval: input + running mean/var + eps (+ gamma, beta) + momentum + output.
+        c = x[1]
+        return _numel(x) + 2 * c + 1 + (2 * c if op.affine else 0) + 1 + _numel(out)
+    if isinstance(op, (MaxPool2d, AvgPool2d)):
+        # dmas_pool: k reads per output + the output.
+        return _spatial_kernel(op) * _numel(out) + _numel(out)
+    if isinstance(op, GlobalAvgPool):
+        # dmas_adaptive_pool with kernel = H x W.
+        return x[2] * x[3] * _numel(out) + _numel(out)
+    if isinstance(op, Dropout):
+        # dmas_dropout: input + p + output (torchvision's nn.Dropout is not in place).
+        return _numel(x) + 1 + _numel(out)
+    return 0
+
+
+# --- calflops -----------------------------------------------------------------------------------
+
+
+def calflops(layer: Layer) -> int:
+    # calflops, calflops/pytorch_ops.py at MrYxJ/calculate-flops.pytorch 29ca584 (2024-03-01):
+    # DeepSpeed-profiler style, it wraps torch.nn.functional (no module hooks), so each function
+    # a module calls is counted once.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Conv2d):
+        # _conv_flops_compute: 2 * MACs + C_out * output positions for the bias.
+        return 2 * layer.cost.macs + (_numel(out) if op.bias else 0)
+    if isinstance(op, Linear):
+        # _linear_flops_compute: 2 * input numel * out_features; the bias is not counted.
+        return 2 * layer.cost.macs
+    if isinstance(op, Activation):
+        # F.relu, F.leaky_relu, F.elu, F.gelu, F.silu: input numel. nn.ReLU6 calls F.hardtanh and
+        # sigmoid/tanh/hardswish/hardsigmoid are torch.* or unwrapped functions: 0.
+        return _numel(x) if op.fn in ("relu", "leaky_relu", "elu", "gelu", "silu") else 0
+    if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool)):
+        # _pool_flops_compute: input numel.
+        return _numel(x)
+    if isinstance(op, BatchNorm):
+        # _batch_norm_flops_compute, eval: numel * (2 if affine else 1).
+        return _numel(x) * (2 if op.affine else 1)
+    if isinstance(op, LayerNorm):
+        # _layer_norm_flops_compute: numel * 5 with affine.
+        return 5 * _numel(x)
+    if isinstance(op, Softmax):
+        return _numel(x)
+    if isinstance(op, LRN):
+        # F.local_response_norm's wrapped Tensor.mul (x*x, alpha), Tensor.add (k) and avg_pool3d
+        # over the channel-padded squares, as for ptflops.
+        n, c, h, w = x
+        return 3 * _numel(x) + n * (c + op.size - 1) * h * w
+    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten: 0.
+    return 0
+
+
+# --- convnet-burden -----------------------------------------------------------------------------
+
+
+def convnet_burden_flops(layer: Layer) -> int:
+    # convnet-burden (albanie/convnet-burden 9c7f31b), core/burden.m computeFlops on MatConvNet
+    # layers; FC layers are convolutions there.
+    op, out = layer.op, layer.output
+    x = layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, (Conv2d, Linear)):
+        # vl_nnconv: "count fused multiply-adds": out numel * filter size, + out numel for a bias.
+        return layer.cost.macs + (_numel(out) if op.bias else 0)
+    if isinstance(op, Activation):
+        # vl_nnrelu: "comparison + multiply" = 2 per element; sigmoid: 0 (exp not counted).
+        return 2 * _numel(out) if op.fn in ("relu", "leaky_relu") else 0
+    if isinstance(op, (MaxPool2d, AvgPool2d)):
+        # vl_nnpool: "assume two flops per location": 2 * out numel * prod(stride).
+        return 2 * _numel(out) * op.stride[0] * op.stride[1]
+    if isinstance(op, GlobalAvgPool):
+        # vl_nnglobalpool: input numel.
+        return _numel(x)
+    if op.kind == "add":
+        # vl_nnwsum: out numel.
+        return _numel(out)
+    if isinstance(op, LRN):
+        # vl_nnnormalize: out numel + (1 + 1 + 2C) * H * W.
+        _, c, h, w = out
+        return _numel(out) + (2 + 2 * c) * h * w
+    if op.kind in ("scale", "mul"):
+        # vl_nnscale: out numel.
+        return _numel(out)
+    # vl_nnbnorm "assume merged at test time", softmax (exp not counted), dropout, reshape,
+    # concat: 0.
+    return 0
+
+
+def convnet_burden_feature_bytes(layer: Layer) -> int:
+    # core/burden.m computeMemory over `feats`: every network variable that is neither a
+    # parameter nor an input, at its own size: every layer output, ReLU and dropout included
+    # (autonn keeps one variable per layer output; nothing is in place).
+    if isinstance(layer.op, Input):
+        return 0
+    return _numel(layer.output) * layer.itemsize
+
+
+def convnet_burden_param_bytes(layer: Layer) -> int:
+    # computeBurden(net, 'params'): every net.params variable, BN's moments (archcost's
+    # buffers) included.
+    return (layer.cost.params + layer.cost.buffers) * layer.itemsize
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention(
+            "archcost", "MACs", "multiply-accumulates of conv and linear layers; every other op counted separately",
+            "archcost/cost.py", archcost_macs,
+        ),
+        Convention(
+            "archcost-other", "ops", "the other ops: bias adds, BN, activations, pooling, adds, softmax, LRN",
+            "archcost/cost.py", archcost_other,
+        ),
+        Convention(
+            "archcost-flops", "FLOPs", "2 x MACs + every other elementary op (bias, BN, activations, pooling, adds)",
+            "archcost/cost.py", archcost_flops,
+        ),
+        Convention(
+            "paper", "FLOPs", "the papers' 'FLOPs': multiply-adds of conv and FC layers only",
+            "He et al. 2016 Table 1; Howard et al. 2017 Table 2", paper_flops,
+        ),
+        Convention(
+            "flop_counter", "FLOPs", "2 x MACs of conv and linear (matmul); bias, BN, pooling, activations ignored",
+            "torch/utils/flop_counter.py (PyTorch 2.x)", flop_counter,
+        ),
+        Convention(
+            "fvcore", "FLOPs", "1 per MAC of conv/linear (no bias) + BN (2/elem) + adaptive avg pool (1/input elem)",
+            "fvcore 0.1.5 fvcore/nn/flop_count.py, jit_handles.py", fvcore,
+        ),
+        Convention(
+            "ptflops", "MACs",
+            "conv/linear MACs + bias; BN 2/elem; ReLU and pooling counted twice (module hook + F.* patch)",
+            "ptflops 0.7.5 pytorch_ops.py, pytorch_engine.py (backend=pytorch)", ptflops_pytorch,
+        ),
+        Convention(
+            "ptflops-aten", "MACs", "conv/linear MACs + bias adds; nothing else",
+            "ptflops 0.7.5 aten_ops.py (backend=aten)", ptflops_aten,
+        ),
+        Convention(
+            "thop", "MACs", "conv/linear MACs (no bias) + BN 4/elem + avg pooling; ReLU and max pool 0",
+            "thop 0.1.1.post2209072238 profile.py, vision/basic_hooks.py", thop,
+        ),
+        Convention(
+            "torchinfo", "MACs", "'Mult-Adds': params x output positions for conv, batch x params otherwise",
+            "torchinfo 1.8.0 layer_info.py calculate_macs", torchinfo,
+        ),
+        Convention(
+            "torchscan-flops", "FLOPs", "conv (2k-1 per window + channel adds) + bias + BN + activations + pooling",
+            "torchscan 0.1.2 modules/flops.py", torchscan_flops,
+        ),
+        Convention(
+            "torchscan-macs", "MACs", "conv/linear MACs + BN (2/elem) + pooling",
+            "torchscan 0.1.2 modules/macs.py", torchscan_macs,
+        ),
+        Convention(
+            "torchscan-dmas", "DMAs", "reads and writes: inputs per window + params + outputs",
+            "torchscan 0.1.2 modules/memory.py", torchscan_dmas,
+        ),
+        Convention(
+            "calflops", "FLOPs", "2 x MACs + conv bias; BN 2/elem; ReLU and pooling 1/elem; linear bias ignored",
+            "calflops pytorch_ops.py (MrYxJ/calculate-flops.pytorch 29ca584)", calflops,
+        ),
+        Convention(
+            "convnet-burden", "FLOPs", "conv/FC multiply-adds + bias + ReLU 2/elem + pooling 2/location; BN 0",
+            "convnet-burden core/burden.m computeFlops", convnet_burden_flops,
+        ),
+        Convention(
+            "archcost-activations", "bytes", "every fresh forward activation, input included; in-place ops free",
+            "archcost/analysis.py", archcost_activation_bytes, base="activation_bytes",
+        ),
+        Convention(
+            "archcost-peak", "bytes", "peak live activation bytes under the topological schedule",
+            "archcost/memory.py", archcost_peak_bytes, reduce="max", base="activation_bytes",
+        ),
+        Convention(
+            "torchinfo-pass", "bytes", "'Forward/backward pass size': 2 x outputs of layers with params",
+            "torchinfo 1.8.0 model_statistics.py", torchinfo_pass_bytes, base="activation_bytes",
+        ),
+        Convention(
+            "torchinfo-params", "bytes", "'Params size': parameter bytes of leaf layers",
+            "torchinfo 1.8.0 model_statistics.py", torchinfo_param_bytes, base="activation_bytes",
+        ),
+        Convention(
+            "torchinfo-input", "bytes", "'Input size': bytes of the input tensor",
+            "torchinfo 1.8.0 torchinfo.py", torchinfo_input_bytes, base="activation_bytes",
+        ),
+        Convention(
+            "convnet-burden-feats", "bytes", "'feat. mem': every layer output (no in-place), input excluded",
+            "convnet-burden core/burden.m computeMemory", convnet_burden_feature_bytes, base="activation_bytes",
+        ),
+        Convention(
+            "convnet-burden-params", "bytes", "'param mem': params + BN moments",
+            "convnet-burden core/burden.m computeBurden", convnet_burden_param_bytes, base="activation_bytes",
+        ),
+    )
+}
+
+
+def get(name: str) -> Convention:
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise ArchcostError(f"--convention: unknown {name!r}; known: {', '.join(CONVENTIONS)}") from None
+
+
+def layers(report) -> list[Layer]:
+    """One ``Layer`` per record of ``report`` (an ``analysis.Report``), in record order."""
+    from archcost.analysis import dtype_bytes
+
+    itemsize = dtype_bytes(report.dtype)
+    shapes = {rec.name: rec.output_shape for rec in report.records}
+    out = []
+    for rec in report.records:
+        op = report.graph.op(rec.name)
+        inputs = tuple(shapes[src] for src in rec.inputs)
+        cost = Cost(rec.weights, rec.biases, rec.buffers, rec.macs, rec.other)
+        out.append(Layer(op, inputs, rec.output_shape, cost, itemsize, rec.activation_bytes, rec.live_bytes))
+    return out
+
+
+def layer_counts(report, convention: str | Convention) -> list[int]:
+    """The convention's count for each record of ``report``, in record order."""
+    conv = get(convention) if isinstance(convention, str) else convention
+    return [int(conv.rule(layer)) for layer in layers(report)]
+
+
+def combine(conv: Convention, counts) -> int:
+    counts = list(counts)
+    if conv.reduce == "max":
+        return max(counts, default=0)
+    return sum(counts)
+
+
+def total(report, convention: str | Convention) -> int:
+    conv = get(convention) if isinstance(convention, str) else convention
+    return combine(conv, layer_counts(report, conv))
+
+
+def folded_counts(report, convention: str | Convention) -> list[int]:
+    """Counts aligned with ``report.folded()``: each folded row combines the records it merged
+    (a folded row keeps its producer's name, so the rows split the records in order)."""
+    conv = get(convention) if isinstance(convention, str) else convention
+    counts = layer_counts(report, conv)
+    names = [rec.name for rec in report.records]
+    starts = []
+    position = 0
+    for row in report.folded():
+        position = names.index(row.name, position)
+        starts.append(position)
+    ends = starts[1:] + [len(names)]
+    return [combine(conv, counts[a:b]) for a, b in zip(starts, ends)]
+
+
+def table_columns(report, names: list[str], fold: bool = True) -> list[tuple[str, list[int], int]]:
+    """``(header, per-row values, total)`` for each named convention, for report.table.layer_table."""
+    columns = []
+    for name in names:
+        conv = get(name)
+        values = layer_counts(report, conv)
+        shown = folded_counts(report, conv) if fold else values
+        columns.append((f"{conv.name} {conv.unit}", shown, combine(conv, values)))
+    return columns
+
+
+def summary(report) -> list[dict]:
+    """One row per convention: name, unit, total, ratio to archcost's MACs (or to its forward
+    activation bytes for memory conventions), what it includes, and its source."""
+    rows = []
+    for conv in CONVENTIONS.values():
+        value = total(report, conv)
+        base = report.totals[conv.base]
+        rows.append(
+            {
+                "name": conv.name,
+                "unit": conv.unit,
+                "total": value,
+                "ratio": value / base if base else None,
+                "base": "archcost MACs" if conv.base == "macs" else "archcost activation bytes",
+                "includes": conv.includes,
+                "source": conv.source,
+            }
+        )
+    return rows
