@@ -33,7 +33,7 @@ a report can group layers by row; inside an Inception module the branches are ``
 from __future__ import annotations
 
 from archcost.graph import Graph
-from archcost.ops import LRN, AvgPool2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU
+from archcost.ops import LRN, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU
 from archcost.registry import register
 from archcost.zoo._blocks import conv_relu
 
@@ -72,13 +72,22 @@ BN_INCEPTION = (
 LRN_CAFFE = LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)
 
 
+def unit(g: Graph, x: str, out: int, kernel: int, *, bn: bool, name: str, **conv) -> str:
+    """Conv + ReLU with a bias (the paper), or torchvision's BasicConv2d when ``bn``: conv
+    without bias + BatchNorm (eps 1e-3) + ReLU. Named ``name``, ``name_bn``, ``name_relu``."""
+    x = g.add(Conv2d(out, kernel, bias=not bn, **conv), x, name=name)
+    if bn:
+        x = g.add(BatchNorm(eps=1e-3), x, name=f"{name}_bn")
+    return g.add(ReLU(), x, name=f"{name}_relu")
+
+
 def inception(g: Graph, x: str, n1x1: int, n3x3red: int, n3x3: int, n5x5red: int, n5x5: int, pool_proj: int,
               *, bn: bool = False, k5: int = 5) -> str:
     """The Inception module with dimension reductions (Fig. 2b), arguments in Table 1's column
     order. ``k5`` is the "5x5" branch's kernel (torchvision's 3); ``bn`` puts BN after each conv."""
 
     def conv(out, kernel, name):
-        return lambda g, x: conv_relu(g, x, out, kernel, padding=kernel // 2, bn=bn, name=name)
+        return lambda g, x: unit(g, x, out, kernel, padding=kernel // 2, bn=bn, name=name)
 
     paths = (
         [conv(n1x1, 1, "conv")],
@@ -93,7 +102,7 @@ def inception(g: Graph, x: str, n1x1: int, n3x3red: int, n3x3: int, n5x5red: int
 def aux_classifier(g: Graph, x: str, num_classes: int, *, bn: bool = False) -> str:
     """Training-only side head (Sec. 5): 5x5/3 avg pool, 1x1 conv 128, FC 1024, 70% dropout, linear."""
     x = g.add(AvgPool2d(5, 3), x, name="pool")  # 14x14 -> 4x4
-    x = conv_relu(g, x, 128, 1, bn=bn, name="conv")  # -> 4x4x128
+    x = unit(g, x, 128, 1, bn=bn, name="conv")  # -> 4x4x128
     x = g.add(Flatten(), x, name="flatten")  # -> 2048
     x = g.add(Linear(1024), x, name="fc")
     x = g.add(ReLU(), x, name="fc_relu")
@@ -114,14 +123,14 @@ def googlenet(
     g = Graph("googlenet")
     x = g.input(input_shape)
     with g.scope("conv1"):
-        x = conv_relu(g, x, 64, 7, stride=2, padding=3, bn=bn, name="conv")  # -> 112x112x64
+        x = unit(g, x, 64, 7, stride=2, padding=3, bn=bn, name="conv")  # -> 112x112x64
     with g.scope("pool1"):
         x = g.add(MaxPool2d(3, 2, ceil_mode=True), x, name="pool")  # -> 56x56x64
         if lrn:
             x = g.add(LRN_CAFFE, x, name="norm")
     with g.scope("conv2"):
-        x = conv_relu(g, x, 64, 1, bn=bn, name="reduce")  # -> 56x56x64
-        x = conv_relu(g, x, 192, 3, padding=1, bn=bn, name="conv")  # -> 56x56x192
+        x = unit(g, x, 64, 1, bn=bn, name="reduce")  # -> 56x56x64
+        x = unit(g, x, 192, 3, padding=1, bn=bn, name="conv")  # -> 56x56x192
         if lrn:
             x = g.add(LRN_CAFFE, x, name="norm")
     with g.scope("pool2"):
