@@ -116,10 +116,14 @@ def googlenet(
     lrn: bool = True,
     k5: int = 5,
     pool4_kernel: int = 3,
+    global_pool: bool = False,
     dropout: float = 0.4,
     num_classes: int = 1000,
     input_shape=(3, 224, 224),
 ) -> Graph:
+    """Table 1. ``bn``: torchvision's conv + BN (no bias) units; ``lrn``: the two LRN layers;
+    ``k5``: the "5x5" branch's kernel; ``pool4_kernel``: the pool before 5a; ``global_pool``:
+    an adaptive average pool instead of the 7x7 one; ``aux``: the two training-only heads."""
     g = Graph("googlenet")
     x = g.input(input_shape)
     with g.scope("conv1"):
@@ -146,7 +150,7 @@ def googlenet(
             with g.scope(AUX_AFTER[row]):
                 aux_classifier(g, x, num_classes, bn=bn)
     with g.scope("avgpool"):
-        if bn:  # torchvision: AdaptiveAvgPool2d((1, 1))
+        if global_pool:  # torchvision: AdaptiveAvgPool2d((1, 1))
             x = g.add(GlobalAvgPool(), x, name="pool")
         else:
             x = g.add(AvgPool2d(7, 1), x, name="pool")  # -> 1x1x1024
@@ -211,7 +215,7 @@ register(
     source="Szegedy et al. 2014, Table 1 and Fig. 3; BVLC Caffe bvlc_googlenet prototxt",
 )
 register(
-    "googlenet_tv", googlenet, bn=True, lrn=False, k5=3, pool4_kernel=2, dropout=0.2,
+    "googlenet_tv", googlenet, bn=True, lrn=False, k5=3, pool4_kernel=2, global_pool=True, dropout=0.2,
     description="torchvision's GoogLeNet: BN after every conv, no LRN, 3x3 in the '5x5' branch (issue #906)",
     source="torchvision googlenet, GoogLeNet_Weights.IMAGENET1K_V1",
 )

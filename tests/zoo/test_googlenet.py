@@ -125,9 +125,9 @@ def _longest_path(graph, counted) -> int:
 
 
 def test_depth_22_layers_27_with_pooling(googlenet):
-    # Paper Sec. 5 / CS231n Lecture 9: "22 layers deep when counting only layers with parameters
-    # (or 27 layers if we also count pooling)". Along the longest path: conv1, conv2's 1x1 and
-    # 3x3, two convs per module x 9, the linear layer; plus pool1-4 and the average pool.
+    # Lecture (seed 004, after the paper's Sec. 5): "It is 22 layers deep (27, including the
+    # pooling layers)". Along the longest path: conv1, conv2's 1x1 and 3x3, two convs per module
+    # x 9, the linear layer; plus pool1-4 and the average pool.
     graph = googlenet.graph
     assert nx.is_directed_acyclic_graph(graph.nx)
     assert _longest_path(graph, {"conv", "fc"}) == 22
