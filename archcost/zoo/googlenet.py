@@ -13,7 +13,10 @@ a report can group layers by row; inside an Inception module the branches are ``
   the 3x3 conv of ``conv2``; max pools in ceil mode (Caffe's only rounding: 112 -> 56 -> 28 ...);
   conv biases; ReLU after every conv; 7x7/1 average pool, 40% dropout, linear 1000. The
   auxiliary classifiers on 4a and 4d (5x5/3 avg pool, 1x1 conv 128, FC 1024, 70% dropout,
-  linear 1000) are training-only: left out unless ``aux=True``.
+  linear 1000) are training-only: left out unless ``aux=True``. Table 1 names a 7x7/2 conv for
+  conv1 but its params and ops (2.7K, 34M) are those of a depthwise-separable 7x7 (see
+  ``DEPTHWISE_7X7``); the default builds the conv the table names, as Caffe and torchvision do,
+  and ``separable_conv1=True`` builds the one the row was counted for.
 - ``googlenet_tv``: torchvision's GoogLeNet (its weights are ported from TensorFlow). It departs
   from the paper: (1) the "5x5" branch uses a 3x3 conv, a bug torchvision keeps for its weights
   (pytorch/vision issue #906); (2) every conv is conv (no bias) + BatchNorm (eps 1e-3) + ReLU, and
@@ -24,7 +27,9 @@ a report can group layers by row; inside an Inception module the branches are ``
 - ``bn_inception``: Fig. 5 of the BN paper: the 5x5 convs become two stacked 3x3 convs ("double
   3x3"), 3c and 4e reduce the grid with stride-2 convs beside a max pool that passes its input
   through, the pools inside modules are average pools (max in 5b), BN after every conv (no
-  conv bias), no LRN, no dropout. The figure's branch widths are followed; they sum to 608
+  conv bias), no LRN, no dropout. The first layer is separable with depth multiplier 8, as the
+  paper says its model's was (``separable_conv1=False``: a full 7x7 conv, as in the Caffe
+  replication). The figure's branch widths are followed; they sum to 608
   channels after 4c and 4d and 1056 after 4e, where the figure's output-size column prints 576
   and 1024 (the Caffe replication of BN-Inception builds the same 608/1056 widths). The
   stride-2 modules' max pools round up (Caffe) so that 28 -> 14 and 14 -> 7.
@@ -70,6 +75,13 @@ BN_INCEPTION = (
 )
 
 LRN_CAFFE = LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)
+
+# The BN paper (appendix, under Fig. 5): "Our model employed separable convolution with depth
+# multiplier 8 on the first convolutional layer": a 7x7/2 depthwise conv giving 8 maps per RGB
+# channel (no bias, no activation, as TF-slim's separable_conv2d), then a 1x1 conv to 64.
+# 7x7x3x8 + 24x64 = 2,712 weights and 34,019,328 MACs at 112x112: exactly Table 1's conv1 row
+# of GoogLeNet (2.7K, 34M), which the full 7x7 conv (9,408 weights, 118M MACs) does not match.
+DEPTHWISE_7X7 = Conv2d(24, 7, stride=2, padding=3, groups=3, bias=False)
 
 
 def unit(g: Graph, x: str, out: int, kernel: int, *, bn: bool, name: str, **conv) -> str:
@@ -117,17 +129,23 @@ def googlenet(
     k5: int = 5,
     pool4_kernel: int = 3,
     global_pool: bool = False,
+    separable_conv1: bool = False,
     dropout: float = 0.4,
     num_classes: int = 1000,
     input_shape=(3, 224, 224),
 ) -> Graph:
     """Table 1. ``bn``: torchvision's conv + BN (no bias) units; ``lrn``: the two LRN layers;
     ``k5``: the "5x5" branch's kernel; ``pool4_kernel``: the pool before 5a; ``global_pool``:
-    an adaptive average pool instead of the 7x7 one; ``aux``: the two training-only heads."""
+    an adaptive average pool instead of the 7x7 one; ``aux``: the two training-only heads;
+    ``separable_conv1``: the separable first layer that Table 1's conv1 row was counted for."""
     g = Graph("googlenet")
     x = g.input(input_shape)
     with g.scope("conv1"):
-        x = unit(g, x, 64, 7, stride=2, padding=3, bn=bn, name="conv")  # -> 112x112x64
+        if separable_conv1:
+            x = g.add(DEPTHWISE_7X7, x, name="depthwise")  # -> 112x112x24
+            x = unit(g, x, 64, 1, bn=bn, name="conv")  # -> 112x112x64
+        else:
+            x = unit(g, x, 64, 7, stride=2, padding=3, bn=bn, name="conv")  # -> 112x112x64
     with g.scope("pool1"):
         x = g.add(MaxPool2d(3, 2, ceil_mode=True), x, name="pool")  # -> 56x56x64
         if lrn:
@@ -186,11 +204,16 @@ def bn_inception_module(g: Graph, x: str, n1x1: int, n3x3red: int, n3x3: int, n_
     return g.concat(*g.branches(x, *paths, names=names))
 
 
-def bn_inception(num_classes: int = 1000, input_shape=(3, 224, 224)) -> Graph:
+def bn_inception(separable_conv1: bool = True, num_classes: int = 1000, input_shape=(3, 224, 224)) -> Graph:
+    """Fig. 5; ``separable_conv1=False`` gives the full 7x7 first conv of the Caffe replication."""
     g = Graph("bn_inception")
     x = g.input(input_shape)
     with g.scope("conv1"):
-        x = conv_relu(g, x, 64, 7, stride=2, padding=3, bn=True, name="conv")  # -> 112x112x64
+        if separable_conv1:
+            x = g.add(DEPTHWISE_7X7, x, name="depthwise")  # -> 112x112x24
+            x = conv_relu(g, x, 64, 1, bn=True, name="conv")  # -> 112x112x64
+        else:
+            x = conv_relu(g, x, 64, 7, stride=2, padding=3, bn=True, name="conv")  # -> 112x112x64
     with g.scope("pool1"):
         x = g.add(MaxPool2d(3, 2, ceil_mode=True), x, name="pool")  # -> 56x56x64
     with g.scope("conv2"):

@@ -43,7 +43,7 @@ K, M = 1024, 10**6
 # Rows whose stated value is not within one printed unit: archcost's exact count instead.
 # Why, row by row, is in docs/zoo/inception.md.
 PINNED_WEIGHTS = {
-    "conv1": 9_408,  # 7x7x3x64; 2.7K fits no reading (stated ops = 2.7K x 112x112)
+    "conv1": 9_408,  # 7x7x3x64; the row was counted for a separable conv (test below)
     "inception_3b": 388_096,  # 379.0K, printed 380K
     "inception_4a": 375_552,  # 366.75K, printed 364K
     "inception_4b": 448_512,  # 438.0K, printed 437K
@@ -113,6 +113,29 @@ def test_table1_rows_account_for_every_parameter(googlenet):
     rows = by_row(googlenet)
     assert sum(r["params"] for r in rows.values()) == googlenet.totals["params"] == 6_998_552
     assert sum(r["macs"] for r in rows.values()) == googlenet.totals["macs"]
+
+
+def test_table1_conv1_row_is_a_separable_conv():
+    # Table 1's conv1 (2.7K params, 34M ops) is what a 7x7/2 depthwise conv with depth
+    # multiplier 8 followed by a 1x1 conv to 64 costs: the first layer the BN paper (appendix,
+    # under its Fig. 5) says its Inception model used. With it every ops row but 5a agrees and
+    # the network costs Table 1's 1.5G.
+    report = analyze(zoo.build("googlenet", separable_conv1=True))
+    conv1 = by_row(report)["conv1"]
+    assert conv1["weights"] == 7 * 7 * 3 * 8 + 24 * 64 == 2_712
+    assert conv1["macs"] == 112 * 112 * (7 * 7 * 24 + 24 * 64) == 34_019_328
+    assert abs(conv1["weights"] / K - 2.7) < 0.1 and abs(conv1["macs"] / M - 34) < 1
+    assert report.graph.shape("conv1.depthwise") == (1, 24, 112, 112)
+    assert report.totals["macs"] == 1_498_677_248
+
+
+def test_bn_inception_costs_30_percent_more_than_googlenet():
+    # BN paper, appendix: replacing the 5x5 convs by two 3x3 "increases the computational cost
+    # by about 30%" (both models with the separable first layer).
+    bn = analyze(zoo.build("bn_inception")).totals["macs"]
+    v1 = analyze(zoo.build("googlenet", separable_conv1=True)).totals["macs"]
+    assert bn == 1_948_605_440
+    assert bn / v1 == pytest.approx(1.30, abs=0.005)
 
 
 def _longest_path(graph, counted) -> int:
@@ -203,7 +226,10 @@ def test_bn_inception_fig5_shapes():
     assert graph.op("inception_5b.pool_proj.pool").kind == "maxpool"
     assert graph.op("inception_5a.pool_proj.pool").kind == "avgpool"
     assert all(not graph.op(n).bias for n in graph.topological_order() if graph.op(n).kind == "conv")
-    assert analyze(graph).totals["params"] == 11_285_224
+    assert graph.op("conv1.depthwise").groups == 3  # "separable convolution with depth multiplier 8"
+    assert analyze(graph).totals["params"] == 11_278_528
+    full = zoo.build("bn_inception", separable_conv1=False)
+    assert "conv1.depthwise" not in full and analyze(full).totals["params"] == 11_285_224
 
 
 def test_bad_arguments_name_the_layer():
