@@ -8,14 +8,15 @@ module is a top-level scope named as in TF-slim / torchvision (``Conv2d_1a_3x3``
 ..., ``Mixed_7c``), then ``avgpool``, ``dropout``, ``fc``.
 
 - ``inception_v3``: torchvision's Inception3 (weights ported from the authors' TF-slim model).
-  Where it departs from the paper's Table 1: (1) after the 73x73x64 pool comes a 1x1 conv to 80
-  and a valid 3x3 conv to 192 (71x71), then a 3x3/2 max pool to 35x35x192: the table instead
-  lists a 3x3/1 conv, a 3x3/2 conv and a 3x3/1 conv, whose sizes do not chain; (2) the 35x35
-  modules (Fig. 5) keep one 5x5 conv (48 -> 64) beside the double 3x3 branch, and output 256,
-  288, 288 channels; (3) the table's grid reductions (Sec. 6, Fig. 10) are the modules
-  ``Mixed_6a`` (-> 17x17x768) and ``Mixed_7a`` (-> 8x8x1280), not rows of the table; (4) four
-  17x17 modules (Fig. 6, n=7), not five; (5) the 8x8 modules (Fig. 7) split their 3x3 branch
-  into parallel 1x3 and 3x1 convs, and output 2048; (6) dropout 50% before the FC.
+  Where it departs from the paper's Table 1: (1) after the 73x73x64 pool TF-slim has a 1x1
+  conv to 80, a valid 3x3 conv to 192 (71x71) and a 3x3/2 max pool (-> 35x35x192), where the
+  table lists three 3x3 convs (/1 -> 71x71x80, /2 -> 35x35x192, /1 -> 35x35x288); (2) so the
+  first 35x35 module sees 192 channels, not 288, and the three 35x35 modules (Fig. 5) output
+  256, 288, 288, each keeping one 5x5 conv (48 -> 64) beside the double 3x3 branch; (3) the
+  grid reductions (Sec. 6, Fig. 10), not rows of the table, are the modules ``Mixed_6a``
+  (-> 17x17x768) and ``Mixed_7a`` (-> 8x8x1280); (4) four 17x17 modules (Fig. 6, n=7), not
+  five; (5) the 8x8 modules (Fig. 7) split their 3x3 branches into parallel 1x3 and 3x1 convs
+  and output 2048; (6) dropout 50% before the FC.
   ``aux=True`` adds the auxiliary head on Mixed_6e (5x5/3 avg pool, 1x1 conv 128, 5x5 conv 768,
   FC 1000), with BN as in "BN-auxiliary" (Table 3's last row).
 - ``inception_v4``: Fig. 9 with the stem of Fig. 3, 4 x Inception-A (Fig. 4), Reduction-A
@@ -73,8 +74,10 @@ def mixed(g: Graph, x: str, *branches) -> str:
     return g.concat(*ends)
 
 
-def avg3(name="branch_pool_avgpool"):
-    return (name, AvgPool2d(3, 1, padding=1))
+def avg3(name="branch_pool_avgpool", count_include_pad=True):
+    """The 3x3/1 average pool of a module's pool branch. torchvision's Inception-v3 averages over
+    the padding too; TF-slim's 'SAME' pools (timm: count_include_pad=False) do not."""
+    return (name, AvgPool2d(3, 1, padding=1, count_include_pad=count_include_pad))
 
 
 def max3s2(name="branch_pool"):
@@ -223,7 +226,7 @@ def v4_inception_a(g, x):  # Fig. 4: 35x35x384
         [("branch_0", 96, 1, 1, 0)],
         [("branch_1a", 64, 1, 1, 0), ("branch_1b", 96, 3, 1, 1)],
         [("branch_2a", 64, 1, 1, 0), ("branch_2b", 96, 3, 1, 1), ("branch_2c", 96, 3, 1, 1)],
-        [avg3("branch_3_avgpool"), ("branch_3", 96, 1, 1, 0)],
+        [avg3("branch_3_avgpool", count_include_pad=False), ("branch_3", 96, 1, 1, 0)],
     )
 
 
@@ -243,7 +246,7 @@ def v4_inception_b(g, x):  # Fig. 5: 17x17x1024
         [("branch_1a", 192, 1, 1, 0), ("branch_1b", 224, (1, 7), 1, (0, 3)), ("branch_1c", 256, (7, 1), 1, (3, 0))],
         [("branch_2a", 192, 1, 1, 0), ("branch_2b", 192, (7, 1), 1, (3, 0)), ("branch_2c", 224, (1, 7), 1, (0, 3)),
          ("branch_2d", 224, (7, 1), 1, (3, 0)), ("branch_2e", 256, (1, 7), 1, (0, 3))],
-        [avg3("branch_3_avgpool"), ("branch_3", 128, 1, 1, 0)],
+        [avg3("branch_3_avgpool", count_include_pad=False), ("branch_3", 128, 1, 1, 0)],
     )
 
 
@@ -266,7 +269,7 @@ def v4_inception_c(g, x):  # Fig. 6: 8x8x1536
         split("branch_2", [("branch_2a", 384, 1, 1, 0), ("branch_2b", 448, (3, 1), 1, (1, 0)),
                            ("branch_2c", 512, (1, 3), 1, (0, 1))],
               ("branch_2d", 256, (1, 3), 1, (0, 1)), ("branch_2e", 256, (3, 1), 1, (1, 0))),
-        [avg3("branch_3_avgpool"), ("branch_3", 256, 1, 1, 0)],
+        [avg3("branch_3_avgpool", count_include_pad=False), ("branch_3", 256, 1, 1, 0)],
     )
 
 
@@ -343,7 +346,7 @@ def inception_resnet_v2(blocks: tuple = (10, 20, 10), dropout: float = 0.2, num_
             [("branch_0", 96, 1, 1, 0)],
             [("branch_1a", 48, 1, 1, 0), ("branch_1b", 64, 5, 1, 2)],
             [("branch_2a", 64, 1, 1, 0), ("branch_2b", 96, 3, 1, 1), ("branch_2c", 96, 3, 1, 1)],
-            [avg3("branch_3_avgpool"), ("branch_3", 64, 1, 1, 0)],
+            [avg3("branch_3_avgpool", count_include_pad=False), ("branch_3", 64, 1, 1, 0)],
         )
     n35, n17, n8 = blocks
     for i in range(n35):
