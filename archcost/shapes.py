@@ -80,15 +80,18 @@ def conv_out_size(
 
     In ceil mode the last window must start inside the input or its leading padding
     (as in PyTorch and ONNX): ``112, k=3, s=2, ceil -> 56`` (GoogLeNet), and a window that
-    would start in the trailing padding is dropped: ``6, k=2, s=2, p=1, ceil -> 4``.
+    would start in the trailing padding is dropped: ``6, k=2, s=2, p=1, ceil -> 4``; a window
+    larger than the input is kept when it starts inside: ``2, k=3, s=2, ceil -> 1``.
     """
     effective = dilation * (kernel - 1) + 1
     span = size + pad_before + pad_after - effective
-    if span < 0:
-        raise ShapeError(
-            f"kernel {effective} (dilated) is larger than the padded input {size + pad_before + pad_after}"
-        )
     out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad_before:
         out -= 1
+    # Ceil mode keeps a window that overhangs the end (PyTorch: a 3x3/2 pool on a 2x2 map gives
+    # 1x1), as long as one window starts inside; floor mode needs every window inside.
+    if span < 0 and (not ceil_mode or out < 1):
+        raise ShapeError(
+            f"kernel {effective} (dilated) is larger than the padded input {size + pad_before + pad_after}"
+        )
     return out

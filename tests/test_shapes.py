@@ -50,6 +50,16 @@ def test_ceil_mode():
     assert math.ceil((5 + 2 - 2) / 2) + 1 == 4  # the naive ceil formula would say 4
 
 
+def test_ceil_mode_window_larger_than_input():
+    # PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 2x2 -> 1x1 (div_rtn((2 - 3 + 1), 2) + 1 = 1),
+    # on 1x1 it fails ("output size is too small"); floor mode always needs the window inside.
+    assert conv_out_size(2, 3, 2, ceil_mode=True) == 1
+    with pytest.raises(ShapeError, match="larger than the padded input"):
+        conv_out_size(1, 3, 2, ceil_mode=True)
+    with pytest.raises(ShapeError, match="larger than the padded input"):
+        conv_out_size(2, 3, 2, ceil_mode=False)
+
+
 def test_stride_larger_than_kernel_and_asymmetric_padding():
     assert conv_out_size(10, 2, 3) == 3  # windows at 0, 3, 6 (9 would overrun)
     assert conv_out_size(10, 3, 1, 0, 1) == 9
