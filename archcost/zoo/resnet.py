@@ -12,8 +12,13 @@ Choices and departures (see docs/zoo/resnet.md):
   where dimensions change) and, in bottlenecks, the stride on the first 1x1 conv (the released
   Caffe models). ``resnet*_tv`` is torchvision's "v1.5" (from fb.resnet.torch): the stride sits on
   the 3x3, so the first 1x1 of each stage's first block runs at the input's resolution (more
-  MACs: ResNet-50 4.09 G instead of 3.86 G) and no 1x1/2 conv skips three quarters of its input. Basic blocks have their stride on the first 3x3
-  either way, so resnet18/34 equal resnet18_tv/34_tv.
+  MACs: ResNet-50 4.09 G instead of 3.86 G) and no 1x1/2 conv skips three quarters of its
+  input. Basic blocks have their stride on the first 3x3 either way, so resnet18/34 equal
+  resnet18_tv/34_tv.
+- Table 1's FLOPs for ResNet-34 (3.6) and ResNet-50 (3.8) cannot be met by this form (3.66 and
+  3.86 G); tests/zoo/cited/resnet.json records why.
+- Pre-activation nets (He et al. 2016) follow the authors' code; see ``preresnet_cifar`` and
+  ``preresnet`` for the one departure.
 - The softmax of Table 1 is left out (no params, no MACs), as in every zoo model.
 - CIFAR ResNets (Sec. 4.2): 3x3 conv 16, then 3 stages of n basic blocks with 16/32/64 filters at
   32/16/8, global average pool, 10-way fc; depth 6n+2; option A shortcuts (zero padding, a
@@ -332,7 +337,8 @@ for _depth in (18, 34, 50, 101, 152):
              source=f"{SOURCE}, Table 1; torchvision.models.resnet{_depth}")
 for _depth in (18, 34):
     register(f"plain{_depth}", resnet, depth=_depth, plain=True,
-             description=f"Plain-{_depth}: ResNet-{_depth} without shortcuts (Fig. 3 middle)", source=f"{SOURCE}, Table 1")
+             description=f"Plain-{_depth}: ResNet-{_depth} without shortcuts (Fig. 3 middle)",
+             source=f"{SOURCE}, Table 1")
 for _depth in (20, 32, 44, 56, 110, 1202):
     register(f"resnet{_depth}", resnet_cifar, depth=_depth,
              description=f"CIFAR-10 ResNet-{_depth} (6n+2, n={(_depth - 2) // 6}, option A)",
@@ -346,7 +352,7 @@ PREACT = "He et al. 2016, Identity Mappings in Deep Residual Networks"
 for _depth in (164, 1001):
     register(f"preresnet{_depth}", preresnet_cifar, depth=_depth,
              description=f"Pre-activation ResNet-{_depth}, CIFAR-10 (bottleneck, 9n+2, n={(_depth - 2) // 9})",
-             source=f"{PREACT}, Table 3; KaimingHe/resnet-1k-layers resnet-pre-act.lua")
+             source=f"{PREACT}, Table 4; KaimingHe/resnet-1k-layers resnet-pre-act.lua")
 register("preresnet200", preresnet, depth=200, description="Pre-activation ResNet-200, ImageNet",
          source=f"{PREACT}, Table 5; fb.resnet.torch models/preresnet.lua")
 register_pattern(

@@ -34,7 +34,7 @@ def resnext(depth: int = 50, cardinality: int = 32, bottleneck_width: int = 4, n
 SOURCE = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
 for _depth, _c, _d in ((50, 32, 4), (101, 32, 4), (101, 32, 8)):
     register(f"resnext{_depth}_{_c}x{_d}d", resnext, depth=_depth, cardinality=_c, bottleneck_width=_d,
-             description=f"ResNeXt-{_depth} ({_c}x{_d}d)", source=f"{SOURCE}, Table 1; torchvision.models")
+             description=f"ResNeXt-{_depth} ({_c}x{_d}d)", source=f"{SOURCE}, Table 1 template; torchvision.models")
 register_pattern(
     r"resnext(\d+)_(\d+)x(\d+)d", resnext,
     lambda m: {"depth": int(m.group(1)), "cardinality": int(m.group(2)), "bottleneck_width": int(m.group(3))},

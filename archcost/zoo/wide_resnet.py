@@ -4,8 +4,7 @@ CIFAR WRN-d-k (Table 1): conv1 3x3 16 at 32x32; conv2 [3x3, 16k; 3x3, 16k] x N a
 [3x3, 32k] x2 x N at 16x16; conv4 [3x3, 64k] x2 x N at 8x8; BN-ReLU, 8x8 average pool, fc;
 N = (d - 4) / 6. Blocks are pre-activation B(3,3) (BN-ReLU-conv3x3-BN-ReLU-conv3x3); where the
 shape changes the shortcut is a bare 1x1 conv reading the block's pre-activated input, as in the
-authors' code (the "+4" of d - 4 counts conv1, the fc and the two such 1x1 projections of conv3
-and conv4; conv2's first block also projects when k > 1, 16 -> 16k). conv1 has no BN-ReLU of its
+authors' code (conv2's first block projects too when k > 1: 16 -> 16k). conv1 has no BN-ReLU of its
 own: the first block's BN-ReLU follows it. Convs have no bias (BN follows each one).
 ``dropout`` > 0 puts WRN's dropout between the two convs of every block (WRN-28-10 with
 dropout 0.3 in the paper); it changes no count.
