@@ -11,6 +11,7 @@ Choices, from the authors' released Caffe models (hujie-frank/SENet; Cadene's po
   same counts), and the product is ``Mul`` broadcasting (N, C, 1, 1) over (N, C, H, W).
 """
 
+from archcost.errors import ArchcostError
 from archcost.graph import Graph
 from archcost.ops import Activation, Conv2d, GlobalAvgPool, Mul
 from archcost.registry import register
@@ -46,8 +47,6 @@ def se_resnet(depth: int = 50, reduction: int = 16, stride_on: str = "1x1", num_
     check_choice("se_resnet: depth", depth, (50, 101, 152))
     check_choice("stride_on", stride_on, ("1x1", "3x3"))
     if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1 or 64 % reduction:
-        from archcost.errors import ArchcostError
-
         raise ArchcostError(f"se_resnet: reduction must be a positive int dividing 64, got {reduction!r}")
     _, counts = IMAGENET[depth]
 
