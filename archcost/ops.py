@@ -677,6 +677,126 @@ class RBF(Op):
         return f"rbf {self.out_features}"
 
 
+# --- zoo-variants: Maxout (FitNets), AffineGrid and GridSample (Spatial Transformer) --------------
+
+
+@dataclass(frozen=True)
+class Maxout(Op):
+    """Maxout over groups of ``pieces`` consecutive channels on axis 1 (Goodfellow et al. 2013):
+    ``out[:, c] = max_j in[:, c * pieces + j]``, so (N, k*C, ...) -> (N, C, ...). Works on maps
+    (N, C, H, W) (pylearn2's MaxoutConvC01B) and vectors (N, F) (pylearn2's Maxout).
+    ``pieces - 1`` comparisons per output element; no params (they live in the conv/linear
+    before it, which produces the k*C pieces)."""
+
+    kind: ClassVar[str] = "maxout"
+    pieces: int = 2
+
+    def __post_init__(self):
+        _positive("Maxout", "pieces", self.pieces)
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) < 2:
+            raise ShapeError(f"Maxout needs (N, C, ...), got {_fmt(x)}")
+        if x[1] % self.pieces:
+            raise ShapeError(f"Maxout: {x[1]} channels are not divisible by pieces {self.pieces}")
+        return (x[0], x[1] // self.pieces, *x[2:])
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * (self.pieces - 1))
+
+    def label(self):
+        return f"maxout {self.pieces}"
+
+
+@dataclass(frozen=True)
+class AffineGrid(Op):
+    """Spatial Transformer grid generator (Jaderberg et al. 2015, Eq. 1), as PyTorch's
+    ``affine_grid(theta.view(-1, 2, 3), (N, C, out_h, out_w), align_corners)``.
+
+    Input: theta (N, 6), read row-major as the 2x3 matrix [[a, b, c], [d, e, f]]. Output: the
+    sampling grid (N, out_h, out_w, 2), channels-last, whose last axis is (x_s, y_s) in normalised
+    source coordinates [-1, 1]: ``x_s = a*x_t + b*y_t + c``, ``y_s = d*x_t + e*y_t + f`` for every
+    target point (x_t, y_t) of a regular out_h x out_w grid over [-1, 1] (pixel centres when
+    ``align_corners`` is False, corner pixels on +-1 when True). The target coordinates are
+    constants; per output element (one coordinate of one point): 2 multiplies and 2 adds, so
+    4 ops per output element (8 per grid point)."""
+
+    kind: ClassVar[str] = "affinegrid"
+    out_h: int = 28
+    out_w: int = 28
+    align_corners: bool = False
+
+    def __post_init__(self):
+        _positive("AffineGrid", "out_h", self.out_h)
+        _positive("AffineGrid", "out_w", self.out_w)
+
+    def infer(self, inputs):
+        theta = _one_input(self, inputs)
+        if len(theta) != 2 or theta[1] != 6:
+            raise ShapeError(f"AffineGrid needs theta of shape (N, 6), got {_fmt(theta)}")
+        return (theta[0], self.out_h, self.out_w, 2)
+
+    def cost(self, inputs, output):
+        return Cost(other=4 * _numel(output))
+
+    def label(self):
+        return f"affine grid {self.out_h}x{self.out_w}"
+
+
+# Ops of one bilinear sample, shared by all channels: unnormalise x and y (multiply, add: 4),
+# floor (2), fractions (2 subtracts), one-minus-fractions (2), the four corner weights (4 multiplies).
+_GRID_POINT_OPS = 14
+# Ops per output element: four weighted corners, 4 multiplies and 3 adds.
+_BILINEAR_OPS = 7
+
+
+@dataclass(frozen=True)
+class GridSample(Op):
+    """Spatial Transformer sampler with the bilinear kernel (Jaderberg et al. 2015, Eq. 5), as
+    PyTorch's ``grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners)``.
+
+    Inputs: x (N, C, H, W) and grid (N, Ho, Wo, 2) whose last axis is (x_s, y_s) in [-1, 1]
+    (-1 is the left/top edge of the input). Output (N, C, Ho, Wo):
+    ``out[n, c, i, j] = sum over the 4 pixels (q, p) around (u, v) of
+    x[n, c, q, p] * max(0, 1 - |u - p|) * max(0, 1 - |v - q|)``, where u, v are the unnormalised
+    source coordinates (``u = ((x_s + 1) * W - 1) / 2`` without ``align_corners``,
+    ``(x_s + 1) * (W - 1) / 2`` with it) and pixels outside the input read as zero.
+    Cost: 7 ops per output element (4 multiplies, 3 adds) plus 14 per grid point for the
+    coordinates and the four weights, which all channels share.
+    Its receptive field is the whole input: where it samples depends on the data."""
+
+    kind: ClassVar[str] = "gridsample"
+    mode: str = "bilinear"
+    align_corners: bool = False
+
+    def __post_init__(self):
+        if self.mode != "bilinear":
+            raise ShapeError(f"GridSample: mode must be 'bilinear', got {self.mode!r}")
+
+    def infer(self, inputs):
+        if len(inputs) != 2:
+            raise ShapeError(f"GridSample takes two inputs (x, grid), got {len(inputs)}")
+        x, grid = inputs
+        n, c, _, _ = _map4(self, x)
+        if len(grid) != 4 or grid[3] != 2:
+            raise ShapeError(f"GridSample needs a grid of shape (N, Ho, Wo, 2), got {_fmt(grid)}")
+        if grid[0] != n:
+            raise ShapeError(f"GridSample: batch of x ({n}) and grid ({grid[0]}) differ")
+        return (n, c, grid[1], grid[2])
+
+    def cost(self, inputs, output):
+        grid_points = _numel(inputs[1][:3])
+        return Cost(other=_BILINEAR_OPS * _numel(output) + _GRID_POINT_OPS * grid_points)
+
+    def window(self, inputs):
+        _, _, h, w = inputs[0]
+        return Window(h, w, 1, 1, 0, 0)
+
+    def label(self):
+        return "grid sample bilinear"
+
+
 # The closed set of ops. Kernels, exporters and conventions map from these types.
 OPS = (
     Input,
@@ -703,4 +823,7 @@ OPS = (
     ChannelSelect,
     Affine,
     RBF,
+    Maxout,
+    AffineGrid,
+    GridSample,
 )

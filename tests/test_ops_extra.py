@@ -2,8 +2,9 @@
 
 import pytest
 
-from archcost.errors import ShapeError
-from archcost.ops import RBF, Affine, ChannelSelect
+from archcost.errors import ArchcostError, ShapeError
+from archcost.graph import Graph
+from archcost.ops import RBF, Affine, AffineGrid, ChannelSelect, Conv2d, Flatten, GridSample, Linear, Maxout, Window
 
 # --- zoo-misc: ChannelSelect, Affine, RBF (LeNet-5 as published) ---------------------------------
 
@@ -54,3 +55,84 @@ def test_rbf_bad_arguments():
         RBF(0)
     with pytest.raises(ShapeError, match=r"\(N, F\)"):
         RBF(10).infer(((1, 84, 1, 1),))
+
+
+# --- zoo-variants: Maxout, AffineGrid, GridSample ---------------------------------------------
+
+
+def test_maxout_groups_consecutive_channels():
+    op = Maxout(2)
+    assert op.infer(((1, 64, 32, 32),)) == (1, 32, 32, 32)
+    assert Maxout(5).infer(((4, 2500),)) == (4, 500)
+    # one comparison per output element for two pieces, four for five
+    assert op.cost(((1, 64, 32, 32),), (1, 32, 32, 32)).other == 32 * 32 * 32
+    assert Maxout(5).cost(((1, 2500),), (1, 500)).other == 500 * 4
+    assert op.cost(((1, 64, 32, 32),), (1, 32, 32, 32)).params == 0
+    assert op.window(((1, 64, 32, 32),)) is None
+
+
+def test_maxout_errors():
+    with pytest.raises(ShapeError, match="not divisible by pieces 3"):
+        Maxout(3).infer(((1, 64, 8, 8),))
+    with pytest.raises(ShapeError, match="pieces must be a positive int"):
+        Maxout(0)
+    g = Graph()
+    x = g.input((3, 8, 8))
+    x = g.add(Conv2d(10, 3), x, name="h0")
+    with pytest.raises(ArchcostError, match="layer 'h0_maxout'.*not divisible"):
+        g.add(Maxout(3), x, name="h0_maxout")
+
+
+def test_affine_grid_shape_and_cost():
+    op = AffineGrid(28, 28)
+    assert op.infer(((5, 6),)) == (5, 28, 28, 2)
+    out = (5, 28, 28, 2)
+    cost = op.cost(((5, 6),), out)
+    # x_s = a x_t + b y_t + c and y_s likewise: 2 multiplies + 2 adds per coordinate
+    assert cost.other == 4 * 5 * 28 * 28 * 2
+    assert cost.params == 0 and cost.macs == 0
+    assert AffineGrid(7, 9).infer(((1, 6),)) == (1, 7, 9, 2)
+
+
+def test_affine_grid_errors():
+    with pytest.raises(ShapeError, match=r"theta of shape \(N, 6\), got 1x2x3"):
+        AffineGrid(4, 4).infer(((1, 2, 3),))
+    with pytest.raises(ShapeError, match="out_w must be a positive int"):
+        AffineGrid(4, 0)
+    g = Graph()
+    x = g.input((8,))
+    with pytest.raises(ArchcostError, match="layer 'grid'.*theta of shape"):
+        g.add(AffineGrid(4, 4), x, name="grid")
+
+
+def test_grid_sample_shape_cost_window():
+    op = GridSample()
+    x, grid = (2, 3, 60, 60), (2, 28, 28, 2)
+    assert op.infer((x, grid)) == (2, 3, 28, 28)
+    cost = op.cost((x, grid), (2, 3, 28, 28))
+    # 7 per output element (4 corner products, 3 adds) + 14 per grid point (shared by channels)
+    assert cost.other == 7 * 2 * 3 * 28 * 28 + 14 * 2 * 28 * 28
+    assert cost.params == 0 and cost.macs == 0
+    assert op.window((x, grid)) == Window(60, 60, 1, 1, 0, 0)
+
+
+def test_grid_sample_errors():
+    op = GridSample()
+    with pytest.raises(ShapeError, match="two inputs"):
+        op.infer(((1, 3, 8, 8),))
+    with pytest.raises(ShapeError, match=r"grid of shape \(N, Ho, Wo, 2\), got 1x4x4x3"):
+        op.infer(((1, 3, 8, 8), (1, 4, 4, 3)))
+    with pytest.raises(ShapeError, match="batch of x \\(2\\) and grid \\(1\\) differ"):
+        op.infer(((2, 3, 8, 8), (1, 4, 4, 2)))
+    with pytest.raises(ShapeError, match="mode must be 'bilinear'"):
+        GridSample(mode="bicubic")
+
+
+def test_spatial_transformer_wires_in_a_graph():
+    g = Graph()
+    x = g.input((1, 28, 28))
+    theta = g.add(Linear(6), g.add(Flatten(), x), name="theta")
+    grid = g.add(AffineGrid(14, 14), theta, name="grid")
+    out = g.add(GridSample(), x, grid, name="sample")
+    assert g.shape(grid) == (1, 14, 14, 2)
+    assert g.shape(out) == (1, 1, 14, 14)
