@@ -46,6 +46,7 @@ class LayerRecord:
     start_h: float
     start_w: float
     inplace: bool
+    layout: str = "NCHW"  # axis letters of output_shape, e.g. "NHWC" after a Permute
 
 
 def infer_shapes(graph: Graph, batch: int = 1) -> dict[str, tuple]:
@@ -120,10 +121,12 @@ def analyze(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
     live = live_elements(plan, batch)
     fields = receptive_fields(graph, shapes)
     records = []
+    layouts: dict[str, str] = {}
     for node, live_now in zip(plan.order, live):
         op = graph.op(node)
         inputs = graph.inputs(node)
         out = shapes[node]
+        layouts[node] = op.layout(tuple(layouts[src] for src in inputs), out)
         cost = op.cost(tuple(shapes[src] for src in inputs), out)
         elems = math.prod(out) if plan.allocates[node] else 0
         f = fields[node]
@@ -151,6 +154,7 @@ def analyze(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
                 start_h=f.start_h,
                 start_w=f.start_w,
                 inplace=not plan.allocates[node],
+                layout=layouts[node],
             )
         )
     return Report(graph, batch, dtype, records, _totals(records, live, itemsize))

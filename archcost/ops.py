@@ -83,6 +83,17 @@ class Op:
     def label(self) -> str:
         return self.kind
 
+    def layout(self, in_layouts: tuple[str, ...], output: Shape) -> str:
+        """Axis letters of the output, e.g. "NCHW" or "NHWC": follows the first input when the rank
+        is kept, else the default for the rank. Only reports read it (to print HxWxC)."""
+        if in_layouts and len(in_layouts[0]) == len(output):
+            return in_layouts[0]
+        return default_layout(len(output))
+
+
+def default_layout(rank: int) -> str:
+    return {1: "N", 2: "NC", 3: "NCL", 4: "NCHW"}.get(rank, "N" + "C" + "".join(f"D{i}" for i in range(rank - 2)))
+
 
 @dataclass(frozen=True)
 class Input(Op):
@@ -562,6 +573,9 @@ class Permute(Op):
             raise ShapeError(f"Permute dims {self.dims} do not fit a {len(x)}-d input {_fmt(x)}")
         return tuple(x[d] for d in self.dims)
 
+    def layout(self, in_layouts, output):
+        return "".join(in_layouts[0][d] for d in self.dims)
+
 
 @dataclass(frozen=True)
 class Reshape(Op):
@@ -739,6 +753,9 @@ class AffineGrid(Op):
 
     def cost(self, inputs, output):
         return Cost(other=4 * _numel(output))
+
+    def layout(self, in_layouts, output):
+        return "NHWC"  # (x_s, y_s) pairs last, as torch.nn.functional.affine_grid
 
     def label(self):
         return f"affine grid {self.out_h}x{self.out_w}"

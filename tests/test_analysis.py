@@ -171,3 +171,19 @@ def test_factorisation_ratios():
     c = 64
     assert analyze(zoo.build("conv3x3_x3")).totals["weights"] == 3 * 9 * c * c  # 3 * (3^2 C^2)
     assert analyze(zoo.build("conv7x7")).totals["weights"] == 49 * c * c
+
+
+def test_layout_follows_permutes_for_reports():
+    from archcost.ops import Linear, Permute
+    from archcost.report.table import shape_text
+
+    g = Graph()
+    x = g.input((96, 7, 5))
+    y = g.add(Permute((0, 2, 3, 1)), x, name="to_nhwc")
+    z = g.add(Linear(384), y, name="pw")
+    g.add(Permute((0, 3, 1, 2)), z, name="to_nchw")
+    recs = {r.name: r for r in analyze(g).records}
+    assert [recs[n].layout for n in ("input", "to_nhwc", "pw", "to_nchw")] == ["NCHW", "NHWC", "NHWC", "NCHW"]
+    assert shape_text(recs["pw"].output_shape, recs["pw"].layout) == "7x5x384"
+    assert shape_text(recs["to_nchw"].output_shape, recs["to_nchw"].layout) == "7x5x384"
+    assert shape_text(recs["input"].output_shape, recs["input"].layout) == "7x5x96"

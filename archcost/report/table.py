@@ -31,13 +31,13 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def shape_text(shape: tuple) -> str:
-    """Per-sample shape as the lectures write it: (N, C, H, W) -> 'HxWxC'; (N, F) -> 'F'."""
-    dims = shape[1:]
-    if len(dims) == 3:
-        c, h, w = dims
-        dims = (h, w, c)
-    return "x".join(str(d) for d in dims)
+def shape_text(shape: tuple, layout: str = "NCHW") -> str:
+    """Per-sample shape as the lectures write it, channels last: (N, C, H, W) -> 'HxWxC';
+    a channels-last (N, H, W, C) map prints the same way; (N, F) -> 'F'."""
+    dims = dict(zip(layout, shape))
+    if len(shape) == 4 and set("CHW") <= set(layout):
+        return f"{dims['H']}x{dims['W']}x{dims['C']}"
+    return "x".join(str(d) for d in shape[1:])
 
 
 COLUMNS = ("layer", "type", "output", "memory", "weights", "params", "MACs")
@@ -47,7 +47,7 @@ def _row(rec: LayerRecord) -> tuple[str, ...]:
     return (
         rec.name,
         rec.label,
-        shape_text(rec.output_shape),
+        shape_text(rec.output_shape, rec.layout),
         human(rec.activations),
         f"{rec.weights:,}",
         f"{rec.params:,}",
