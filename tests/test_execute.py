@@ -159,3 +159,24 @@ def test_zoo_model_validates(name):
     result = validate(graph)
     assert result.ok, f"{name}: {[(c.name, c.problem) for c in result.failures]}, peak ok: {result.peak_ok}"
     assert len(result.layers) == len(graph) - 1
+
+
+def test_a_deep_residual_net_stays_finite_and_validates():
+    """60 bottleneck-free residual blocks (conv-BN-ReLU-conv-BN, add, ReLU): 421 layers. He
+    weights and BN calibrated on its first input keep every activation at scale ~1."""
+    g = Graph("deep")
+    x = g.input((8, 6, 6))
+
+    def block(g, x, i):
+        body = [ops.Conv2d(8, 3, padding=1, bias=False), ops.BatchNorm(), ops.Activation("relu"),
+                ops.Conv2d(8, 3, padding=1, bias=False), ops.BatchNorm()]
+        return g.residual(x, body, post=[ops.Activation("relu")])
+
+    x = g.repeat(x, 60, block, prefix="block")
+    g.add(ops.Linear(10), g.add(ops.Flatten(), g.add(ops.GlobalAvgPool(), x, name="gap"), name="flatten"), name="fc")
+    assert len(g) > 400
+    rms = {}
+    result = validate(g, batch=2)
+    assert result.ok, result.failures[:1]
+    run(g, batch=2, on_output=lambda node, out: rms.__setitem__(node, float(np.sqrt(np.mean(out ** 2)))))
+    assert 0.1 < min(rms.values()) and max(rms.values()) < 100, (min(rms.values()), max(rms.values()))

@@ -19,8 +19,11 @@ def _fmt_shape(shape) -> str:
 def run(args) -> int:
     import sys
 
+    from archcost.errors import ArchcostError
     from archcost.validation import validate
 
+    if args.dtype != "float32":
+        raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
     graph = build_model(args.model, args.input, args.option)
     result = validate(graph, batch=args.batch, seed=args.seed)
     name_w = max(len(c.name) for c in result.layers)
