@@ -55,7 +55,8 @@ for label, expr, shapes in json.loads(sys.argv[1]):
     adapter = cpu.ADAPTERS[type(op)]
     state = adapter.prepare(op, shapes, out_shape, init_params(op, shapes, out_shape, rng))
     out = np.empty(out_shape, np.float32)
-    call = (lambda: adapter.count(op, state, xs, out)) if label.endswith("_count") else (lambda: adapter.run(op, state, xs, out))
+    step = adapter.count if label.endswith("_count") else adapter.run
+    call = lambda: step(op, state, xs, out)
     t = time.perf_counter(); call(); first = time.perf_counter() - t
     t = time.perf_counter(); call(); second = time.perf_counter() - t
     rows.append((label, first - second))
