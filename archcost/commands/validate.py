@@ -1,0 +1,51 @@
+"""archcost validate MODEL: execute the model on archcost's own kernels and check, per layer,
+the output shape, the counted multiplies against the analytic MACs, and the output against a
+float64 reference; and the measured peak activation memory against the predicted one."""
+
+from archcost.cli import add_model_args, build_model
+
+
+def add_parser(sub):
+    p = sub.add_parser("validate", help="execute the model and check shapes, MACs, outputs and peak memory")
+    add_model_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default 0)")
+    p.set_defaults(run=run)
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join(str(d) for d in shape[1:])
+
+
+def run(args) -> int:
+    import sys
+
+    from archcost.errors import ArchcostError
+    from archcost.validation import validate
+
+    if args.dtype != "float32":
+        raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
+    graph = build_model(args.model, args.input, args.option)
+    result = validate(graph, batch=args.batch, seed=args.seed)
+    name_w = max(len(c.name) for c in result.layers)
+    label_w = max(len(c.label) for c in result.layers)
+    print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32")
+    print(f"{'layer'.ljust(name_w)}  {'op'.ljust(label_w)}  {'output':>14}  {'MACs':>14}  {'counted':>14}  "
+          f"{'rel.err':>8}  check")
+    for c in result.layers:
+        counted = "" if c.counted is None else f"{c.counted:,}"
+        macs = f"{c.macs:,}" if c.macs else ""
+        print(f"{c.name.ljust(name_w)}  {c.label.ljust(label_w)}  {_fmt_shape(c.shape):>14}  {macs:>14}  "
+              f"{counted:>14}  {c.rel_error:8.1e}  {'ok' if c.ok else 'FAIL: ' + c.problem}")
+    passed = sum(c.ok for c in result.layers)
+    print(f"peak activation memory: measured {result.peak_bytes:,} B, predicted {result.predicted_peak_bytes:,} B"
+          f" -> {'ok' if result.peak_ok else 'FAIL'}")
+    print(f"{passed}/{len(result.layers)} layers validated in {result.seconds:.1f} s")
+    if result.failures:
+        first = result.failures[0]
+        print(f"archcost: validate: layer {first.name!r} failed: {first.problem}", file=sys.stderr)
+        return 1
+    if not result.peak_ok:
+        print(f"archcost: validate: measured peak {result.peak_bytes} B != predicted {result.predicted_peak_bytes} B",
+              file=sys.stderr)
+        return 1
+    return 0

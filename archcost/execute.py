@@ -1,0 +1,247 @@
+"""Execute a graph forward on archcost's own kernels, with seeded random weights.
+
+``run(graph, batch=1, backend="cpu", seed=0, ...)`` is the one-call form; ``Executor`` keeps the
+drawn weights and the prepared (packed) kernel state for repeated forwards.
+
+- Backends: ``archcost.kernels.BACKENDS`` maps a backend name to its module; each module's
+  ``ADAPTERS`` maps op type -> adapter with ``prepare(op, in_shapes, out_shape, params) -> state``
+  (once per graph), ``run(op, state, inputs, out)`` (every forward) and, for conv and linear,
+  ``count(op, state, inputs, out) -> (performed, padded)``. The module also provides
+  ``empty(size, dtype)``, ``to_device``, ``to_host``, ``copy_into`` and ``nbytes``
+  (see archcost/kernels/__init__.py). Every op of the graph must have an adapter: all missing
+  ones are named in one error before anything runs.
+- Arena: activation buffers follow ``archcost.memory.plan_buffers``: a fresh flat buffer per
+  allocating node, in-place nodes write their input's buffer (viewed at their output shape),
+  buffers are dropped after their last reader. The arena adds up the ``nbytes`` of the buffers
+  it holds and records the peak while each layer runs (its inputs and output all held).
+- Weights: He-normal conv/linear weights (std sqrt(2 / fan_in)) and small uniform biases, so
+  activations keep their scale through plain stacks; BatchNorm's running mean and variance are
+  calibrated on the first forward from the statistics of the input the layer actually sees
+  (mean: half the batch mean; variance: the mean squared deviation from it plus a floor of a
+  tenth of its channel average), so every BN output has a per-channel RMS near its gamma and
+  residual stacks of 150+ layers stay finite. Inputs are standard normal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archcost import ops
+from archcost.analysis import infer_shapes
+from archcost.errors import ArchcostError
+from archcost.graph import Graph
+from archcost.kernels import load_backend
+from archcost.memory import plan_buffers
+
+
+def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
+    """Seeded float32 parameters of one op, by name (what adapters and the reference read)."""
+
+    def normal(shape, std):
+        return rng.normal(0.0, std, shape).astype(np.float32)
+
+    def uniform(shape, lo, hi):
+        return rng.uniform(lo, hi, shape).astype(np.float32)
+
+    if isinstance(op, ops.Conv2d):
+        c_in = in_shapes[0][1]
+        shape = (op.out_channels, c_in // op.groups, *op.kernel)
+        params = {"weight": normal(shape, math.sqrt(2.0 / math.prod(shape[1:])))}
+        if op.bias:
+            params["bias"] = uniform(op.out_channels, -0.1, 0.1)
+        return params
+    if isinstance(op, ops.Linear):
+        f = in_shapes[0][-1]
+        params = {"weight": normal((op.out_features, f), math.sqrt(2.0 / f))}
+        if op.bias:
+            params["bias"] = uniform(op.out_features, -0.1, 0.1)
+        return params
+    if isinstance(op, ops.BatchNorm):
+        c = out_shape[1]
+        params = {"mean": np.zeros(c, np.float32), "var": np.ones(c, np.float32)}  # calibrated on first run
+        if op.affine:
+            params.update(gamma=uniform(c, 0.8, 1.2), beta=uniform(c, -0.1, 0.1))
+        return params
+    if isinstance(op, ops.LayerNorm):
+        c = out_shape[op.axis]
+        return {"gamma": uniform(c, 0.8, 1.2), "beta": uniform(c, -0.1, 0.1)}
+    if isinstance(op, ops.Scale) and op.factor is None:
+        return {"gamma": uniform(out_shape[op.axis], 0.5, 1.5)}
+    return {}
+
+
+def calibrate_batch_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running (mean, var) for a BN that sees ``x``: keeps its output at scale ~1 (see module doc).
+    Half the batch mean, not all of it, so a 1x1 map at batch 1 is not flattened to zero."""
+    axes = tuple(i for i in range(x.ndim) if i != 1)
+    x = x.astype(np.float64)
+    mean = 0.5 * x.mean(axis=axes)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    dev = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
+    var = dev + 0.1 * dev.mean() + 1e-6
+    return mean.astype(np.float32), var.astype(np.float32)
+
+
+class Arena:
+    """Activation buffers by plan buffer id; tracks the bytes held and their peak."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.buffers: dict[int, object] = {}
+        self.held_bytes = 0
+        self.peak_bytes = 0
+
+    def allocate(self, buf: int, size: int):
+        array = self.backend.empty(size, np.float32)
+        self.buffers[buf] = array
+        self.held_bytes += self.backend.nbytes(array)
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        return array
+
+    def release(self, buf: int) -> None:
+        self.held_bytes -= self.backend.nbytes(self.buffers.pop(buf))
+
+
+@dataclass
+class Result:
+    outputs: dict  # output node -> host float32 array
+    peak_bytes: int  # the arena's measured peak of activation bytes held
+    counts: dict = field(default_factory=dict)  # conv/linear node -> (performed, padded) multiplies
+    seconds: dict = field(default_factory=dict)  # node -> wall seconds of its kernel
+
+
+class Executor:
+    """A graph bound to a backend, a batch size and seeded weights; ``forward`` runs it."""
+
+    def __init__(self, graph: Graph, batch: int = 1, backend: str = "cpu", seed: int = 0, params: dict | None = None):
+        graph.validate()
+        self.graph = graph
+        self.batch = batch
+        self.backend = load_backend(backend)
+        self.shapes = infer_shapes(graph, batch)
+        self.plan = plan_buffers(graph)
+        missing: dict[str, list[str]] = {}
+        for node in self.plan.order:
+            op = graph.op(node)
+            if not isinstance(op, ops.Input) and type(op) not in self.backend.ADAPTERS:
+                missing.setdefault(type(op).__name__, []).append(node)
+        if missing:
+            listed = "; ".join(f"{kind} (e.g. layer {nodes[0]!r})" for kind, nodes in missing.items())
+            raise ArchcostError(f"backend {backend!r} has no kernel for: {listed}")
+        rng = np.random.default_rng(seed)
+        self.params: dict[str, dict] = {}
+        self._calibrate: set[str] = set()
+        for node in self.plan.order:
+            op = graph.op(node)
+            if isinstance(op, ops.Input):
+                continue
+            if params is not None and node in params:
+                self.params[node] = params[node]
+            else:
+                self.params[node] = init_params(op, self._in_shapes(node), self.shapes[node], rng)
+                if isinstance(op, ops.BatchNorm):
+                    self._calibrate.add(node)
+        self._input_rng = np.random.default_rng([seed, 1])
+        self._state: dict[str, object] = {}
+
+    def _in_shapes(self, node):
+        return tuple(self.shapes[src] for src in self.graph.inputs(node))
+
+    def random_inputs(self) -> dict:
+        return {
+            node: self._input_rng.standard_normal(self.shapes[node]).astype(np.float32)
+            for node in self.graph.input_nodes()
+        }
+
+    def _check_inputs(self, inputs) -> dict:
+        names = self.graph.input_nodes()
+        if inputs is None:
+            return self.random_inputs()
+        if not isinstance(inputs, dict):
+            inputs = {names[0]: inputs} if len(names) == 1 else None
+            if inputs is None:
+                raise ArchcostError(f"inputs: the graph has {len(names)} inputs; pass a dict by name")
+        for node in names:
+            if node not in inputs:
+                raise ArchcostError(f"input {node!r}: missing")
+            x = inputs[node]
+            expected = self.shapes[node]
+            if not isinstance(x, np.ndarray):
+                raise ArchcostError(f"input {node!r}: expected a numpy array, got {type(x).__name__}")
+            if x.shape != expected:
+                raise ArchcostError(f"input {node!r}: shape {x.shape} does not match the graph's {expected}")
+            if x.dtype != np.float32:
+                raise ArchcostError(f"input {node!r}: dtype {x.dtype} is not float32")
+            if not x.flags.c_contiguous:
+                raise ArchcostError(f"input {node!r}: array is not C-contiguous (use numpy.ascontiguousarray)")
+            if not np.isfinite(x).all():
+                raise ArchcostError(f"input {node!r}: has non-finite values")
+        return inputs
+
+    def _prepare(self, node, op, adapter, inputs):
+        if node in self._calibrate:
+            mean, var = calibrate_batch_norm(self.backend.to_host(inputs[0]))
+            self.params[node].update(mean=mean, var=var)
+            self._calibrate.discard(node)
+        params = self.params[node]
+        for key, value in params.items():
+            if not isinstance(value, np.ndarray) or value.dtype != np.float32:
+                raise ArchcostError(f"layer {node!r}: parameter {key!r} must be a float32 numpy array")
+            if not np.isfinite(value).all():
+                raise ArchcostError(f"layer {node!r}: parameter {key!r} has non-finite values")
+        state = adapter.prepare(op, self._in_shapes(node), self.shapes[node], params)
+        self._state[node] = state
+        return state
+
+    def forward(self, inputs=None, *, count: bool = False, on_output=None) -> Result:
+        """Run the graph once. ``inputs``: an array (one input) or {input node: array}, float32,
+        C-contiguous, of the graph's batched input shape; None draws standard normal inputs.
+        ``count``: also run the counting variants of conv and linear. ``on_output(node, array)``
+        is called after each layer, before any buffer is released."""
+        inputs = self._check_inputs(inputs)
+        backend, plan, graph = self.backend, self.plan, self.graph
+        arena = Arena(backend)
+        values: dict[str, object] = {}
+        readers: dict[int, list[str]] = {}  # buffer -> nodes whose value is a view of it
+        result = Result(outputs={}, peak_bytes=0)
+        for node in plan.order:
+            op = graph.op(node)
+            shape = self.shapes[node]
+            buf = plan.buffer_of[node]
+            if plan.allocates[node]:
+                out = arena.allocate(buf, math.prod(shape)).reshape(shape)
+            else:
+                out = arena.buffers[buf].reshape(shape)
+            readers.setdefault(buf, []).append(node)
+            if isinstance(op, ops.Input):
+                backend.copy_into(out, inputs[node])
+            else:
+                adapter = backend.ADAPTERS[type(op)]
+                xs = [values[src] for src in graph.inputs(node)]
+                state = self._state[node] if node in self._state else self._prepare(node, op, adapter, xs)
+                start = time.perf_counter()
+                adapter.run(op, state, xs, out)
+                result.seconds[node] = time.perf_counter() - start
+                if count and hasattr(adapter, "count"):
+                    result.counts[node] = tuple(int(v) for v in adapter.count(op, state, xs, out))
+            values[node] = out
+            if on_output is not None:
+                on_output(node, out)
+            for dead in plan.free_after[node]:
+                for reader in readers.pop(dead):
+                    del values[reader]
+                arena.release(dead)
+        result.outputs = {node: backend.to_host(values[node]).copy() for node in graph.output_nodes()}
+        result.peak_bytes = arena.peak_bytes
+        return result
+
+
+def run(graph: Graph, batch: int = 1, backend: str = "cpu", seed: int = 0, inputs=None, *,
+        count: bool = False, on_output=None) -> Result:
+    """Execute ``graph`` forward once on ``backend`` with weights drawn from ``seed``."""
+    return Executor(graph, batch, backend, seed).forward(inputs, count=count, on_output=on_output)

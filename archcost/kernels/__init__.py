@@ -1,0 +1,33 @@
+"""Kernels that execute a graph: a float64 numpy reference and per-backend kernel adapters.
+
+Backend interface (what ``archcost.execute`` needs from a backend module, e.g.
+``archcost.kernels.cpu``; a CUDA backend provides the same names):
+
+- ``NAME: str``
+- ``ADAPTERS: dict[type[Op], Adapter]`` - one row per op type. An adapter has
+    ``prepare(op, in_shapes, out_shape, params) -> state``: once per graph; ``params`` is a dict
+    of host float32 arrays (see ``archcost.execute.init_params``); pack/upload weights here.
+    ``run(op, state, inputs, out) -> None``: writes the op's output into ``out``, an array the
+    arena handed out (for an in-place op it is its input's buffer, viewed at the output shape).
+    ``count(op, state, inputs, out) -> (performed, padded)``: conv and linear only.
+- ``empty(size, dtype) -> array``: a flat buffer of ``size`` elements (arena allocation).
+- ``to_device(host_array) -> array``, ``to_host(array) -> numpy.ndarray``,
+  ``copy_into(dst, host_array)``, ``nbytes(array) -> int``.
+Arrays must support ``reshape`` to a view and ``.shape``.
+
+``BACKENDS`` names the module of each backend; it is imported only when first used.
+"""
+
+import importlib
+
+from archcost.errors import ArchcostError
+
+BACKENDS = {
+    "cpu": "archcost.kernels.cpu",
+}
+
+
+def load_backend(name: str):
+    if name not in BACKENDS:
+        raise ArchcostError(f"backend: unknown {name!r}; known: {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name])

@@ -1,0 +1,174 @@
+"""Float64 numpy reference of every op, written independently of the kernels.
+
+Convolution pads explicitly and contracts sliding windows with ``tensordot``; pooling takes
+``sliding_window_view`` windows of an explicitly padded map (divisors of average pooling come
+from pooling a mask); LRN sums squares over windows of a channel-padded copy. The kernels loop
+and clip instead, so the two share no indexing code.
+
+``forward(op, inputs, params)``: inputs are float64 arrays, params the same dict the kernels
+get (see archcost.execute.init_params). Returns a float64 array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from archcost import ops
+from archcost.errors import ArchcostError
+
+
+def conv2d(op: ops.Conv2d, x, params):
+    n, c, h, w = x.shape
+    top, bottom, left, right = op.pads(h, w)
+    (kh, kw), (sh, sw), (dh, dw) = op.kernel, op.stride, op.dilation
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    windows = sliding_window_view(padded, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, OH, OW, kh, kw)
+    weight = params["weight"].astype(np.float64)
+    k = weight.shape[0]
+    g = op.groups
+    cg, kg = c // g, k // g
+    parts = [
+        np.tensordot(windows[:, i * cg:(i + 1) * cg], weight[i * kg:(i + 1) * kg], axes=([1, 4, 5], [1, 2, 3]))
+        for i in range(g)
+    ]  # each (N, OH, OW, kg)
+    out = np.concatenate(parts, axis=3).transpose(0, 3, 1, 2)
+    if op.bias:
+        out = out + params["bias"].astype(np.float64)[None, :, None, None]
+    return np.ascontiguousarray(out)
+
+
+def _windows(x, kernel, stride, top, left, out_hw, fill):
+    """(N, C, OH, OW, kh, kw) windows of ``x`` padded by ``top``/``left`` before and, after,
+    as far as the last window needs (a ceil-mode window may hang past the declared padding)."""
+    _, _, h, w = x.shape
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    extra_h = max((oh - 1) * sh + kh - (h + top), 0)
+    extra_w = max((ow - 1) * sw + kw - (w + left), 0)
+    padded = np.pad(x, ((0, 0), (0, 0), (top, extra_h), (left, extra_w)), constant_values=fill)
+    return sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+
+
+def max_pool2d(op, x, out_hw):
+    return _windows(x, op.kernel, op.stride, op.padding[0], op.padding[2], out_hw, -np.inf).max(axis=(4, 5))
+
+
+def avg_pool2d(op, x, out_hw):
+    top, bottom, left, right = op.padding
+    sums = _windows(x, op.kernel, op.stride, top, left, out_hw, 0.0).sum(axis=(4, 5))
+    _, _, h, w = x.shape
+    # PyTorch's divisor: the window's cells inside the padded input (count_include_pad) or inside
+    # the input; cells beyond the declared padding (ceil mode's last window) never count.
+    if op.count_include_pad:
+        mask = np.ones((1, 1, top + h + bottom, left + w + right))
+        divisor = _windows(mask, op.kernel, op.stride, 0, 0, out_hw, 0.0)
+    else:
+        divisor = _windows(np.ones((1, 1, h, w)), op.kernel, op.stride, top, left, out_hw, 0.0)
+    return sums / divisor.sum(axis=(4, 5))
+
+
+def lrn(op: ops.LRN, x):
+    squares = np.pad(x * x, ((0, 0), (op.size // 2, (op.size - 1) // 2), (0, 0), (0, 0)))
+    sums = sliding_window_view(squares, op.size, axis=1).sum(axis=-1)
+    return x / (op.k + op.alpha / op.size * sums) ** op.beta
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def activation(op: ops.Activation, x):
+    a = op.slope
+    with np.errstate(over="ignore"):
+        sigmoid = 1.0 / (1.0 + np.exp(-x))
+    table = {
+        "relu": lambda: np.maximum(x, 0.0),
+        "relu6": lambda: np.clip(x, 0.0, 6.0),
+        "leaky_relu": lambda: np.where(x > 0, x, a * x),
+        "elu": lambda: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
+        "sigmoid": lambda: sigmoid,
+        "tanh": lambda: np.tanh(x),
+        "gelu": lambda: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+        "silu": lambda: x * sigmoid,
+        "hardswish": lambda: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+        "hardsigmoid": lambda: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    }
+    return table[op.fn]()
+
+
+def _channel_shape(ndim, axis):
+    shape = [1] * ndim
+    shape[axis % ndim] = -1
+    return shape
+
+
+def batch_norm(op: ops.BatchNorm, x, p):
+    shape = _channel_shape(x.ndim, 1)
+    f = {k: v.astype(np.float64).reshape(shape) for k, v in p.items()}
+    y = (x - f["mean"]) / np.sqrt(f["var"] + op.eps)
+    return y * f["gamma"] + f["beta"] if op.affine else y
+
+
+def layer_norm(op: ops.LayerNorm, x, p):
+    shape = _channel_shape(x.ndim, op.axis)
+    mean = x.mean(axis=op.axis, keepdims=True)
+    var = x.var(axis=op.axis, keepdims=True)
+    y = (x - mean) / np.sqrt(var + op.eps)
+    return y * p["gamma"].astype(np.float64).reshape(shape) + p["beta"].astype(np.float64).reshape(shape)
+
+
+def softmax(op: ops.Softmax, x):
+    e = np.exp(x - x.max(axis=op.axis, keepdims=True))
+    return e / e.sum(axis=op.axis, keepdims=True)
+
+
+def scale(op: ops.Scale, x, p):
+    if op.factor is not None:
+        return x * op.factor
+    return x * p["gamma"].astype(np.float64).reshape(_channel_shape(x.ndim, op.axis))
+
+
+def channel_pad(op: ops.ChannelPad, x):
+    sub = x[:, :, ::op.stride, ::op.stride]
+    return np.pad(sub, ((0, 0), (0, op.out_channels - x.shape[1]), (0, 0), (0, 0)))
+
+
+def linear(op: ops.Linear, x, p):
+    y = x @ p["weight"].astype(np.float64).T
+    return y + p["bias"].astype(np.float64) if op.bias else y
+
+
+# op type -> f(op, inputs, params, out_shape) -> float64 array
+REFERENCE = {
+    ops.Conv2d: lambda op, xs, p, s: conv2d(op, xs[0], p),
+    ops.MaxPool2d: lambda op, xs, p, s: max_pool2d(op, xs[0], s[2:]),
+    ops.AvgPool2d: lambda op, xs, p, s: avg_pool2d(op, xs[0], s[2:]),
+    ops.GlobalAvgPool: lambda op, xs, p, s: xs[0].mean(axis=(2, 3), keepdims=True),
+    ops.Linear: lambda op, xs, p, s: linear(op, xs[0], p),
+    ops.Flatten: lambda op, xs, p, s: xs[0].reshape(s),
+    ops.Activation: lambda op, xs, p, s: activation(op, xs[0]),
+    ops.BatchNorm: lambda op, xs, p, s: batch_norm(op, xs[0], p),
+    ops.LayerNorm: lambda op, xs, p, s: layer_norm(op, xs[0], p),
+    ops.LRN: lambda op, xs, p, s: lrn(op, xs[0]),
+    ops.Dropout: lambda op, xs, p, s: xs[0].copy(),
+    ops.Concat: lambda op, xs, p, s: np.concatenate(xs, axis=op.axis),
+    ops.Add: lambda op, xs, p, s: np.sum(xs, axis=0),
+    ops.Mean: lambda op, xs, p, s: np.mean(xs, axis=0),
+    ops.Mul: lambda op, xs, p, s: xs[0] * xs[1],
+    ops.Scale: lambda op, xs, p, s: scale(op, xs[0], p),
+    ops.Softmax: lambda op, xs, p, s: softmax(op, xs[0]),
+    ops.ChannelPad: lambda op, xs, p, s: channel_pad(op, xs[0]),
+    ops.Permute: lambda op, xs, p, s: xs[0].transpose(op.dims),
+    ops.Reshape: lambda op, xs, p, s: xs[0].reshape(s),
+}
+
+
+def forward(op, inputs, params, out_shape):
+    """The float64 output of ``op`` on float64 ``inputs``."""
+    try:
+        fn = REFERENCE[type(op)]
+    except KeyError:
+        raise ArchcostError(f"reference: no reference for op {type(op).__name__}") from None
+    return np.ascontiguousarray(fn(op, [np.asarray(x, np.float64) for x in inputs], params, tuple(out_shape)))
