@@ -119,6 +119,8 @@ class _Importer:
             for t in node.input:
                 if t:
                     self.consumers.setdefault(t, []).append(i)
+        self.producers = {t: i for i, n in enumerate(nodes) for t in n.output if t}
+        self.graph_outputs = {o.name for o in graph.output}
         self._find_patterns(nodes)
         for i in order:
             node = nodes[i]
@@ -224,12 +226,11 @@ class _Importer:
 
     # ---- patterns spread over several nodes
     def _producer(self, tensor):
-        return next((i for i, n in enumerate(self.nodes) if tensor in n.output), None)
+        return self.producers.get(tensor)
 
     def _sole_consumer(self, tensor):
         users = self.consumers.get(tensor, [])
-        outputs = {o.name for o in self.onnx_graph.output}
-        return users[0] if len(users) == 1 and tensor not in outputs else None
+        return users[0] if len(users) == 1 and tensor not in self.graph_outputs else None
 
     def _scalar(self, tensor, value, tol=1e-3) -> bool:
         if not tensor or not self.is_const(tensor):
