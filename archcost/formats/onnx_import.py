@@ -610,10 +610,18 @@ class _Importer:
         if value.size == 1:
             factor = _f(value.reshape(-1)[0])
             self.out(node, Scale(1.0 / factor if invert else factor), [x])
-        elif len(shape) >= 2 and value.size == shape[1] and value.shape[-len(shape) + 1:].count(1) >= len(value.shape) - 1:
+        elif self._per_channel(value.shape, shape):
             self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
         else:
             raise Unsupported(f"a constant of shape {value.shape}")
+
+    @staticmethod
+    def _per_channel(const_shape, shape) -> bool:
+        """True when a constant broadcasts along axis 1 only: (C,1,1) or (1,C,1,1) on NCHW, (C,) on NC."""
+        if len(const_shape) > len(shape) or len(shape) < 2:
+            return False
+        full = (1,) * (len(shape) - len(const_shape)) + tuple(const_shape)
+        return full[1] == shape[1] and all(d == 1 for k, d in enumerate(full) if k != 1)
 
     # views
     def on_Flatten(self, i, node, where, attrs):

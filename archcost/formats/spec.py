@@ -370,6 +370,8 @@ class _Builder:
         if isinstance(op, Input):
             if explicit:
                 raise ArchcostError(f"{where}: an input layer takes no inputs")
+            if self.input_shape is not None and self.g.input_nodes():
+                raise ArchcostError("--input is ambiguous: the spec has several inputs")
             local = name or ("input" if self.full("input") not in self.g else self.auto_name("input"))
             shape = op.shape if self.input_shape is None else self.input_shape
             return self.g.input(shape, name=self.full(local))

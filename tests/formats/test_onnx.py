@@ -213,3 +213,19 @@ def test_bad_onnx_is_one_line_naming_the_file_and_node(case, tmp_path, capsys):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], captured.err
     assert captured.out == ""
+
+
+def test_constant_products_are_scales_only_along_channels(tmp_path, capsys):
+    path = save(tmp_path, [
+        node("Mul", ["input", "gamma"], "ls"),            # (C, 1, 1): a learned per-channel scale
+        node("Div", ["ls", "two"], "half"),               # scalar: a constant factor
+        node("Mul", ["half", "row"], "y"),                # (W,): broadcasts along W, not channels
+    ], {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32), "row": (32,)})
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "1 ONNX node with no archcost equivalent" in err and "Mul (y: a constant of shape (32,))" in err
+    path = save(tmp_path, [node("Mul", ["input", "gamma"], "ls"), node("Div", ["ls", "two"], "y")],
+                {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32)}, name="ok.onnx")
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Scale(None, 1), Scale(0.5)]
+    assert analyze(g).totals["params"] == 3

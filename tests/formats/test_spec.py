@@ -302,3 +302,30 @@ def test_a_zoo_table_imports_neither_yaml_nor_onnx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.split() == ["0", "False", "False"], out.stderr
+
+
+def test_input_layers_give_a_network_several_inputs(tmp_path, capsys):
+    path = write(tmp_path, """
+        layers:
+          - {input: [3, 16, 16], name: image}
+          - conv: {out_channels: 4, kernel: 3}
+          - gap
+          - flatten
+          - {input: [6], name: meta}
+          - {concat: {axis: 1}, name: joined, inputs: [flatten1, meta]}
+          - fc: 2
+    """)
+    g = load_spec(path)
+    assert g.input_nodes() == ["image", "meta"]
+    assert g.shape("joined") == (1, 10) and g.shape("fc1") == (1, 2)
+    assert cli.main(["table", str(path), "--input", "3x8x8"]) == 2
+    assert "--input is ambiguous" in capsys.readouterr().err
+
+
+def test_inception_example_holds_the_lecture_module_twice():
+    g = load_spec(EXAMPLES / "inception.yaml")
+    assert g.shape("module1") == g.shape("module2") == (1, 480, 28, 28)  # CS231n Lecture 9: 28x28x480
+    first = {r.name: r for r in analyze(zoo.build("inception_bottleneck")).records}
+    mine = {r.name: r for r in analyze(g).records}
+    for name in ("b1x1.conv1x1", "b3x3.reduce", "b3x3.conv3x3", "b5x5.reduce", "b5x5.conv5x5", "bpool.proj"):
+        assert mine[name].macs == first[name].macs and mine[name].weights == first[name].weights
