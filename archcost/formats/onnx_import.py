@@ -188,7 +188,7 @@ class _Importer:
                 shape = tuple(self.input_shape)
             else:
                 if len(dims) < 2:
-                    raise ArchcostError(f"input {value.name!r}: expected a batch axis and at least one more, got {dims}")
+                    raise ArchcostError(f"input {value.name!r}: expected a batch axis and more, got {dims}")
                 shape = dims[1:]
                 dynamic = [d for d in shape if not isinstance(d, int) or d < 1]
                 if dynamic:

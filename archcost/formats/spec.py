@@ -217,7 +217,6 @@ class _Builder:
         self.counters: dict[tuple, int] = {}
         self.scope: list[str] = []
         self.call_stack: list[str] = []
-        self.defined_later: set[str] = set()
 
     # ---- top level
     def build(self) -> Graph:
@@ -226,11 +225,12 @@ class _Builder:
             if key not in TOP_KEYS:
                 raise ArchcostError(f"unknown top-level key {key!r}; keys: {', '.join(TOP_KEYS)}")
         name = doc.get("name", pathlib.Path(self.source).stem)
-        self.g = Graph(str(name), str(doc.get("description", "")))
+        self.g = Graph(str(name), str(doc.get("description") or ""))
         self.params = _parse_params(doc.get("params"), "params")
         for key in self.options:
             if key not in self.params:
-                raise ArchcostError(f"-o {key}: not a parameter of this spec; params: {', '.join(self.params) or 'none'}")
+                known = ", ".join(self.params) or "none"
+                raise ArchcostError(f"-o {key}: not a parameter of this spec; params: {known}")
         env = {**self.params, **self.options}
         for key, value in env.items():
             if value is None:

@@ -12,7 +12,7 @@ from archcost import cli, zoo
 from archcost.analysis import analyze
 from archcost.graph import Graph
 from archcost.ops import (
-    LRN, Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
+    LRN, Activation, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
     Scale, Softmax,
 )
 

@@ -15,7 +15,7 @@ from archcost.analysis import analyze
 from archcost.errors import ArchcostError
 from archcost.formats.spec import build_spec, load_spec
 from archcost.graph import Graph
-from archcost.ops import Activation, Add, BatchNorm, Concat, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Mean
+from archcost.ops import Activation, Add, BatchNorm, Concat, Conv2d, Flatten, GlobalAvgPool, Linear, Mean
 
 pytest.importorskip("yaml")
 
@@ -193,7 +193,7 @@ BAD = {
     "unknown_field": ("input: [3, 8, 8]\nlayers:\n  - conv: {out_channels: 4, kernal: 3}\n    name: c1\n",
                       "layer 'c1': unknown field 'kernal' for conv"),
     "unknown_op": ("input: [3, 8, 8]\nlayers:\n  - convv: {out_channels: 4}\n", "unknown op or block 'convv'"),
-    "unknown_input": ("input: [3, 8, 8]\nlayers:\n  - relu\n    \n  - add: {}\n    name: s\n    inputs: [relu1, nope]\n",
+    "unknown_input": ("input: [3, 8, 8]\nlayers:\n  - relu\n  - add: {}\n    name: s\n    inputs: [relu1, nope]\n",
                       "layer 's': unknown input 'nope'"),
     "cycle": ("input: [3, 8, 8]\nlayers:\n  - add: {}\n    name: a\n    inputs: [input, b]\n"
               "  - relu: {}\n    name: b\n    inputs: [a]\n", "cycle: "),
