@@ -207,6 +207,8 @@ class _Importer:
         deps = nx.DiGraph()
         deps.add_nodes_from(range(len(nodes)))
         for i, node in enumerate(nodes):
+            if not node.output or not node.output[0]:
+                raise ArchcostError(f"node {self.names[i]!r} ({node.op_type}): has no output")
             for t in node.input:
                 if not t or t in self.init or t in self.tensors:
                     continue
@@ -366,7 +368,10 @@ class _Importer:
         handler = getattr(self, f"on_{op_type}", None)
         if handler is None:
             raise Unsupported("")
-        handler(i, node, where, self.attrs(node))
+        try:
+            handler(i, node, where, self.attrs(node))
+        except (IndexError, KeyError) as exc:  # a required input or attribute is missing
+            raise ArchcostError(f"{where}: malformed node, missing input or attribute ({exc})") from None
 
     def out(self, node, op, inputs, suffix: str = "") -> str:
         name = self.add(op, inputs, node, suffix)

@@ -149,7 +149,10 @@ def evaluate(text: str, env: dict, where: str):
                 raise ArchcostError(f"{where}: unknown parameter {node.id!r} in {'$' + text!r}; known: {known}")
             return env[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            return _BINARY[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
+                raise ArchcostError(f"{where}: exponent {right} in {'$' + text!r} is too large")
+            return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
             value = ev(node.operand)
             return -value if isinstance(node.op, ast.USub) else +value if isinstance(node.op, ast.UAdd) else not value
@@ -344,7 +347,9 @@ class _Builder:
             if not when:
                 return x
         name = item.get("name")
-        if name is not None and not isinstance(name, str):
+        if isinstance(name, bool) or not isinstance(name, (str, int, type(None))):
+            raise ArchcostError(f"{where}: name must be a string, got {name!r}")
+        if name is not None:
             name = str(name)
         if name is not None:
             where = f"layer {self.full(name)!r}"
