@@ -9,8 +9,6 @@ from archcost.analysis import analyze
 from archcost.formats.export import to_dot, to_json, to_yaml
 from archcost.formats.spec import load_spec
 
-pytest.importorskip("yaml")
-
 
 @pytest.mark.parametrize("model", zoo.names())
 def test_export_then_load_gives_the_same_analysis(model, tmp_path):

@@ -17,7 +17,6 @@ from archcost.formats.spec import build_spec, load_spec
 from archcost.graph import Graph
 from archcost.ops import Activation, Add, BatchNorm, Concat, Conv2d, Flatten, GlobalAvgPool, Linear, Mean
 
-pytest.importorskip("yaml")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
