@@ -42,15 +42,21 @@ def parse_option(text: str) -> tuple[str, object]:
 
 
 def build_model(name: str, input_text: str | None, options: list[str]):
-    """A zoo name or, where supported, a spec file, with --input and -o options applied."""
+    """A zoo name, or a file (.yaml/.yml/.toml/.json spec, node-link .json, .onnx), with --input
+    and -o options applied (for a spec file, -o sets its params)."""
+    input_shape = parse_input_shape(input_text) if input_text else None
+    option_values = dict(parse_option(o) for o in options)
+    from archcost import formats
+
+    if formats.is_model_file(name):
+        return formats.load(name, input_shape=input_shape, options=option_values)
     from archcost import zoo
 
-    input_shape = parse_input_shape(input_text) if input_text else None
-    return zoo.build(name, input_shape=input_shape, **dict(parse_option(o) for o in options))
+    return zoo.build(name, input_shape=input_shape, **option_values)
 
 
 def add_model_args(p: argparse.ArgumentParser, many: bool = False) -> None:
-    p.add_argument("model", nargs="+" if many else None, help="model name (see 'archcost list')")
+    p.add_argument("model", nargs="+" if many else None, help="model name (see 'archcost list') or a .yaml/.toml/.json/.onnx file")
     p.add_argument("--input", metavar="CxHxW", help="input size per sample, e.g. 3x299x299")
     p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
     p.add_argument("--dtype", default="float32", help="float32 (default), float16, bfloat16, float64, int8")

@@ -1,0 +1,231 @@
+"""ONNX import: models built with onnx.helper (no torch) give the same records as the same
+network written with the archcost builder; exporter patterns fold back into single layers; a
+node with no IR equivalent is never counted as zero: all of them are named in one error."""
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+from archcost import cli, zoo
+from archcost.analysis import analyze
+from archcost.graph import Graph
+from archcost.ops import (
+    LRN, Activation, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
+    Scale, Softmax,
+)
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from archcost.formats.onnx_import import load_onnx  # noqa: E402
+
+
+def node(op_type, inputs, outputs, name=None, **attrs):
+    outputs = [outputs] if isinstance(outputs, str) else outputs
+    return helper.make_node(op_type, inputs, outputs, name=name or outputs[0], **attrs)
+
+
+def save(tmp_path, nodes, inits=None, input_shape=(1, 3, 32, 32), output="y", opset=13, name="m.onnx"):
+    """An ONNX model with one float input called 'input'; ``inits`` maps name -> array or shape."""
+    tensors = []
+    for key, value in (inits or {}).items():
+        array = np.asarray(value) if not isinstance(value, tuple) else np.zeros(value, np.float32)
+        tensors.append(numpy_helper.from_array(array, key))
+    graph = helper.make_graph(
+        nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], initializer=tensors,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    path = pathlib.Path(tmp_path) / name
+    onnx.save(model, str(path))
+    return path
+
+
+def same_records(a: Graph, b: Graph):
+    ra, rb = analyze(a), analyze(b)
+    assert ra.records == rb.records
+    assert ra.totals == rb.totals
+
+
+def test_plain_stack_matches_the_builder(tmp_path):
+    # conv 5x5/1 (bias) - relu - LRN - maxpool 3x3/2 - conv 3x3 (padded) - relu - maxpool - fc - relu -
+    # dropout - fc - softmax: AlexNet's layer types on a 32x32 input.
+    path = save(tmp_path, [
+        node("Conv", ["input", "w1", "b1"], "conv1", kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        node("Relu", ["conv1"], "relu1"),
+        node("LRN", ["relu1"], "norm1", size=5, alpha=1e-4, beta=0.75, bias=2.0),
+        node("MaxPool", ["norm1"], "pool1", kernel_shape=[3, 3], strides=[2, 2]),
+        node("Conv", ["pool1", "w2", "b2"], "conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Relu", ["conv2"], "relu2"),
+        node("MaxPool", ["relu2"], "pool2", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        node("Flatten", ["pool2"], "flatten", axis=1),
+        node("Gemm", ["flatten", "w3", "b3"], "fc1", transB=1),
+        node("Relu", ["fc1"], "relu3"),
+        node("Dropout", ["relu3"], "drop"),
+        node("Gemm", ["drop", "w4", "b4"], "fc2", transB=1),
+        node("Softmax", ["fc2"], "y", axis=1),
+    ], {"w1": (16, 3, 5, 5), "b1": (16,), "w2": (32, 16, 3, 3), "b2": (32,),
+        "w3": (64, 32 * 7 * 7), "b3": (64,), "w4": (10, 64), "b4": (10,)})
+    g = Graph("net")
+    x = g.input((3, 32, 32))
+    g.seq(x, ("conv1", Conv2d(16, 5, padding=2)), ("relu1", Activation()), ("norm1", LRN(5, 1e-4, 0.75, 2.0)),
+          ("pool1", MaxPool2d(3, 2)), ("conv2", Conv2d(32, 3, padding=1)), ("relu2", Activation()),
+          ("pool2", MaxPool2d(3, 2, ceil_mode=True)), ("flatten", Flatten()), ("fc1", Linear(64)),
+          ("relu3", Activation()), ("drop", Dropout(0.5)), ("fc2", Linear(10)), ("y", Softmax(1)))
+    same_records(load_onnx(path), g)
+
+
+def test_resnet_basic_block_matches_the_builder(tmp_path):
+    bn = {f"{k}{i}": (64,) for i in (1, 2, 3) for k in ("s", "b", "m", "v")}
+    path = save(tmp_path, [
+        node("Conv", ["input", "w1"], "conv1", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        node("BatchNormalization", ["conv1", "s1", "b1", "m1", "v1"], "bn1"),
+        node("Relu", ["bn1"], "relu1"),
+        node("Conv", ["relu1", "w2"], "conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("BatchNormalization", ["conv2", "s2", "b2", "m2", "v2"], "bn2"),
+        node("Conv", ["input", "w3"], "shortcut.conv", kernel_shape=[1, 1], strides=[2, 2]),
+        node("BatchNormalization", ["shortcut.conv", "s3", "b3", "m3", "v3"], "shortcut.bn"),
+        node("Add", ["bn2", "shortcut.bn"], "add"),
+        node("Relu", ["add"], "y"),
+    ], {"w1": (64, 32, 3, 3), "w2": (64, 64, 3, 3), "w3": (64, 32, 1, 1), **bn}, input_shape=(1, 32, 56, 56))
+    g = Graph("net")
+    x = g.input((32, 56, 56))
+    body = [("conv1", Conv2d(64, 3, 2, 1, bias=False)), ("bn1", BatchNorm()), ("relu1", Activation()),
+            ("conv2", Conv2d(64, 3, 1, 1, bias=False)), ("bn2", BatchNorm())]
+    y = g.residual(x, body, [("conv", Conv2d(64, 1, 2, bias=False)), ("bn", BatchNorm())], name="add")
+    g.add(Activation(), y, name="y")
+    imported = load_onnx(path)
+    same_records(imported, g)
+    assert analyze(imported).totals["params"] == 64 * 32 * 9 + 64 * 64 * 9 + 64 * 32 + 3 * 2 * 64
+
+
+def test_inception_block_matches_the_zoo_module(tmp_path):
+    # Named like archcost.zoo.examples.inception_module(bottleneck=True): same records expected.
+    path = save(tmp_path, [
+        node("Conv", ["input", "w1"], "b1x1.conv1x1", kernel_shape=[1, 1]),
+        node("Conv", ["input", "w2"], "b3x3.reduce", kernel_shape=[1, 1]),
+        node("Conv", ["b3x3.reduce", "w3"], "b3x3.conv3x3", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Conv", ["input", "w4"], "b5x5.reduce", kernel_shape=[1, 1]),
+        node("Conv", ["b5x5.reduce", "w5"], "b5x5.conv5x5", kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        node("MaxPool", ["input"], "bpool.pool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]),
+        node("Conv", ["bpool.pool", "w6"], "bpool.proj", kernel_shape=[1, 1]),
+        node("Concat", ["b1x1.conv1x1", "b3x3.conv3x3", "b5x5.conv5x5", "bpool.proj"], "y", name="concat", axis=1),
+    ], {"w1": (128, 256, 1, 1), "w2": (64, 256, 1, 1), "w3": (192, 64, 3, 3), "w4": (64, 256, 1, 1),
+        "w5": (96, 64, 5, 5), "w6": (64, 256, 1, 1)}, input_shape=(1, 256, 28, 28))
+    same_records(load_onnx(path), zoo.build("inception_bottleneck"))
+
+
+def test_exporter_patterns_fold_into_single_layers(tmp_path):
+    sqrt2 = np.array(math.sqrt(2), np.float32)
+    consts = {"w": (8, 3, 3, 3), "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "lo": np.array(0, np.float32),
+              "hi": np.array(6, np.float32), "sqrt2": sqrt2, "one": np.array(1, np.float32),
+              "half": np.array(0.5, np.float32), "axis0": np.array([0], np.int64), "minus1": np.array([-1], np.int64),
+              "idx": np.array(0, np.int64), "fcw": (8, 5), "fcb": (5,), "k": np.array([2.0], np.float32)}
+    path = save(tmp_path, [
+        node("Pad", ["input", "pads"], "padded"),                                   # folds into conv's padding
+        node("Conv", ["padded", "w"], "conv", kernel_shape=[3, 3]),
+        node("Clip", ["conv", "lo", "hi"], "relu6"),                                # -> relu6
+        node("Sigmoid", ["relu6"], "sig"), node("Mul", ["relu6", "sig"], "silu"),  # -> silu
+        node("Div", ["silu", "sqrt2"], "d"), node("Erf", ["d"], "e"), node("Add", ["e", "one"], "a"),
+        node("Mul", ["silu", "a"], "m"), node("Mul", ["m", "half"], "gelu"),       # -> gelu
+        node("HardSigmoid", ["gelu"], "hs", alpha=1 / 6), node("Mul", ["gelu", "hs"], "hswish"),
+        node("ReduceMean", ["hswish"], "gap", axes=[2, 3], keepdims=1),             # -> global avg pool
+        node("Shape", ["gap"], "shape"), node("Gather", ["shape", "idx"], "n", axis=0),
+        node("Unsqueeze", ["n", "axis0"], "n1"), node("Concat", ["n1", "minus1"], "target", axis=0),
+        node("Reshape", ["gap", "target"], "flat"),                                 # -> flatten
+        node("MatMul", ["flat", "fcw"], "mm"), node("Add", ["mm", "fcb"], "fc"),    # -> fc 5 with bias
+        node("Mul", ["fc", "k"], "y"),                                              # -> scale by 2
+    ], consts, input_shape=(1, 3, 8, 8))
+    g = load_onnx(path)
+    ops = [g.op(n) for n in g.topological_order()[1:]]
+    assert ops == [Conv2d(8, 3, padding=1, bias=False), Activation("relu6"), Activation("silu"), Activation("gelu"),
+                   Activation("hardswish"), GlobalAvgPool(), Flatten(), Linear(5), Scale(2.0)]
+    assert g.topological_order()[1:] == ["conv", "relu6", "silu", "gelu", "hswish", "gap", "flat", "fc", "y"]
+
+
+def test_older_opsets_and_more_ops(tmp_path):
+    path = save(tmp_path, [
+        node("Clip", ["input"], "c", min=0.0, max=6.0),                            # opset 6: bounds as attributes
+        node("LeakyRelu", ["c"], "lr", alpha=0.2),
+        node("GlobalAveragePool", ["lr"], "gap"),
+        node("Transpose", ["gap"], "t", perm=[0, 2, 3, 1]),
+        node("Identity", ["t"], "y"),
+    ], input_shape=(1, 4, 6, 6), opset=9)
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [
+        Activation("relu6"), Activation("leaky_relu", 0.2), GlobalAvgPool(), Permute((0, 2, 3, 1))]
+
+
+def test_unsupported_nodes_are_all_named_in_one_error(tmp_path, capsys):
+    path = save(tmp_path, [
+        node("Resize", ["input", "", "scales"], "up"),
+        node("Clip", ["input", "lo", "hi3"], "clip3"),
+        node("Erf", ["clip3"], "erf"),
+        node("Relu", ["up"], "after_up"),
+        node("Concat", ["clip3", "input"], "y", axis=1),
+    ], {"scales": np.array([1, 1, 2, 2], np.float32), "lo": np.array(0, np.float32), "hi3": np.array(3, np.float32)})
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    assert "3 ONNX nodes with no archcost equivalent" in err
+    assert "Resize (up)" in err and "Clip (clip3: min 0.0, max 3.0" in err and "Erf (erf)" in err
+    assert "after_up" not in err  # a supported op after an unsupported one is not an extra problem
+
+
+def test_the_cli_reads_onnx_and_applies_input(tmp_path, capsys):
+    path = save(tmp_path, [node("Conv", ["input", "w"], "y", kernel_shape=[3, 3])], {"w": (4, 3, 3, 3)})
+    assert cli.main(["table", str(path), "--input", "3x10x10", "--all-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "8x8x4" in out and "input 3x10x10" in out
+    assert cli.main(["export", str(path), "--to", "yaml"]) == 0
+    assert "conv: {out_channels: 4, bias: false}" in capsys.readouterr().out
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+BAD = {
+    "cycle": (lambda t: save(t, [node("Add", ["input", "b"], "a"), node("Relu", ["a"], "b"),
+                                 node("Relu", ["b"], "y")]), "the graph has a cycle: a -> b -> a"),
+    "unknown_input": (lambda t: save(t, [node("Relu", ["nowhere"], "y")]),
+                      "node 'y' (Relu): input 'nowhere' is not a graph input"),
+    "shapes": (lambda t: save(t, [node("Conv", ["input", "w"], "y", kernel_shape=[3, 3])], {"w": (16, 4, 3, 3)}),
+               "node 'y' (Conv): weight 16x4x3x3 with group 1 needs 4 input channels, the input has 3"),
+    "too_small": (lambda t: save(t, [node("Conv", ["input", "w"], "y", kernel_shape=[5, 5])], {"w": (4, 3, 5, 5)},
+                                 input_shape=(1, 3, 4, 4)), "layer 'y' (conv 5x5/1, 4): kernel 5"),
+    "dynamic": (lambda t: save(t, [node("Relu", ["input"], "y")], input_shape=("N", 3, "H", "W")),
+                "input 'input': dimension 'H'"),
+    "malformed": (lambda t: _write(t / "junk.onnx", b"\x08\x07not a protobuf at all\xff\xff"),
+                  "not a readable ONNX model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_onnx_is_one_line_naming_the_file_and_node(case, tmp_path, capsys):
+    make, expected = BAD[case]
+    path = make(tmp_path)
+    assert cli.main(["table", str(path)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], captured.err
+    assert captured.out == ""
+
+
+def test_constant_products_are_scales_only_along_channels(tmp_path, capsys):
+    path = save(tmp_path, [
+        node("Mul", ["input", "gamma"], "ls"),            # (C, 1, 1): a learned per-channel scale
+        node("Div", ["ls", "two"], "half"),               # scalar: a constant factor
+        node("Mul", ["half", "row"], "y"),                # (W,): broadcasts along W, not channels
+    ], {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32), "row": (32,)})
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "1 ONNX node with no archcost equivalent" in err and "Mul (y: a constant of shape (32,))" in err
+    path = save(tmp_path, [node("Mul", ["input", "gamma"], "ls"), node("Div", ["ls", "two"], "y")],
+                {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32)}, name="ok.onnx")
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Scale(None, 1), Scale(0.5)]
+    assert analyze(g).totals["params"] == 3
