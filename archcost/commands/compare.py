@@ -18,5 +18,5 @@ def run(args) -> int:
     if len(args.model) < 2:
         raise ArchcostError("compare: give at least two models")
     reports = [analyze(build_model(m, args.input, args.option), args.batch, args.dtype) for m in args.model]
-    print(compare_table(reports, args.format))
+    print(compare_table(reports, args.format).rstrip("\n"))
     return 0

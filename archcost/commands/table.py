@@ -17,5 +17,5 @@ def run(args) -> int:
 
     graph = build_model(args.model, args.input, args.option)
     report = analyze(graph, batch=args.batch, dtype=args.dtype)
-    print(layer_table(report, args.format, fold=not args.all_layers))
+    print(layer_table(report, args.format, fold=not args.all_layers).rstrip("\n"))
     return 0
