@@ -1,0 +1,161 @@
+"""The executor: bad input, the arena's measured peak against the plan, archcost validate, and
+every zoo model executed and validated at the smallest input its architecture allows."""
+
+import re
+
+import numpy as np
+import pytest
+
+from archcost import ops, zoo
+from archcost.analysis import analyze
+from archcost.cli import main
+from archcost.errors import ArchcostError
+from archcost.execute import Executor, run
+from archcost.graph import Graph
+from archcost.kernels import cpu
+from archcost.validation import validate
+
+
+def smallest_input(name: str) -> tuple:
+    """The smallest square input at which model ``name`` builds.
+
+    Builds the model at its default input to learn its channels and size, then tries square
+    sizes 1, 2, 3, ... with the same channels (building a graph runs only the cheap shape
+    pass) and returns the first size whose graph builds: below it some layer's window no
+    longer fits, a concat's branches disagree, or similar. Vector inputs are returned as is.
+    """
+    default = zoo.build(name)
+    shape = default.op(default.input_nodes()[0]).shape
+    if len(shape) != 3:
+        return shape
+    channels, height, width = shape
+    for size in range(1, max(height, width) + 1):
+        try:
+            zoo.build(name, input_shape=(channels, size, size))
+        except ArchcostError:
+            continue
+        return (channels, size, size)
+    return shape
+
+
+def _branchy() -> Graph:
+    """A residual block with a concat, an in-place ReLU on a shared tensor (which must copy) and
+    a view: exercises every rule of the buffer plan."""
+    g = Graph("branchy")
+    x = g.input((3, 9, 9))
+    stem = g.add(ops.Conv2d(8, 3, padding=1), x, name="stem")
+    a = g.add(ops.Activation("relu"), stem, name="relu_a")  # stem has two readers: a fresh buffer
+    b = g.add(ops.Conv2d(8, 1), stem, name="proj")
+    s = g.sum(a, b)
+    c = g.concat(s, g.add(ops.MaxPool2d(3, 1, 1), s, name="pool"))
+    c = g.add(ops.BatchNorm(), c, name="bn")
+    c = g.add(ops.Activation("relu"), c, name="relu")  # in place
+    f = g.add(ops.Flatten(), g.add(ops.GlobalAvgPool(), c, name="gap"), name="flatten")
+    g.add(ops.Linear(5), f, name="fc")
+    return g
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_arena_peak_equals_predicted(batch):
+    g = _branchy()
+    result = run(g, batch=batch)
+    assert result.peak_bytes == analyze(g, batch=batch).totals["peak_activation_bytes"]
+    assert result.outputs["fc"].shape == (batch, 5) and np.isfinite(result.outputs["fc"]).all()
+
+
+def test_same_seed_same_output_and_a_different_seed_differs():
+    g = _branchy()
+    a, b, c = run(g, seed=4).outputs["fc"], run(g, seed=4).outputs["fc"], run(g, seed=5).outputs["fc"]
+    assert (a == b).all() and not np.allclose(a, c)
+
+
+def test_errors_are_one_line():
+    g = _branchy()
+    ex = Executor(g)
+    good = np.ones((1, 3, 9, 9), np.float32)
+    cases = {
+        "shape (1, 3, 8, 9) does not match": np.ones((1, 3, 8, 9), np.float32),
+        "dtype float64 is not float32": np.ones((1, 3, 9, 9)),
+        "not C-contiguous": np.asfortranarray(np.ones((1, 3, 9, 9), np.float32)),
+        "non-finite values": np.full((1, 3, 9, 9), np.nan, np.float32),
+    }
+    for message, x in cases.items():
+        with pytest.raises(ArchcostError, match=re.escape(message)) as info:
+            ex.forward(x)
+        assert "\n" not in str(info.value)
+    ex.forward(good)
+    with pytest.raises(ArchcostError, match="unknown 'tpu'"):
+        Executor(g, backend="tpu")
+
+
+def test_non_finite_weights_name_the_layer():
+    g = _branchy()
+    weight = np.ones((5, 16), np.float32)
+    weight[2, 3] = np.inf
+    with pytest.raises(ArchcostError, match=r"layer 'fc': parameter 'weight' has non-finite values"):
+        Executor(g, params={"fc": {"weight": weight, "bias": np.zeros(5, np.float32)}}).forward()
+
+
+def test_missing_kernels_are_all_named_before_anything_runs(monkeypatch):
+    monkeypatch.delitem(cpu.ADAPTERS, ops.Concat)
+    monkeypatch.delitem(cpu.ADAPTERS, ops.GlobalAvgPool)
+    ran = []
+    monkeypatch.setitem(cpu.ADAPTERS, ops.Conv2d, type("Spy", (), {"prepare": None, "run": ran.append}))
+    with pytest.raises(ArchcostError) as info:
+        run(_branchy())
+    assert "Concat (e.g. layer 'concat')" in str(info.value)
+    assert "GlobalAvgPool (e.g. layer 'gap')" in str(info.value)
+    assert ran == []
+
+
+def test_validate_cli_passes_and_prints_the_table(capsys):
+    assert main(["validate", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "c3" in out and "240,000" in out  # LeNet C3: 10x10x16 outputs x 6 x 5 x 5 = 240,000 MACs
+    assert "12/12 layers validated" in out  # c1 .. output: 12 layers after the input
+
+
+def test_validate_cli_names_the_first_failing_layer(monkeypatch, capsys):
+    class Wrong(cpu.ADAPTERS[ops.Activation]):
+        @staticmethod
+        def run(op, state, inputs, out):
+            out[...] = inputs[0] * 1.001  # tanh replaced by a near-identity
+
+    monkeypatch.setitem(cpu.ADAPTERS, ops.Activation, Wrong)
+    assert main(["validate", "lenet5"]) == 1
+    captured = capsys.readouterr()
+    assert "layer 'c1_act' failed: relative error" in captured.err
+    assert "layers validated" in captured.out
+
+
+def test_validate_catches_a_miscounted_conv(monkeypatch):
+    conv = cpu.ADAPTERS[ops.Conv2d]
+
+    class Miscounted(conv):
+        @staticmethod
+        def count(op, state, inputs, out):
+            performed, padded = conv.count(op, state, inputs, out)
+            return performed, 0  # forgets the padded taps
+
+    monkeypatch.setitem(cpu.ADAPTERS, ops.Conv2d, Miscounted)
+    result = validate(zoo.build("conv3x3", input_shape=(4, 6, 6)))
+    assert not result.ok and "counted multiplies" in result.failures[0].problem
+
+
+def test_smallest_input_finds_the_edge():
+    # VGG's five 2x2/2 pools need 32x32; LeNet's three 5x5 convs and two pools need 32x32 too
+    # (28x28 -> c5 would see 4x4 < 5x5); the naive inception module works on a 1x1 map.
+    assert smallest_input("vgg16") == (3, 32, 32)
+    assert smallest_input("lenet5") == (1, 32, 32)
+    assert smallest_input("inception_naive") == (256, 1, 1)
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_model_validates(name):
+    """Every registered model runs at ``smallest_input(name)`` (see its docstring) and passes all
+    four checks of archcost validate: shapes, counted = analytic MACs, float32 output within
+    1e-4 of the float64 reference per layer, measured peak = predicted peak."""
+    graph = zoo.build(name, input_shape=smallest_input(name))
+    result = validate(graph)
+    assert result.ok, f"{name}: {[(c.name, c.problem) for c in result.failures]}, peak ok: {result.peak_ok}"
+    assert len(result.layers) == len(graph) - 1
