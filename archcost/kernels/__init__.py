@@ -15,6 +15,13 @@ Backend interface (what ``archcost.execute`` needs from a backend module, e.g.
   ``copy_into(dst, host_array)``, ``nbytes(array) -> int``.
 Arrays must support ``reshape`` to a view and ``.shape``.
 
+Optional (``archcost.execute`` falls back to host wall-clock timing and a no-op):
+
+- ``layer_timer() -> timer`` with ``start(node)``, ``stop(node)`` around each layer's ``run`` and
+  ``seconds() -> {node: seconds}`` once after the forward (the cuda backend records CUDA events,
+  so kernel launches stay asynchronous; the fallback is ``time.perf_counter``).
+- ``synchronize()``: wait until the device has finished all queued work (for wall-clock timing).
+
 ``BACKENDS`` names the module of each backend; it is imported only when first used.
 """
 
@@ -24,6 +31,7 @@ from archcost.errors import ArchcostError
 
 BACKENDS = {
     "cpu": "archcost.kernels.cpu",
+    "cuda": "archcost.kernels.cuda.backend",  # needs numba-cuda and a GPU or NUMBA_ENABLE_CUDASIM=1
 }
 
 
