@@ -5,8 +5,8 @@ the conv/linear counting variants (performed + padded taps, which the MAC conven
 multiplies by zero) equal the analytic MACs; (3) the float32 output is within ``TOLERANCE``
 relative error (norm of the difference over the norm of the reference) of the float64
 reference of the same layer, computed from the layer's executed inputs upcast to float64, so
-each layer is judged on its own kernel and float32 rounding does not compound along the net; and, for the graph, (4) the arena's measured peak equals the
-predicted ``peak_activation_bytes``.
+each layer is judged on its own kernel and float32 rounding does not compound along the net;
+and, for the graph, (4) the arena's measured peak equals the predicted ``peak_activation_bytes``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") 
         elif c.macs:
             c.counted = 0
         if c.counted is not None and c.counted != c.macs:
-            c.problem = "; ".join(p for p in (c.problem, f"counted multiplies {c.counted} != analytic MACs {c.macs}") if p)
+            mismatch = f"counted multiplies {c.counted} != analytic MACs {c.macs}"
+            c.problem = f"{c.problem}; {mismatch}" if c.problem else mismatch
     return Validation(
         graph.name, report.input_shape, batch, checks, result.peak_bytes,
         report.totals["peak_activation_bytes"], time.perf_counter() - start,

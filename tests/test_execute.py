@@ -159,3 +159,58 @@ def test_zoo_model_validates(name):
     result = validate(graph)
     assert result.ok, f"{name}: {[(c.name, c.problem) for c in result.failures]}, peak ok: {result.peak_ok}"
     assert len(result.layers) == len(graph) - 1
+
+
+def test_a_deep_residual_net_stays_finite_and_validates():
+    """60 bottleneck-free residual blocks (conv-BN-ReLU-conv-BN, add, ReLU): 421 layers. He
+    weights and BN calibrated on its first input keep every activation at scale ~1."""
+    g = Graph("deep")
+    x = g.input((8, 6, 6))
+
+    def block(g, x, i):
+        body = [ops.Conv2d(8, 3, padding=1, bias=False), ops.BatchNorm(), ops.Activation("relu"),
+                ops.Conv2d(8, 3, padding=1, bias=False), ops.BatchNorm()]
+        return g.residual(x, body, post=[ops.Activation("relu")])
+
+    x = g.repeat(x, 60, block, prefix="block")
+    g.add(ops.Linear(10), g.add(ops.Flatten(), g.add(ops.GlobalAvgPool(), x, name="gap"), name="flatten"), name="fc")
+    assert len(g) > 400
+    rms = {}
+    result = validate(g, batch=2)
+    assert result.ok, result.failures[:1]
+    run(g, batch=2, on_output=lambda node, out: rms.__setitem__(node, float(np.sqrt(np.mean(out ** 2)))))
+    assert 0.1 < min(rms.values()) and max(rms.values()) < 100, (min(rms.values()), max(rms.values()))
+
+
+def _every_op_graph() -> Graph:
+    """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a ConvNeXt-style
+    channels-last LayerNorm/Linear/Scale detour, option-A shortcut, pools, LRN, FractalNet mean."""
+    g = Graph("every_op")
+    x = g.input((6, 15, 15))
+    x = g.seq(x, ops.Conv2d(12, 3, stride=2, padding=(0, 1, 1, 0)), ops.BatchNorm(), ops.Activation("hardswish"))
+    d = g.seq(x, ops.Conv2d(12, 3, padding=1, groups=12), ops.Activation("silu"))
+    gate = g.seq(d, ops.GlobalAvgPool(), ops.Conv2d(4, 1), ops.Activation("relu"), ops.Conv2d(12, 1),
+                 ops.Activation("hardsigmoid"))
+    x = g.add(ops.Mul(), d, gate)
+    t = g.seq(x, ops.Permute((0, 2, 3, 1)), ops.LayerNorm(-1), ops.Linear(24), ops.Activation("gelu"),
+              ops.Linear(12), ops.Scale(None, axis=-1), ops.Permute((0, 3, 1, 2)))
+    x = g.add(ops.Mean(), x, t, g.add(ops.Scale(0.5), x))
+    skip = g.add(ops.ChannelPad(16, 2), x)
+    main = g.seq(x, ops.Conv2d(16, 3, stride=2, padding=1), ops.LRN(3), ops.Activation("elu", slope=1.0))
+    x = g.add(ops.Add(), main, skip)
+    pools = [ops.MaxPool2d(3, 2, 1, ceil_mode=True), ops.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)]
+    x = g.concat(*(g.add(p, x) for p in pools))
+    x = g.seq(x, ops.LayerNorm(1), ops.Activation("leaky_relu"), ops.Reshape((32, -1)),
+              ops.Activation("tanh"), ops.Flatten(), ops.Dropout(0.2), ops.Linear(7))
+    for fn in ("relu6", "sigmoid"):
+        x = g.add(ops.Activation(fn), x)
+    g.add(ops.Softmax(-1), x)
+    return g
+
+
+def test_a_graph_with_every_op_validates():
+    g = _every_op_graph()
+    assert {type(g.op(n)) for n in g.topological_order()} == set(ops.OPS)
+    for batch in (1, 2):
+        result = validate(g, batch=batch)
+        assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_ok)

@@ -25,6 +25,8 @@ def run(args) -> int:
     from archcost.errors import ArchcostError
     from archcost.validation import validate
 
+    if args.dtype != "float32":
+        raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
     if args.device == "cuda":
         from archcost.kernels.cuda._numba import unavailable_reason
 
