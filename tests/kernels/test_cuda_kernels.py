@@ -361,3 +361,16 @@ def test_importing_archcost_and_table_import_no_numba_cuda():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "False False"
+
+
+def test_a_graph_with_every_op_validates_on_cuda(monkeypatch):
+    """archcost validate's four checks (shapes, counted = analytic MACs, output vs the float64
+    reference per layer, measured = predicted peak) for every op in one graph, on the device."""
+    from archcost.validation import validate
+    from tests.test_execute import _every_op_graph
+
+    monkeypatch.setattr(config, "GEMM_DEPTH", 16)  # fewer barriers: the simulator's slowest part
+    g = _every_op_graph()
+    assert {type(g.op(n)) for n in g.topological_order()} == set(ops.OPS)
+    result = validate(g, batch=1, backend="cuda")
+    assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_ok)
