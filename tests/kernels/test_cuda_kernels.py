@@ -374,3 +374,22 @@ def test_a_graph_with_every_op_validates_on_cuda(monkeypatch):
     assert {type(g.op(n)) for n in g.topological_order()} == set(ops.OPS)
     result = validate(g, batch=1, backend="cuda")
     assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_ok)
+
+
+def test_bench_cuda_conv_runs_tiny(tmp_path, capsys):
+    """benchmarks/bench_cuda_conv.py --tiny: the GPU benchmark's code path, at simulator size."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_cuda_conv.py"
+    spec = importlib.util.spec_from_file_location("bench_cuda_conv", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--tiny", "--out", str(tmp_path / "tiny")]) == 0
+    report = json.loads((tmp_path / "tiny.json").read_text())
+    assert [r["layer"] for r in report["layers"]] == [f"conv{s}_{i}" for s, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+                                                      for i in range(1, n + 1)]
+    assert all(r["ours_ms"] > 0 for r in report["layers"])
+    assert (tmp_path / "tiny.csv").read_text().count("\n") == 14
+    assert "all convs:" in capsys.readouterr().out

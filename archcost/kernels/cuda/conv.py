@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 from numba import float32, int64
 
+from archcost.errors import ArchcostError
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
 from archcost.kernels.cuda.common import grid1d
@@ -170,6 +171,9 @@ def conv2d(x, wp, bias, out, geometry, kernel_hw):
         return
     (bx, by), (wx, wy) = config.GEMM_BLOCK, config.GEMM_WORK
     grid = (-(-(oh_ * ow_) // (bx * wx)), -(-kg // (by * wy)), n_ * groups)
+    if grid[1] > 65535 or grid[2] > 65535:  # CUDA's limit on the y and z grid dimensions
+        raise ArchcostError(f"conv2d (cuda): batch x groups = {grid[2]} or channel tiles = {grid[1]} exceed "
+                            f"the grid limit 65535; run a smaller batch")
     _tiled_kernel(bx, by, wx, wy, config.GEMM_DEPTH)[grid, (bx, by)](x, wp, bias, out3, *args)
 
 
