@@ -27,18 +27,20 @@ def run(args) -> int:
 
     if args.dtype != "float32":
         raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
+    device = "cpu"
     if args.device == "cuda":
-        from archcost.kernels.cuda._numba import unavailable_reason
+        from archcost.kernels.cuda._numba import device_name, unavailable_reason
 
         reason = unavailable_reason()
         if reason is not None:
             raise ArchcostError(f"--device cuda: {reason}")
+        device = f"cuda ({device_name()})"
     graph = build_model(args.model, args.input, args.option)
     result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)
     name_w = max(len(c.name) for c in result.layers)
     label_w = max(len(c.label) for c in result.layers)
     print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32, "
-          f"device {args.device}")
+          f"device {device}")
     print(f"{'layer'.ljust(name_w)}  {'op'.ljust(label_w)}  {'output':>14}  {'MACs':>14}  {'counted':>14}  "
           f"{'rel.err':>8}  check")
     for c in result.layers:

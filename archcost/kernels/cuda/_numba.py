@@ -62,6 +62,6 @@ def device_address(array) -> int:
 
 def device_name() -> str:
     if simulating():
-        return "numba-cuda simulator (CPU)"
+        return "numba-cuda simulator on the CPU"
     name = cuda.get_current_device().name
     return name.decode() if isinstance(name, bytes) else str(name)
