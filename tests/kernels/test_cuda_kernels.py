@@ -78,6 +78,11 @@ def check(op, *in_shapes, tol=TOL, **kw):
     return out, ref, state, dxs, dout
 
 
+def test_validate_device_is_a_choice(capsys):
+    assert main(["validate", "conv3x3", "--device", "tpu"]) == 2
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
 def test_every_cpu_op_has_a_cuda_kernel():
     from archcost.kernels import cpu
 
@@ -122,6 +127,14 @@ def test_conv2d_direct_kernel_is_not_a_special_case(case, monkeypatch):
     monkeypatch.setattr(conv, "uses_direct", lambda cg: True)
     op, shape = CONV_CASES[case]
     check(op, shape)
+
+
+def test_conv2d_rejects_a_tile_config_it_cannot_stage(monkeypatch):
+    from archcost.errors import ArchcostError
+
+    monkeypatch.setattr(config, "GEMM_BLOCK", (4, 3))  # 3 threads per column cannot cover 2-pixel steps
+    with pytest.raises(ArchcostError, match=r"GEMM_BLOCK\[1\] = 3 must be a multiple of GEMM_WORK\[0\] = 2"):
+        execute(*CONV_CASES["3x3 pad 1"])
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

@@ -5,14 +5,16 @@ Tiled path (``_tiled_kernel``): convolution as implicit GEMM, per (sample, group
 over output pixels. ``X`` is never built: each block stages a ``GEMM_DEPTH``-deep slice of it in
 shared memory straight from the input map, writing 0 for taps that fall in the padding, next to
 the matching slice of the packed weights ``(G, R, Kg)``; every thread then accumulates a
-``wy x wx`` register tile. Groups, stride, dilation and asymmetric padding only change the index
-arithmetic of the staging loads (``_tap``). Launch: grid (pixel tiles, channel tiles, N * G).
+``wy x wx`` register tile. A thread always stages the same pixel column, so its window origin
+(``_origin``: the only division by the map width) is computed once per block; each staged
+element costs the two divisions of ``_tap``. Groups, stride, dilation and asymmetric padding
+only change this index arithmetic. Launch: grid (pixel tiles, channel tiles, N * G).
 
 Direct path (``_direct``): one thread per output element, looping over its taps; used for
 depthwise convolutions (one input channel per group), where a GEMM tile would be mostly empty.
 
-Counting (``conv2d_count``): one thread per (sample, group, pixel) walks the taps with ``_tap``,
-the same index arithmetic both kernels use, and adds up those that read the input
+Counting (``conv2d_count``): one thread per (sample, group, pixel) walks the taps with ``_origin``
+and ``_tap``, the same index arithmetic both kernels use, and adds up those that read the input
 (``performed``) and those that read padding (``padded``, multiplied as zero by the tiled kernel and
 skipped by the direct one) over the group's ``Kg`` output channels; ``performed + padded`` must
 equal the analytic MACs.
@@ -30,18 +32,19 @@ from archcost.kernels.cuda.common import grid1d
 
 
 @cuda.jit(device=True)
-def _tap(r, p, khw, kw_, ow_, sh, sw, pt, pl, dh, dw, h_, w_):
-    """Row ``r`` (channel-in-group, ky, kx) and output pixel ``p`` -> (c, ih, iw, inside)."""
+def _origin(p, ow_, sh, sw, pt, pl):
+    """Output pixel ``p`` (flat over OH x OW) -> input row and column of its window's first tap."""
+    oh = p // ow_
+    return oh * sh - pt, (p - oh * ow_) * sw - pl
+
+
+@cuda.jit(device=True)
+def _tap(r, khw, kw_, dh, dw):
+    """Row ``r`` of the implicit GEMM -> (channel in group, row offset, column offset) of its tap."""
     c = r // khw
     rem = r - c * khw
     ky = rem // kw_
-    kx = rem - ky * kw_
-    oh = p // ow_
-    ow = p - oh * ow_
-    ih = oh * sh - pt + ky * dh
-    iw = ow * sw - pl + kx * dw
-    inside = ih >= 0 and ih < h_ and iw >= 0 and iw < w_
-    return c, ih, iw, inside
+    return c, ky * dh, (rem - ky * kw_) * dw
 
 
 @lru_cache(maxsize=None)
@@ -69,16 +72,20 @@ def _tiled_kernel(bx, by, wx, wy, depth):
         for i in range(wy):
             for j in range(wx):
                 acc[i, j] = 0.0
+        # Each thread stages one pixel column of the X slice (tp divides the block's thread count),
+        # so the pixel's window origin is computed once, not per staged element.
+        pp = tid % tp
+        p = p0 + pp
+        ih0, iw0 = _origin(p, ow_, sh, sw, pt, pl)
         for r0 in range(0, r_, depth):
-            for e in range(tid, depth * tp, bx * by):  # consecutive threads: consecutive pixels
-                rr = e // tp
-                pp = e - rr * tp
+            for rr in range(tid // tp, depth, (bx * by) // tp):
                 r = r0 + rr
-                p = p0 + pp
                 v = float32(0.0)
                 if r < r_ and p < p_:
-                    c, ih, iw, inside = _tap(r, p, khw, kw_, ow_, sh, sw, pt, pl, dh, dw, h_, w_)
-                    if inside:
+                    c, dy, dx = _tap(r, khw, kw_, dh, dw)
+                    ih = ih0 + dy
+                    iw = iw0 + dx
+                    if ih >= 0 and ih < h_ and iw >= 0 and iw < w_:
                         v = x[n, g * cg + c, ih, iw]
                 xs[rr, pp] = v
             for e in range(tid, depth * tk, bx * by):
@@ -124,10 +131,13 @@ def _direct(x, wp, bias, out, sh, sw, pt, pl, dh, dw, kh_, kw_, ow_):
         n = i // (p_ * k_)
         g = ko // kg
         k = ko - g * kg
+        ih0, iw0 = _origin(p, ow_, sh, sw, pt, pl)
         total = float32(0.0)
         for r in range(r_):
-            c, ih, iw, inside = _tap(r, p, khw, kw_, ow_, sh, sw, pt, pl, dh, dw, h_, w_)
-            if inside:
+            c, dy, dx = _tap(r, khw, kw_, dh, dw)
+            ih = ih0 + dy
+            iw = iw0 + dx
+            if ih >= 0 and ih < h_ and iw >= 0 and iw < w_:
                 total += wp[g, r, k] * x[n, g * cg + c, ih, iw]
         out[n, ko, p] = total + bias[ko]
 
@@ -137,12 +147,13 @@ def _count(x, kg, r_, groups, p_, sh, sw, pt, pl, dh, dw, kh_, kw_, ow_, totals)
     """One thread per (sample, group, pixel): taps inside the input and in the padding, times Kg."""
     i = cuda.grid(1)
     if i < x.shape[0] * groups * p_:
-        p = i % p_
-        khw = kh_ * kw_
+        ih0, iw0 = _origin(i % p_, ow_, sh, sw, pt, pl)
         inside_taps = 0
         for r in range(r_):
-            c, ih, iw, inside = _tap(r, p, khw, kw_, ow_, sh, sw, pt, pl, dh, dw, x.shape[2], x.shape[3])
-            if inside:
+            c, dy, dx = _tap(r, kh_ * kw_, kw_, dh, dw)
+            ih = ih0 + dy
+            iw = iw0 + dx
+            if ih >= 0 and ih < x.shape[2] and iw >= 0 and iw < x.shape[3]:
                 inside_taps += 1
         cuda.atomic.add(totals, 0, int64(inside_taps * kg))
         cuda.atomic.add(totals, 1, int64((r_ - inside_taps) * kg))
@@ -170,6 +181,9 @@ def conv2d(x, wp, bias, out, geometry, kernel_hw):
         _direct[blocks, threads](x, wp, bias, out3, *args)
         return
     (bx, by), (wx, wy) = config.GEMM_BLOCK, config.GEMM_WORK
+    if by % wx:
+        raise ArchcostError(f"cuda config: GEMM_BLOCK[1] = {by} must be a multiple of GEMM_WORK[0] = {wx} "
+                            "(each thread stages one pixel column of the conv tile)")
     grid = (-(-(oh_ * ow_) // (bx * wx)), -(-kg // (by * wy)), n_ * groups)
     if grid[1] > 65535 or grid[2] > 65535:  # CUDA's limit on the y and z grid dimensions
         raise ArchcostError(f"conv2d (cuda): batch x groups = {grid[2]} or channel tiles = {grid[1]} exceed "
