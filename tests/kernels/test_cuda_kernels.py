@@ -334,7 +334,8 @@ def test_validate_on_cuda(capsys):
 # --- no device -----------------------------------------------------------------------------
 
 def _validate_in_subprocess(prelude: str, **env) -> subprocess.CompletedProcess:
-    code = prelude + "import sys; from archcost.cli import main; sys.exit(main(['validate', 'conv3x3', '--device', 'cuda']))"
+    code = prelude + ("import sys; from archcost.cli import main\n"
+                      "sys.exit(main(['validate', 'conv3x3', '--device', 'cuda']))")
     environ = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     environ.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
@@ -401,8 +402,8 @@ def test_bench_cuda_conv_runs_tiny(tmp_path, capsys):
     spec.loader.exec_module(bench)
     assert bench.main(["--tiny", "--out", str(tmp_path / "tiny")]) == 0
     report = json.loads((tmp_path / "tiny.json").read_text())
-    assert [r["layer"] for r in report["layers"]] == [f"conv{s}_{i}" for s, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
-                                                      for i in range(1, n + 1)]
+    stages = ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))  # VGG16: convs per stage
+    assert [r["layer"] for r in report["layers"]] == [f"conv{s}_{i}" for s, n in stages for i in range(1, n + 1)]
     assert all(r["ours_ms"] > 0 for r in report["layers"])
     assert (tmp_path / "tiny.csv").read_text().count("\n") == 14
     assert "all convs:" in capsys.readouterr().out

@@ -29,7 +29,8 @@ else:
         SIMULATOR = bool(_config.ENABLE_CUDASIM)
     except ImportError as exc:  # a broken install: say what failed, in one line
         cuda = None
-        IMPORT_ERROR = f"numba-cuda could not be imported ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        IMPORT_ERROR = f"numba-cuda could not be imported ({first_line})"
 
 
 def simulating() -> bool:

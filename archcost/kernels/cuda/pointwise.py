@@ -151,7 +151,8 @@ class ScaleKernel:
             gamma = params["gamma"]
         else:
             gamma = np.full(out_shape[op.axis], op.factor, np.float32)
-        return cuda.to_device(np.ascontiguousarray(gamma, np.float32)), cuda.to_device(np.zeros(gamma.shape, np.float32))
+        gamma = np.ascontiguousarray(gamma, np.float32)
+        return cuda.to_device(gamma), cuda.to_device(np.zeros_like(gamma))
 
     @staticmethod
     def run(op, state, inputs, out):
