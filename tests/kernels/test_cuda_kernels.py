@@ -321,8 +321,9 @@ def test_small_net_on_the_cuda_backend_matches_the_cpu_backend():
     assert relative_error(out, cpu.outputs[name].astype(np.float64)) < 1e-5
     assert gpu.counts == cpu.counts  # same performed and padded multiplies per conv/linear
     assert gpu.peak_bytes == cpu.peak_bytes  # the arena follows the same buffer plan on the device
-    assert set(gpu.seconds) == {n for n in g.topological_order() if n not in g.input_nodes()}
-    assert all(s >= 0 for s in gpu.seconds.values())
+    layers = {n for n in g.topological_order() if n not in g.input_nodes()}
+    assert set(gpu.seconds) == set(cpu.seconds) == layers  # the per-layer timer hook on both backends
+    assert all(s >= 0 for s in gpu.seconds.values()) and all(s >= 0 for s in cpu.seconds.values())
 
 
 def test_validate_on_cuda(capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 
 cuda = None
 IMPORT_ERROR: str | None = None
@@ -27,6 +28,9 @@ else:
         from numba import cuda
 
         SIMULATOR = bool(_config.ENABLE_CUDASIM)
+        # Small layers (a classifier at batch 1, validation at small inputs) launch small grids on
+        # purpose; numba-cuda would warn on each launch.
+        warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result in GPU under-utilization")
     except ImportError as exc:  # a broken install: say what failed, in one line
         cuda = None
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
