@@ -408,3 +408,16 @@ def test_bench_cuda_conv_runs_tiny(tmp_path, capsys):
     assert all(r["ours_ms"] > 0 for r in report["layers"])
     assert (tmp_path / "tiny.csv").read_text().count("\n") == 14
     assert "all convs:" in capsys.readouterr().out
+
+
+def test_only_one_module_imports_numba_cuda():
+    """archcost/kernels/cuda/_numba.py is the one importer; everything else takes ``cuda`` from it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"^\s*(import numba\.cuda|from numba\.cuda\b|from numba import .*\bcuda\b|import numba_cuda)",
+                         re.MULTILINE)
+    importers = sorted(str(p.relative_to(root)) for d in ("archcost", "benchmarks", "tests")
+                       for p in (root / d).rglob("*.py") if pattern.search(p.read_text()))
+    assert importers == ["archcost/kernels/cuda/_numba.py"]
