@@ -27,13 +27,15 @@ def run(args) -> int:
 
     if args.dtype != "float32":
         raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
-    device = "cpu"
-    if args.device == "cuda":
-        from archcost.kernels.cuda._numba import device_name, unavailable_reason
+    from archcost.kernels import unavailable_reason
 
-        reason = unavailable_reason()
-        if reason is not None:
-            raise ArchcostError(f"--device cuda: {reason}")
+    reason = unavailable_reason(args.device)
+    if reason is not None:
+        raise ArchcostError(f"--device {args.device}: {reason}")
+    device = args.device
+    if args.device == "cuda":
+        from archcost.kernels.cuda._numba import device_name
+
         device = f"cuda ({device_name()})"
     graph = build_model(args.model, args.input, args.option)
     result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)

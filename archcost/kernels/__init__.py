@@ -35,6 +35,18 @@ BACKENDS = {
 }
 
 
+def unavailable_reason(name: str) -> str | None:
+    """None when backend ``name`` can run here; else one line saying why not (for a CLI's
+    ``--device``: the cuda backend needs numba-cuda and a GPU or NUMBA_ENABLE_CUDASIM=1)."""
+    if name not in BACKENDS:
+        return f"unknown backend {name!r}; known: {', '.join(BACKENDS)}"
+    if name == "cuda":
+        from archcost.kernels.cuda._numba import unavailable_reason as cuda_reason
+
+        return cuda_reason()
+    return None
+
+
 def load_backend(name: str):
     if name not in BACKENDS:
         raise ArchcostError(f"backend: unknown {name!r}; known: {', '.join(BACKENDS)}")
