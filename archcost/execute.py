@@ -87,6 +87,38 @@ def calibrate_batch_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), var.astype(np.float32)
 
 
+class WallTimer:
+    """Per-layer host wall-clock time (``time.perf_counter``): the default ``layer_timer`` of a
+    backend whose kernels finish before ``run`` returns (the cpu). A backend with asynchronous
+    launches provides its own (the cuda backend: CUDA events)."""
+
+    def __init__(self):
+        self._start: dict = {}
+        self._seconds: dict = {}
+
+    def start(self, node) -> None:
+        self._start[node] = time.perf_counter()
+
+    def stop(self, node) -> None:
+        self._seconds[node] = time.perf_counter() - self._start.pop(node)
+
+    def seconds(self) -> dict:
+        return dict(self._seconds)
+
+
+def layer_timer(backend):
+    """A fresh per-layer timer for ``backend`` (its own ``layer_timer()`` if it has one)."""
+    make = getattr(backend, "layer_timer", None)
+    return make() if make is not None else WallTimer()
+
+
+def synchronize(backend) -> None:
+    """Wait for ``backend``'s queued work (a no-op for backends without ``synchronize``)."""
+    sync = getattr(backend, "synchronize", None)
+    if sync is not None:
+        sync()
+
+
 class Arena:
     """Activation buffers by plan buffer id; tracks the bytes held and their peak."""
 
@@ -112,7 +144,7 @@ class Result:
     outputs: dict  # output node -> host float32 array
     peak_bytes: int  # the arena's measured peak of activation bytes held
     counts: dict = field(default_factory=dict)  # conv/linear node -> (performed, padded) multiplies
-    seconds: dict = field(default_factory=dict)  # node -> wall seconds of its kernel
+    seconds: dict = field(default_factory=dict)  # node -> seconds of its kernel (see layer_timer)
 
 
 class Executor:
@@ -209,6 +241,7 @@ class Executor:
         values: dict[str, object] = {}
         readers: dict[int, list[str]] = {}  # buffer -> nodes whose value is a view of it
         result = Result(outputs={}, peak_bytes=0)
+        timer = layer_timer(backend)
         for node in plan.order:
             op = graph.op(node)
             shape = self.shapes[node]
@@ -224,9 +257,9 @@ class Executor:
                 adapter = backend.ADAPTERS[type(op)]
                 xs = [values[src] for src in graph.inputs(node)]
                 state = self._state[node] if node in self._state else self._prepare(node, op, adapter, xs)
-                start = time.perf_counter()
+                timer.start(node)
                 adapter.run(op, state, xs, out)
-                result.seconds[node] = time.perf_counter() - start
+                timer.stop(node)
                 if count and hasattr(adapter, "count"):
                     result.counts[node] = tuple(int(v) for v in adapter.count(op, state, xs, out))
             values[node] = out
@@ -237,6 +270,7 @@ class Executor:
                     del values[reader]
                 arena.release(dead)
         result.outputs = {node: backend.to_host(values[node]).copy() for node in graph.output_nodes()}
+        result.seconds = timer.seconds()
         result.peak_bytes = arena.peak_bytes
         return result
 

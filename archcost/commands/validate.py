@@ -9,6 +9,9 @@ def add_parser(sub):
     p = sub.add_parser("validate", help="execute the model and check shapes, MACs, outputs and peak memory")
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default 0)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="run on the cpu kernels (default) or the CUDA kernels (needs numba-cuda and a GPU, "
+                        "or NUMBA_ENABLE_CUDASIM=1 for numba-cuda's simulator)")
     p.set_defaults(run=run)
 
 
@@ -24,11 +27,22 @@ def run(args) -> int:
 
     if args.dtype != "float32":
         raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
+    from archcost.kernels import unavailable_reason
+
+    reason = unavailable_reason(args.device)
+    if reason is not None:
+        raise ArchcostError(f"--device {args.device}: {reason}")
+    device = args.device
+    if args.device == "cuda":
+        from archcost.kernels.cuda._numba import device_name
+
+        device = f"cuda ({device_name()})"
     graph = build_model(args.model, args.input, args.option)
-    result = validate(graph, batch=args.batch, seed=args.seed)
+    result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)
     name_w = max(len(c.name) for c in result.layers)
     label_w = max(len(c.label) for c in result.layers)
-    print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32")
+    print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32, "
+          f"device {device}")
     print(f"{'layer'.ljust(name_w)}  {'op'.ljust(label_w)}  {'output':>14}  {'MACs':>14}  {'counted':>14}  "
           f"{'rel.err':>8}  check")
     for c in result.layers:

@@ -15,6 +15,13 @@ Backend interface (what ``archcost.execute`` needs from a backend module, e.g.
   ``copy_into(dst, host_array)``, ``nbytes(array) -> int``.
 Arrays must support ``reshape`` to a view and ``.shape``.
 
+Optional (``archcost.execute`` falls back to host wall-clock timing and a no-op):
+
+- ``layer_timer() -> timer`` with ``start(node)``, ``stop(node)`` around each layer's ``run`` and
+  ``seconds() -> {node: seconds}`` once after the forward (the cuda backend records CUDA events,
+  so kernel launches stay asynchronous; the fallback is ``time.perf_counter``).
+- ``synchronize()``: wait until the device has finished all queued work (for wall-clock timing).
+
 ``BACKENDS`` names the module of each backend; it is imported only when first used.
 """
 
@@ -24,7 +31,20 @@ from archcost.errors import ArchcostError
 
 BACKENDS = {
     "cpu": "archcost.kernels.cpu",
+    "cuda": "archcost.kernels.cuda.backend",  # needs numba-cuda and a GPU or NUMBA_ENABLE_CUDASIM=1
 }
+
+
+def unavailable_reason(name: str) -> str | None:
+    """None when backend ``name`` can run here; else one line saying why not (for a CLI's
+    ``--device``: the cuda backend needs numba-cuda and a GPU or NUMBA_ENABLE_CUDASIM=1)."""
+    if name not in BACKENDS:
+        return f"unknown backend {name!r}; known: {', '.join(BACKENDS)}"
+    if name == "cuda":
+        from archcost.kernels.cuda._numba import unavailable_reason as cuda_reason
+
+        return cuda_reason()
+    return None
 
 
 def load_backend(name: str):
