@@ -71,6 +71,13 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
         return {"gamma": uniform(c, 0.8, 1.2), "beta": uniform(c, -0.1, 0.1)}
     if isinstance(op, ops.Scale) and op.factor is None:
         return {"gamma": uniform(out_shape[op.axis], 0.5, 1.5)}
+    if isinstance(op, ops.Affine):
+        c = out_shape[op.axis]
+        return {"gamma": uniform(c, 0.5, 1.5), "beta": uniform(c, -0.1, 0.1)}
+    if isinstance(op, ops.RBF):
+        # (out_features, F): row i is unit i's centre. +-1, like LeNet-5's hand-drawn bitmaps.
+        shape = (op.out_features, in_shapes[0][-1])
+        return {"centres": rng.choice(np.array([-1.0, 1.0], np.float32), shape)}
     return {}
 
 
