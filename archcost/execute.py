@@ -19,7 +19,8 @@ drawn weights and the prepared (packed) kernel state for repeated forwards.
   calibrated on the first forward from the statistics of the input the layer actually sees
   (mean: half the batch mean; variance: the mean squared deviation from it plus a floor of a
   tenth of its channel average), so every BN output has a per-channel RMS near its gamma and
-  residual stacks of 150+ layers stay finite. Inputs are standard normal.
+  residual stacks of 150+ layers stay finite. Affine (per-channel scale and bias) gets gamma
+  U(0.5, 1.5) and beta U(-0.1, 0.1); RBF centres are +-1 at random. Inputs are standard normal.
 """
 
 from __future__ import annotations
