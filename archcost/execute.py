@@ -19,7 +19,8 @@ drawn weights and the prepared (packed) kernel state for repeated forwards.
   calibrated on the first forward from the statistics of the input the layer actually sees
   (mean: half the batch mean; variance: the mean squared deviation from it plus a floor of a
   tenth of its channel average), so every BN output has a per-channel RMS near its gamma and
-  residual stacks of 150+ layers stay finite. Inputs are standard normal.
+  residual stacks of 150+ layers stay finite. Affine (per-channel scale and bias) gets gamma
+  U(0.5, 1.5) and beta U(-0.1, 0.1); RBF centres are +-1 at random. Inputs are standard normal.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
         return {"gamma": uniform(c, 0.8, 1.2), "beta": uniform(c, -0.1, 0.1)}
     if isinstance(op, ops.Scale) and op.factor is None:
         return {"gamma": uniform(out_shape[op.axis], 0.5, 1.5)}
+    if isinstance(op, ops.Affine):
+        c = out_shape[op.axis]
+        return {"gamma": uniform(c, 0.5, 1.5), "beta": uniform(c, -0.1, 0.1)}
+    if isinstance(op, ops.RBF):
+        # (out_features, F): row i is unit i's centre. +-1, like LeNet-5's hand-drawn bitmaps.
+        shape = (op.out_features, in_shapes[0][-1])
+        return {"centres": rng.choice(np.array([-1.0, 1.0], np.float32), shape)}
     return {}
 
 

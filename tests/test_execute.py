@@ -184,7 +184,9 @@ def test_a_deep_residual_net_stays_finite_and_validates():
 
 def _every_op_graph() -> Graph:
     """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a ConvNeXt-style
-    channels-last LayerNorm/Linear/Scale detour, option-A shortcut, pools, LRN, FractalNet mean."""
+    channels-last LayerNorm/Linear/Scale detour, option-A shortcut, a spatial transformer,
+    maxout on maps and vectors, LeNet-5's affine and channel selection, pools, LRN, FractalNet
+    mean and an RBF head."""
     g = Graph("every_op")
     x = g.input((6, 15, 15))
     x = g.seq(x, ops.Conv2d(12, 3, stride=2, padding=(0, 1, 1, 0)), ops.BatchNorm(), ops.Activation("hardswish"))
@@ -197,14 +199,20 @@ def _every_op_graph() -> Graph:
     x = g.add(ops.Mean(), x, t, g.add(ops.Scale(0.5), x))
     skip = g.add(ops.ChannelPad(16, 2), x)
     main = g.seq(x, ops.Conv2d(16, 3, stride=2, padding=1), ops.LRN(3), ops.Activation("elu", slope=1.0))
-    x = g.add(ops.Add(), main, skip)
+    x = g.add(ops.Add(), main, skip)  # -> 4x4x16
+    # A spatial transformer on the map, then a maxout conv, a learned affine and a channel shuffle.
+    theta = g.seq(x, ops.GlobalAvgPool(), ops.Flatten(), ops.Linear(6))
+    grid = g.add(ops.AffineGrid(4, 4, align_corners=True), theta)
+    x = g.add(ops.GridSample(align_corners=True), x, grid)
+    shuffle = tuple(range(1, 16, 2)) + tuple(range(0, 16, 2))
+    x = g.seq(x, ops.Conv2d(32, 1), ops.Maxout(2), ops.Affine(), ops.ChannelSelect(shuffle))  # -> 4x4x16
     pools = [ops.MaxPool2d(3, 2, 1, ceil_mode=True), ops.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)]
     x = g.concat(*(g.add(p, x) for p in pools))
     x = g.seq(x, ops.LayerNorm(1), ops.Activation("leaky_relu"), ops.Reshape((32, -1)),
-              ops.Activation("tanh"), ops.Flatten(), ops.Dropout(0.2), ops.Linear(7))
+              ops.Activation("tanh"), ops.Flatten(), ops.Dropout(0.2), ops.Linear(14), ops.Maxout(2))
     for fn in ("relu6", "sigmoid"):
         x = g.add(ops.Activation(fn), x)
-    g.add(ops.Softmax(-1), x)
+    g.add(ops.Softmax(-1), g.add(ops.RBF(5), x))
     return g
 
 

@@ -2,8 +2,10 @@
 
 Convolution pads explicitly and contracts sliding windows with ``tensordot``; pooling takes
 ``sliding_window_view`` windows of an explicitly padded map (divisors of average pooling come
-from pooling a mask); LRN sums squares over windows of a channel-padded copy. The kernels loop
-and clip instead, so the two share no indexing code.
+from pooling a mask); LRN sums squares over windows of a channel-padded copy; maxout reshapes
+into (groups, pieces); the affine grid multiplies a homogeneous base grid by theta; grid
+sampling sums tent weights over neighbours read from a zero-ringed copy. The kernels loop and
+clip (or bounds-test) instead, so the two share no indexing code.
 
 ``forward(op, inputs, params)``: inputs are float64 arrays, params the same dict the kernels
 get (see archcost.execute.init_params). Returns a float64 array.
@@ -140,6 +142,65 @@ def linear(op: ops.Linear, x, p):
     return y + p["bias"].astype(np.float64) if op.bias else y
 
 
+def affine(op: ops.Affine, x, p):
+    shape = _channel_shape(x.ndim, op.axis)
+    return x * p["gamma"].astype(np.float64).reshape(shape) + p["beta"].astype(np.float64).reshape(shape)
+
+
+def maxout(op: ops.Maxout, x):
+    n, c = x.shape[:2]
+    return x.reshape(n, c // op.pieces, op.pieces, *x.shape[2:]).max(axis=2)
+
+
+def rbf(x, p):
+    centres = p["centres"].astype(np.float64)  # (out, F)
+    return ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+
+
+def _targets(size, align_corners):
+    """torch's linspace_from_neg_one: ``size`` points over [-1, 1], shrunk to pixel centres
+    without align_corners; a single point is 0."""
+    if size <= 1:
+        return np.zeros(1)
+    points = np.linspace(-1.0, 1.0, size)
+    return points if align_corners else points * (size - 1) / size
+
+
+def affine_grid(op: ops.AffineGrid, theta):
+    # Base grid (H, W, 3) of homogeneous target points (x_t, y_t, 1), times theta^T (3, 2).
+    ys, xs = np.meshgrid(_targets(op.out_h, op.align_corners), _targets(op.out_w, op.align_corners), indexing="ij")
+    base = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    return np.einsum("hwk,nck->nhwc", base, theta.reshape(-1, 2, 3))
+
+
+def grid_sample(op: ops.GridSample, x, grid):
+    """Tent-weighted sum over the two integer neighbours on each axis, read from a copy of ``x``
+    with a ring of zeros: neighbour indices are clipped into the ring, so any neighbour outside
+    the input reads zero without a bounds test."""
+    n, c, h, w = x.shape
+    gx, gy = grid[..., 0], grid[..., 1]
+    if op.align_corners:
+        u, v = (gx + 1.0) / 2.0 * (w - 1), (gy + 1.0) / 2.0 * (h - 1)
+    else:
+        u, v = ((gx + 1.0) * w - 1.0) / 2.0, ((gy + 1.0) * h - 1.0) / 2.0
+    # Points further out than one pixel read only zeros either way: clipping them keeps ints small.
+    u, v = np.clip(u, -2.0, w + 1.0), np.clip(v, -2.0, h + 1.0)
+    ring = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    batch = np.arange(n)[:, None, None]
+    out = np.zeros((n, c) + grid.shape[1:3])
+    for dq in (0, 1):
+        q = np.floor(v) + dq
+        wq = np.maximum(0.0, 1.0 - np.abs(v - q))
+        for dp in (0, 1):
+            p = np.floor(u) + dp
+            wp = np.maximum(0.0, 1.0 - np.abs(u - p))
+            rows = np.clip(q, -1, h).astype(np.int64) + 1
+            cols = np.clip(p, -1, w).astype(np.int64) + 1
+            values = ring[batch, :, rows, cols]  # (N, Ho, Wo, C)
+            out += (values * (wq * wp)[..., None]).transpose(0, 3, 1, 2)
+    return out
+
+
 # op type -> f(op, inputs, params, out_shape) -> float64 array
 REFERENCE = {
     ops.Conv2d: lambda op, xs, p, s: conv2d(op, xs[0], p),
@@ -162,6 +223,12 @@ REFERENCE = {
     ops.ChannelPad: lambda op, xs, p, s: channel_pad(op, xs[0]),
     ops.Permute: lambda op, xs, p, s: xs[0].transpose(op.dims),
     ops.Reshape: lambda op, xs, p, s: xs[0].reshape(s),
+    ops.ChannelSelect: lambda op, xs, p, s: np.take(xs[0], list(op.channels), axis=1),
+    ops.Affine: lambda op, xs, p, s: affine(op, xs[0], p),
+    ops.RBF: lambda op, xs, p, s: rbf(xs[0], p),
+    ops.Maxout: lambda op, xs, p, s: maxout(op, xs[0]),
+    ops.AffineGrid: lambda op, xs, p, s: affine_grid(op, xs[0]),
+    ops.GridSample: lambda op, xs, p, s: grid_sample(op, xs[0], xs[1]),
 }
 
 

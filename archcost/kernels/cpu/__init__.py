@@ -9,6 +9,9 @@ import numpy as np
 
 from archcost import ops
 from archcost.kernels.cpu.conv import Conv2dKernel
+from archcost.kernels.cpu.extra import (
+    AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
+)
 from archcost.kernels.cpu.linear import LinearKernel
 from archcost.kernels.cpu.pointwise import (
     ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
@@ -41,6 +44,12 @@ ADAPTERS = {
     ops.ChannelPad: ChannelPadKernel,
     ops.Permute: PermuteKernel,
     ops.Reshape: ViewKernel,
+    ops.ChannelSelect: ChannelSelectKernel,
+    ops.Affine: AffineKernel,
+    ops.RBF: RBFKernel,
+    ops.Maxout: MaxoutKernel,
+    ops.AffineGrid: AffineGridKernel,
+    ops.GridSample: GridSampleKernel,
 }
 
 
