@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from archcost.errors import ArchcostError
 from archcost.graph import Graph
 from archcost.memory import live_elements, plan_buffers
-from archcost.ops import Input
 from archcost.receptive import receptive_fields
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -50,17 +49,13 @@ class LayerRecord:
 
 
 def infer_shapes(graph: Graph, batch: int = 1) -> dict[str, tuple]:
-    """Output shape of every layer at batch ``batch``."""
+    """Output shape of every layer at batch ``batch``.
+
+    The graph ran every op's shape rule at batch 1 as it was built; every rule keeps axis 0 as
+    the batch axis and is otherwise independent of it, so batch N only replaces that axis."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ArchcostError(f"batch must be a positive int, got {batch!r}")
-    shapes: dict[str, tuple] = {}
-    for node in graph.topological_order():
-        op = graph.op(node)
-        if isinstance(op, Input):
-            shapes[node] = op.batched(batch)
-        else:
-            shapes[node] = op.infer(tuple(shapes[src] for src in graph.inputs(node)))
-    return shapes
+    return {node: (batch, *graph.shape(node)[1:]) for node in graph.topological_order()}
 
 
 class Report:

@@ -31,6 +31,9 @@ class Graph:
         self.description = description
         self.nx = nx.DiGraph()
         self._order: list[str] = []
+        # Plain-dict views of the same data, for the passes' hot loops (networkx's views are slow).
+        self._attrs: dict[str, dict] = {}
+        self._consumers: dict[str, list[str]] = {}
         self._scopes: list[str] = []
         self._counters: dict[str, int] = {}
 
@@ -51,7 +54,7 @@ class Graph:
         for src in inputs:
             if src not in self.nx:
                 raise ArchcostError(f"layer {name!r}: unknown input {src!r}")
-        shapes = tuple(self.nx.nodes[src]["shape"] for src in inputs)
+        shapes = tuple(self._attrs[src]["shape"] for src in inputs)
         try:
             shape = op.infer(shapes)
         except ShapeError as exc:
@@ -64,7 +67,10 @@ class Graph:
         self.nx.add_node(name, op=op, inputs=inputs, shape=shape)
         for src in inputs:
             self.nx.add_edge(src, name)
+            self._consumers[src].append(name)
         self._order.append(name)
+        self._attrs[name] = self.nx.nodes[name]
+        self._consumers[name] = []
         return name
 
     def _full_name(self, name: str | None, kind: str) -> str:
@@ -151,28 +157,34 @@ class Graph:
         return list(self._order)
 
     def op(self, name: str) -> Op:
-        return self.nx.nodes[name]["op"]
+        return self._attrs[name]["op"]
 
     def inputs(self, name: str) -> tuple[str, ...]:
-        return self.nx.nodes[name]["inputs"]
+        return self._attrs[name]["inputs"]
 
     def shape(self, name: str) -> Shape:
         """Output shape at batch 1."""
-        return self.nx.nodes[name]["shape"]
+        return self._attrs[name]["shape"]
 
     def consumers(self, name: str) -> list[str]:
-        return list(self.nx.successors(name))
+        """The layers reading ``name``, in the order they were added (a layer reading it twice
+        is listed twice)."""
+        return list(self._consumers[name])
 
     def input_nodes(self) -> list[str]:
         return [n for n in self._order if isinstance(self.op(n), Input)]
 
     def output_nodes(self) -> list[str]:
-        return [n for n in self._order if self.nx.out_degree(n) == 0]
+        return [n for n in self._order if not self._consumers[n]]
 
     def validate(self) -> None:
-        """Check the invariants a graph built by hand (or imported) must keep."""
-        if not nx.is_directed_acyclic_graph(self.nx):
-            raise ArchcostError(f"graph {self.name!r}: has a cycle")
+        """Check the invariants the passes rely on. A graph built through ``add`` is acyclic by
+        construction (a layer's inputs must exist before it); what is checked is that nobody
+        changed ``self.nx`` behind the builder's back."""
+        if self.nx.number_of_nodes() != len(self._order) or self.nx.number_of_edges() != sum(
+            len(set(a["inputs"])) for a in self._attrs.values()
+        ):
+            raise ArchcostError(f"graph {self.name!r}: was changed outside Graph.add; rebuild it with the builder")
         if not self.input_nodes():
             raise ArchcostError(f"graph {self.name!r}: has no input")
 

@@ -26,7 +26,7 @@ def runs_in_place(graph: Graph, node: str) -> bool:
     otherwise overwriting it would corrupt the other reader (then it gets a fresh buffer)."""
     op = graph.op(node)
     inputs = graph.inputs(node)
-    return op.inplace and len(inputs) == 1 and graph.nx.out_degree(inputs[0]) == 1
+    return op.inplace and len(inputs) == 1 and len(graph.consumers(inputs[0])) == 1
 
 
 def plan_buffers(graph: Graph) -> BufferPlan:
@@ -46,7 +46,7 @@ def plan_buffers(graph: Graph) -> BufferPlan:
         last_use[buf] = max(last_use.get(buf, -1), position[node])
         for src in graph.inputs(node):
             last_use[buffer_of[src]] = max(last_use[buffer_of[src]], position[node])
-        if graph.nx.out_degree(node) == 0:
+        if not graph.consumers(node):
             last_use[buf] = len(order)
     free_after = {node: [] for node in order}
     for buf, pos in last_use.items():

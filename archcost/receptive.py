@@ -30,15 +30,18 @@ def receptive_fields(graph: Graph, shapes: dict) -> dict[str, Field]:
         if not inputs:
             fields[node] = Field(1, 1, 1, 1, 0.0, 0.0)
             continue
-        parents = [fields[src] for src in inputs]
-        f = Field(
-            max(p.size_h for p in parents),
-            max(p.size_w for p in parents),
-            max(p.jump_h for p in parents),
-            max(p.jump_w for p in parents),
-            min(p.start_h for p in parents),
-            min(p.start_w for p in parents),
-        )
+        if len(inputs) == 1:
+            f = fields[inputs[0]]
+        else:
+            parents = [fields[src] for src in inputs]
+            f = Field(
+                max(p.size_h for p in parents),
+                max(p.size_w for p in parents),
+                max(p.jump_h for p in parents),
+                max(p.jump_w for p in parents),
+                min(p.start_h for p in parents),
+                min(p.start_w for p in parents),
+            )
         window = graph.op(node).window(tuple(shapes[src] for src in inputs))
         if window is not None:
             f = Field(

@@ -187,3 +187,16 @@ def test_layout_follows_permutes_for_reports():
     assert shape_text(recs["pw"].output_shape, recs["pw"].layout) == "7x5x384"
     assert shape_text(recs["to_nchw"].output_shape, recs["to_nchw"].layout) == "7x5x384"
     assert shape_text(recs["input"].output_shape, recs["input"].layout) == "7x5x96"
+
+
+@pytest.mark.parametrize("name", ["googlenet", "convnext_t", "stn_mnist", "densenet121", "inception_v3"])
+def test_batch_only_changes_axis_0_under_every_shape_rule(name):
+    """infer_shapes reuses the build-time shapes: check them against the ops' rules at batch 3."""
+    from archcost.analysis import infer_shapes
+
+    graph = zoo.build(name)
+    shapes = infer_shapes(graph, 3)
+    for node in graph.topological_order():
+        inputs = graph.inputs(node)
+        if inputs:
+            assert graph.op(node).infer(tuple(shapes[s] for s in inputs)) == shapes[node], node
