@@ -432,8 +432,6 @@ def test_published_tool_totals(model, name, value, tol, source):
 
 
 def test_resnet50_published_totals():
-    if "resnet50_tv" not in zoo.names():
-        pytest.skip("resnet50_tv is not registered in this checkout yet (the zoo's ResNet module adds it)")
     report = analyze(zoo.build("resnet50_tv"))
     total = {name: conventions.total(report, name) for name in conventions.CONVENTIONS}
     assert report.totals["params"] == 25557032  # torchvision ResNet50_Weights meta num_params
@@ -460,8 +458,6 @@ def test_resnet50_published_totals():
 
 
 def test_resnet50_torchinfo_batch2_summary():
-    if "resnet50_tv" not in zoo.names():
-        pytest.skip("resnet50_tv is not registered in this checkout yet (the zoo's ResNet module adds it)")
     # torchinfo v1.8.0 tests/test_output/resnet50.out (batch 2): "Total mult-adds (G): 8.18",
     # "Input size (MB): 1.20", "Forward/backward pass size (MB): 355.66", "Params size (MB): 102.23".
     report = analyze(zoo.build("resnet50_tv"), batch=2)

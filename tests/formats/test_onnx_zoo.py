@@ -125,13 +125,21 @@ def to_onnx(graph):
     return helper.make_model(model_graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+# archcost ops that no single standard ONNX node expresses (exporters write them as subgraphs of
+# Slice/Pad/ReduceMax/... that the importer does not fold back): models using them are checked
+# to fail for exactly this reason and no other.
+NO_ONNX_SPELLING = {"LayerNorm", "Maxout", "Affine", "ChannelPad", "AffineGrid"}
+
+
 @pytest.mark.parametrize("model", zoo.names())
 def test_zoo_model_through_onnx_gives_the_same_records(model):
     graph = zoo.build(model)
     try:
         proto = to_onnx(graph)
     except _NoOnnxSpelling as exc:
-        pytest.skip(f"{model} uses {exc}, which has no single ONNX spelling this test writes")
+        assert str(exc) in NO_ONNX_SPELLING, f"{model}: {exc} should have an ONNX spelling"
+        assert any(type(graph.op(n)).__name__ == str(exc) for n in graph.topological_order())
+        return
     imported = import_model(proto, model)
     expected, got = analyze(graph), analyze(imported)
     assert got.records == expected.records
