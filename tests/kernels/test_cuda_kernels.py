@@ -49,16 +49,17 @@ def _random(shape, rng, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def execute(op, *in_shapes, seed=0, scale=1.0):
+def execute(op, *in_shapes, seed=0, scale=1.0, params=None):
     """Run ``op``'s cuda adapter on random device inputs; return (host output, float64 reference,
     state, device inputs, device output)."""
     rng = np.random.default_rng(seed)
     out_shape = op.infer(in_shapes)
     xs = [_random(s, rng, scale) for s in in_shapes]
-    params = init_params(op, in_shapes, out_shape, rng)
-    if isinstance(op, ops.BatchNorm):
-        params["mean"] = _random(out_shape[1], rng)
-        params["var"] = rng.uniform(0.5, 2.0, out_shape[1]).astype(np.float32)
+    if params is None:
+        params = init_params(op, in_shapes, out_shape, rng)
+        if isinstance(op, ops.BatchNorm):
+            params["mean"] = _random(out_shape[1], rng)
+            params["var"] = rng.uniform(0.5, 2.0, out_shape[1]).astype(np.float32)
     adapter = backend.ADAPTERS[type(op)]
     state = adapter.prepare(op, in_shapes, out_shape, params)
     dxs = [cuda.to_device(x) for x in xs]
@@ -288,6 +289,173 @@ def test_views_copy_into_a_fresh_buffer_and_are_free_in_place(op, shape):
     backend.ADAPTERS[type(op)].run(op, None, [dx], out)
     assert _numba.device_address(out) == _numba.device_address(dx)
     assert (dx.copy_to_host() == x).all()
+
+
+# --- the zoo's variant ops: ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample ----
+# The cases of tests/kernels/test_cpu_kernels_extra.py at simulator size; the hand-computed
+# values there pin the reference, here they pin the device kernels as well.
+
+def run_kernel(op, *xs, params=None):
+    """The cuda adapter's host output on the given float32 host inputs."""
+    in_shapes = tuple(x.shape for x in xs)
+    out_shape = op.infer(in_shapes)
+    adapter = backend.ADAPTERS[type(op)]
+    state = adapter.prepare(op, in_shapes, out_shape, params or {})
+    out = cuda.to_device(np.full(out_shape, np.nan, np.float32))
+    adapter.run(op, state, [cuda.to_device(np.ascontiguousarray(x)) for x in xs], out)
+    return out.copy_to_host()
+
+
+def both(op, *xs, params=None):
+    """(cuda output, float64 reference) on float32 host inputs ``xs``."""
+    out = run_kernel(op, *xs, params=params)
+    return out, reference.forward(op, xs, params or {}, out.shape)
+
+
+@pytest.mark.parametrize("channels,shape", [((3, 0, 2), (2, 5, 3, 4)), ((4,), (1, 6, 2, 2)),
+                                            ((1, 0), (3, 4)), ((0, 1, 2, 3), (2, 4, 3, 3))])
+def test_channel_select(channels, shape):
+    out, _, _, dxs, _ = check(ops.ChannelSelect(channels), shape)
+    x = dxs[0].copy_to_host()
+    for k, c in enumerate(channels):  # a gather, in the order given
+        assert (out[:, k] == x[:, c]).all()
+
+
+@pytest.mark.parametrize("axis,shape", [(1, (2, 4, 3, 5)), (-1, (2, 3, 3, 6)), (1, (3, 7))])
+def test_affine(axis, shape):
+    op = ops.Affine(axis)
+    p = init_params(op, (shape,), shape, np.random.default_rng(0))
+    # Per-channel values that differ, so a kernel applying them on the wrong axis fails.
+    assert p["gamma"].shape == p["beta"].shape == (shape[axis],) and np.ptp(p["gamma"]) > 0.1
+    check(op, shape, params=p)
+
+
+def test_affine_by_hand():
+    # y = gamma_c * x + beta_c: channel 0 doubles and adds 1, channel 1 negates.
+    x = np.array([[[[1.0, 2.0]], [[3.0, -4.0]]]], np.float32)  # (1, 2, 1, 2)
+    params = {"gamma": np.array([2.0, -1.0], np.float32), "beta": np.array([1.0, 0.0], np.float32)}
+    assert run_kernel(ops.Affine(), x, params=params).ravel().tolist() == [3.0, 5.0, -3.0, 4.0]
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+@pytest.mark.parametrize("shape,units", [((3, 84), 10), ((1, 5), 1)])
+def test_rbf(shape, units, trainable):
+    check(ops.RBF(units, trainable=trainable), shape)
+
+
+def test_rbf_by_hand():
+    # y_i = sum_j (x_j - w_ij)^2 with w_i the i-th centre (a row; the kernel reads them transposed):
+    # x = (1, 2) against (1, 2), (0, 0), (-1, 1), (3, -1) -> 0, 5, 5, 13.
+    x = np.array([[1.0, 2.0], [0.0, 0.0]], np.float32)
+    params = {"centres": np.array([[1, 2], [0, 0], [-1, 1], [3, -1]], np.float32)}
+    assert run_kernel(ops.RBF(4), x, params=params).tolist() == [[0.0, 5.0, 5.0, 13.0], [5.0, 0.0, 2.0, 10.0]]
+
+
+@pytest.mark.parametrize("pieces,shape", [(3, (2, 6, 3, 4)), (2, (2, 8, 1, 1)), (1, (1, 3, 2, 2)),
+                                          (2, (3, 10)), (5, (2, 15))])
+def test_maxout(pieces, shape):
+    check(ops.Maxout(pieces), shape)
+
+
+def test_maxout_groups_consecutive_channels():
+    # pieces 2: out[c] = max(in[2c], in[2c+1]); interleaved grouping would give (3, 4), not (2, 4).
+    x = np.array([[1.0, 2.0, 3.0, -5.0], [-1.0, -2.0, 0.5, 4.0]], np.float32)
+    out, ref = both(ops.Maxout(2), x)
+    assert out.tolist() == ref.tolist() == [[2.0, 3.0], [-1.0, 4.0]]
+
+
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(5, 7), (1, 3), (4, 1), (1, 1)])
+def test_affine_grid(size, align_corners):
+    check(ops.AffineGrid(*size, align_corners=align_corners), (3, 6))
+
+
+def test_affine_grid_by_hand():
+    """The 2x2 targets are the pixel centres {-1/2, +1/2} without align_corners, the corners
+    {-1, +1} with it; a single target point is 0 either way (torch's linspace_from_neg_one)."""
+    theta = np.array([IDENTITY,
+                      [1.0, 0.0, 0.5, 0.0, 1.0, 0.0],  # translate x by +1/2
+                      [0.0, -1.0, 0.0, 1.0, 0.0, 0.0]], np.float32)  # rotate: x_s = -y_t, y_s = x_t
+    h = 0.5
+    assert run_kernel(ops.AffineGrid(2, 2, align_corners=False), theta).tolist() == [
+        [[[-h, -h], [h, -h]], [[-h, h], [h, h]]],  # row i is y_t, column j is x_t
+        [[[0.0, -h], [1.0, -h]], [[0.0, h], [1.0, h]]],
+        [[[h, -h], [h, h]], [[-h, -h], [-h, h]]],
+    ]
+    assert run_kernel(ops.AffineGrid(2, 3, align_corners=True), theta[:1]).tolist() == [
+        [[[-1.0, -1.0], [0.0, -1.0], [1.0, -1.0]], [[-1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]]]
+    for align in (False, True):
+        assert run_kernel(ops.AffineGrid(1, 1, align_corners=align), theta[1:2]).tolist() == [[[[0.5, 0.0]]]]
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("x_shape,grid_hw", [((2, 3, 5, 6), (4, 7)), ((1, 2, 1, 1), (3, 3)), ((1, 1, 2, 9), (5, 2))])
+def test_grid_sample(x_shape, grid_hw, align_corners):
+    """Grid points in [-1.6, 1.6]: many sample between the border pixels and the zero padding,
+    some fall wholly outside the input."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    grid = rng.uniform(-1.6, 1.6, (x_shape[0], *grid_hw, 2)).astype(np.float32)
+    out, ref = both(ops.GridSample(align_corners=align_corners), x, grid)
+    assert np.abs(ref).max() > 0 and np.isfinite(out).all()
+    assert relative_error(out, ref) < TOL
+    if x_shape == (2, 3, 5, 6):  # some points miss the input entirely and read zero
+        missed = (ref == 0).all(axis=1)
+        assert missed.any() and (out.transpose(0, 2, 3, 1)[missed] == 0).all()
+
+
+def test_grid_sample_far_outside_nan_and_on_the_border():
+    x = np.arange(1.0, 7.0, dtype=np.float32).reshape(1, 1, 2, 3)
+    grid = np.array([[[[1e30, 0.0], [-1e30, 0.0], [0.0, 3.0], [1.0, 1.0], [np.nan, 0.0]]]], np.float32)
+    for align in (False, True):
+        out = run_kernel(ops.GridSample(align_corners=align), x, grid)
+        assert out[0, 0, 0, [0, 1, 2, 4]].tolist() == [0.0, 0.0, 0.0, 0.0]  # no int overflow, NaN reads zero
+        ref = reference.forward(ops.GridSample(align_corners=align), [x, grid[:, :, :4]], {}, (1, 1, 1, 4))
+        np.testing.assert_allclose(out[..., :4], ref, rtol=1e-6)
+    # (1, 1) with align_corners is exactly the bottom-right pixel; without, the outer corner of
+    # that pixel: a quarter of it (half of each axis falls in the zero padding).
+    assert run_kernel(ops.GridSample(align_corners=True), x, grid)[0, 0, 0, 3] == 6.0
+    assert run_kernel(ops.GridSample(align_corners=False), x, grid)[0, 0, 0, 3] == 1.5
+
+
+X22 = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)  # x[q, p] = 1 + p + 2q
+
+
+@pytest.mark.parametrize("theta,align_grid,align_sample,expected", [
+    (IDENTITY, False, False, [[1.0, 2.0], [3.0, 4.0]]),  # identity, matching: the input comes back
+    (IDENTITY, True, True, [[1.0, 2.0], [3.0, 4.0]]),
+    # translate x by +1/2: u in {0.5, 1.5}: averages of columns 0 and 1, then half column 1 + zero padding
+    ([1.0, 0.0, 0.5, 0.0, 1.0, 0.0], False, False, [[1.5, 1.0], [3.5, 2.0]]),
+    # scale by 1/2 with align_corners: u, v in {0.25, 0.75}, and x is linear: 1 + u + 2v
+    ([0.5, 0.0, 0.0, 0.0, 0.5, 0.0], True, True, [[1.75, 2.25], [2.75, 3.25]]),
+    ([0.0, 1.0, 0.0, 1.0, 0.0, 0.0], False, False, [[1.0, 3.0], [2.0, 4.0]]),  # swap axes: the transpose
+    # an align_corners grid (points at +-1) sampled without it: half a pixel into the padding on
+    # both axes, a quarter of each corner pixel
+    (IDENTITY, True, False, [[0.25, 0.5], [0.75, 1.0]]),
+])
+def test_transformer_by_hand(theta, align_grid, align_sample, expected):
+    grid = run_kernel(ops.AffineGrid(2, 2, align_grid), np.array([theta], np.float32))
+    assert run_kernel(ops.GridSample(align_corners=align_sample), X22, grid)[0, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("align_corners,h,w,exact", [
+    (False, 4, 8, True), (True, 5, 9, True),  # dyadic target coordinates: bit-exact
+    (False, 3, 5, False), (True, 1, 6, False),
+])
+def test_identity_transform_reproduces_the_input(align_corners, h, w, exact):
+    """affine_grid(identity) then grid_sample with the same align_corners, both on the device,
+    returns the input: bit-exact where the target coordinates are dyadic, else up to float32
+    rounding of the grid. A single row (h = 1) has its target at y_t = 0, which is row 0 either way."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+    grid = run_kernel(ops.AffineGrid(h, w, align_corners), np.array([IDENTITY], np.float32))
+    out = run_kernel(ops.GridSample(align_corners=align_corners), x, grid)
+    if exact:
+        assert (out == x).all()
+    np.testing.assert_allclose(out, x, rtol=0, atol=1e-5)
 
 
 # --- whole graph -------------------------------------------------------------------------

@@ -6,8 +6,10 @@
 - ``backend``: what ``archcost.execute`` loads for ``backend="cuda"``: ``ADAPTERS`` plus the arena
   and transfer functions and a per-layer timer built on CUDA events. Importing it without a usable
   device raises one ``ArchcostError`` line.
-- ``conv``, ``linear``, ``pool``, ``pointwise``, ``tensor``: the kernels, one family per module,
-  each kernel a bounds-guarded index computation; launch geometry lives in the Python wrappers.
+- ``conv``, ``linear``, ``pool``, ``pointwise``, ``tensor``, ``extra`` (the zoo's variant ops:
+  channel select, affine, RBF, maxout, affine grid, grid sample): the kernels, one family per
+  module, each kernel a bounds-guarded index computation; launch geometry lives in the Python
+  wrappers.
 
 Importing this package imports nothing from numba.
 """

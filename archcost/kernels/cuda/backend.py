@@ -23,6 +23,9 @@ if _reason is not None:
 
 from archcost.kernels.cuda._numba import cuda  # noqa: E402
 from archcost.kernels.cuda.conv import Conv2dKernel  # noqa: E402
+from archcost.kernels.cuda.extra import (  # noqa: E402
+    AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
+)
 from archcost.kernels.cuda.linear import LinearKernel  # noqa: E402
 from archcost.kernels.cuda.pointwise import (  # noqa: E402
     ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
@@ -56,6 +59,12 @@ ADAPTERS = {
     ops.ChannelPad: ChannelPadKernel,
     ops.Permute: PermuteKernel,
     ops.Reshape: ViewKernel,
+    ops.ChannelSelect: ChannelSelectKernel,
+    ops.Affine: AffineKernel,
+    ops.RBF: RBFKernel,
+    ops.Maxout: MaxoutKernel,
+    ops.AffineGrid: AffineGridKernel,
+    ops.GridSample: GridSampleKernel,
 }
 
 
