@@ -10,6 +10,7 @@ import numpy as np
 from archcost import ops
 from archcost.kernels.cpu.conv import Conv2dKernel
 from archcost.kernels.cpu.linear import LinearKernel
+from archcost.kernels.cpu.peak import measure_peak  # noqa: F401 (backend interface)
 from archcost.kernels.cpu.pointwise import (
     ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
 )
