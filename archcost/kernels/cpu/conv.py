@@ -11,8 +11,8 @@ broadcast loads of x and 8 vector FMAs. The accumulator tile is a stack array of
 (``stack.py``) indexed by constants after unrolling, which LLVM promotes to registers; with
 fastmath the inner loop compiles to ``vfmadd231ps (x){1to16}, zmm_w, zmm_acc`` (see
 docs/performance.md). Output positions are flattened over (oh, ow), so small maps (7x7) still
-fill whole tiles, and a 1x1 conv is a plain GEMM over positions. One prange task is (sample,
-group, 16-channel block, run of ``CHUNK`` tiles).
+fill whole tiles, and a 1x1 conv is a plain GEMM over positions; positions run on across the
+samples of a batch too. One prange task is (group, 16-channel block, run of ``CHUNK`` tiles).
 
 **Rows** (``conv2d``; depthwise and narrow groups, where 16-lane blocks would be mostly zero
 lanes): ``(G, B, Cg, KH, KW, OB)`` packing, one prange task per (sample, group, channel block,
@@ -130,7 +130,7 @@ _stack_one = stack_array_intrinsic(LANES)
 
 def blocked_geometry(op, in_shape, out_shape):
     """Offsets of the zero-bordered input copy the blocked kernel reads: per tap (ky, c, kx),
-    its offset from a position's base, and per output position (oh, ow), its base.
+    its offset from a position's base, and per output position (n, oh, ow) of the batch, its base.
     Returns (padded_hw, tap_offsets, position_bases) as uint64 (every index is non-negative)."""
     _, c, h, w = in_shape
     top, bottom, left, right = op.pads(h, w)
@@ -139,8 +139,8 @@ def blocked_geometry(op, in_shape, out_shape):
     cg = c // op.groups
     ky, ci, kx = np.meshgrid(np.arange(kh), np.arange(cg), np.arange(kw), indexing="ij")
     taps = (ci * hp * wp + ky * dh * wp + kx * dw).ravel()
-    oh, ow = np.meshgrid(np.arange(out_shape[2]), np.arange(out_shape[3]), indexing="ij")
-    bases = (oh * sh * wp + ow * sw).ravel()
+    n, oh, ow = np.meshgrid(np.arange(in_shape[0]), np.arange(out_shape[2]), np.arange(out_shape[3]), indexing="ij")
+    bases = (n * c * hp * wp + oh * sh * wp + ow * sw).ravel()
     return (hp, wp), taps.astype(np.uint64), bases.astype(np.uint64)
 
 
@@ -215,47 +215,50 @@ def _one(xf, base, wk, taps, acc):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def conv2d_blocked(xp, wp, taps, bases, bias, out):
-    """xp: the zero-bordered input (N, C, Hp, Wp); wp: ``pack_blocked_weights``; out (N, K, OH, OW).
-    One prange task: (sample, group, block of LANES channels, CHUNK tiles of TILE positions)."""
+    """xp: the zero-bordered input (N, C, Hp, Wp); wp: ``pack_blocked_weights``; out (N, K, OH, OW);
+    bases: per position (n, oh, ow) of the whole batch, its offset in xp (sample offset included),
+    so tiles run across rows and samples and only the batch's last positions miss a full tile.
+    One prange task: (group, block of LANES channels, CHUNK tiles of TILE positions)."""
     n_, c_, hp_, wp_ = xp.shape
     groups, blocks, ntaps, lanes = wp.shape
     k_ = out.shape[1]
     npos = out.shape[2] * out.shape[3]
+    total = n_ * npos
     kg = k_ // groups
     cg = c_ // groups
     plane = hp_ * wp_
     xf = xp.reshape(-1)
     of = out.reshape(-1)
     span = TILE * CHUNK
-    chunks = (npos + span - 1) // span
-    for task in prange(n_ * groups * blocks * chunks):
+    chunks = (total + span - 1) // span
+    for task in prange(groups * blocks * chunks):
         chunk = task % chunks
         rest = task // chunks
         b = rest % blocks
-        rest //= blocks
-        g = rest % groups
-        n = rest // groups
+        g = rest // blocks
         acc = carray(_stack_tile(np.float32), TILE * LANES)
         one = carray(_stack_one(np.float32), LANES)
         wk = wp[g, b]
-        xg = xf[(n * c_ + g * cg) * plane:(n * c_ + (g + 1) * cg) * plane]
+        xg = xf[g * cg * plane:]
         k0 = g * kg + b * LANES
         nb = min(LANES, kg - b * LANES)
         p0 = chunk * span
-        p1 = min(p0 + span, npos)
+        p1 = min(p0 + span, total)
         p = p0
         while p + TILE <= p1:
             _tile(xg, bases, p, wk, taps, acc)
-            for j in range(nb):
-                row = (n * k_ + k0 + j) * npos + p
-                bv = bias[k0 + j]
-                for q in range(TILE):
-                    of[row + q] = acc[q * LANES + j] + bv
+            for q in range(TILE):
+                n = (p + q) // npos
+                row = (n * k_ + k0) * npos + (p + q - n * npos)
+                for j in range(nb):
+                    of[row + j * npos] = acc[q * LANES + j] + bias[k0 + j]
             p += TILE
         while p < p1:
             _one(xg, bases[p], wk, taps, one)
+            n = p // npos
+            row = (n * k_ + k0) * npos + (p - n * npos)
             for j in range(nb):
-                of[(n * k_ + k0 + j) * npos + p] = one[j] + bias[k0 + j]
+                of[row + j * npos] = one[j] + bias[k0 + j]
             p += 1
 
 
