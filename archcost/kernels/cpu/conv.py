@@ -213,6 +213,16 @@ def _one(xf, base, wk, taps, acc):
             acc[j] += xv * wk[t, j]
 
 
+@njit(cache=True, no_cpython_wrapper=True)
+def _store_across_samples(of, acc, bias, p, npos, k_, k0, nb):
+    """Store a tile whose positions straddle two samples (kept out of line: it is rare)."""
+    for q in range(TILE):
+        nq = (p + q) // npos
+        row = (nq * k_ + k0) * npos + (p + q - nq * npos)
+        for j in range(nb):
+            of[row + j * npos] = acc[q * LANES + j] + bias[k0 + j]
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def conv2d_blocked(xp, wp, taps, bases, bias, out):
     """xp: the zero-bordered input (N, C, Hp, Wp); wp: ``pack_blocked_weights``; out (N, K, OH, OW);
@@ -245,13 +255,21 @@ def conv2d_blocked(xp, wp, taps, bases, bias, out):
         p0 = chunk * span
         p1 = min(p0 + span, total)
         p = p0
+        n = p0 // npos  # the sample of position p, tracked without a division per tile
+        end = (n + 1) * npos  # where sample n ends
         while p + TILE <= p1:
             _tile(xg, bases, p, wk, taps, acc)
-            for q in range(TILE):
-                n = (p + q) // npos
-                row = (n * k_ + k0) * npos + (p + q - n * npos)
+            while p >= end:
+                n += 1
+                end += npos
+            if p + TILE <= end:  # the tile lies in one sample: 8 contiguous stores per channel
+                row = (n * k_ + k0) * npos + (p - (end - npos))
                 for j in range(nb):
-                    of[row + j * npos] = acc[q * LANES + j] + bias[k0 + j]
+                    bv = bias[k0 + j]
+                    for q in range(TILE):
+                        of[row + j * npos + q] = acc[q * LANES + j] + bv
+            else:
+                _store_across_samples(of, acc, bias, p, npos, k_, k0, nb)
             p += TILE
         while p < p1:
             _one(xg, bases[p], wk, taps, one)
