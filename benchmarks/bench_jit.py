@@ -16,8 +16,10 @@ import tempfile
 import time
 
 CASES = [  # (label, op expression, input shapes)
-    ("conv2d", "ops.Conv2d(8, 3, padding=1)", [(1, 4, 8, 8)]),
-    ("conv2d_count", "ops.Conv2d(8, 3, padding=1)", [(1, 4, 8, 8)]),
+    ("conv2d_blocked (+pad_copy)", "ops.Conv2d(8, 3, padding=1)", [(1, 4, 8, 8)]),
+    ("conv2d_blocked_count", "ops.Conv2d(8, 3, padding=1)", [(1, 4, 8, 8)]),
+    ("conv2d rows (depthwise)", "ops.Conv2d(4, 3, padding=1, groups=4)", [(1, 4, 8, 8)]),
+    ("conv2d rows_count", "ops.Conv2d(4, 3, padding=1, groups=4)", [(1, 4, 8, 8)]),
     ("linear", "ops.Linear(16)", [(2, 32)]),
     ("linear_count", "ops.Linear(16)", [(2, 32)]),
     ("max_pool2d", "ops.MaxPool2d(3, 2, 1)", [(1, 4, 8, 8)]),

@@ -13,6 +13,8 @@ Backend interface (what ``archcost.execute`` needs from a backend module, e.g.
 - ``empty(size, dtype) -> array``: a flat buffer of ``size`` elements (arena allocation).
 - ``to_device(host_array) -> array``, ``to_host(array) -> numpy.ndarray``,
   ``copy_into(dst, host_array)``, ``nbytes(array) -> int``.
+- optional ``measure_peak() -> {"peak_gflops", "bandwidth_gbs", "threads"}``: the machine's
+  ceilings for ``archcost bench`` (measured once per process).
 Arrays must support ``reshape`` to a view and ``.shape``.
 
 Optional (``archcost.execute`` falls back to host wall-clock timing and a no-op):

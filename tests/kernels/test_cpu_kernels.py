@@ -10,6 +10,7 @@ import pytest
 from archcost import ops
 from archcost.execute import init_params
 from archcost.kernels import cpu, reference
+from archcost.kernels.cpu.conv import uses_blocked as conv_uses_blocked
 from archcost.validation import relative_error
 
 TOL = 2e-6  # float32 kernels vs float64 reference on small random problems
@@ -71,7 +72,21 @@ CONV_CASES = {
     "non-square 3x1 stride (2,1)": (ops.Conv2d(9, (3, 1), stride=(2, 1), padding=(1, 0)), (1, 5, 10, 6)),
     "same stride 2": (ops.Conv2d(7, 7, stride=2, padding="same"), (1, 3, 15, 16)),
     "no bias": (ops.Conv2d(11, 5, stride=2, padding=2, bias=False), (2, 3, 13, 13)),
+    # blocked kernel (>= 8 output channels per group): full and partial 16-channel blocks,
+    # position counts that are and are not multiples of the 8-position tile, 1x1 without padding
+    "blocked 3x3, 40 channels": (ops.Conv2d(40, 3, padding=1), (2, 6, 7, 9)),
+    "blocked 1x1 GEMM, 32 channels": (ops.Conv2d(32, 1), (2, 24, 4, 4)),
+    "blocked 1x1 stride 2": (ops.Conv2d(16, 1, stride=2, bias=False), (1, 8, 9, 7)),
+    "blocked 7x7/2 pad 3": (ops.Conv2d(17, 7, stride=2, padding=3), (1, 3, 19, 17)),
+    "blocked groups 2, 24 per group": (ops.Conv2d(48, 3, stride=2, padding=1, groups=2), (1, 6, 11, 11)),
+    "blocked dilation, asymmetric pad": (ops.Conv2d(20, 3, dilation=2, padding=(1, 3, 0, 2)), (1, 5, 9, 8)),
+    "blocked 1x1 map": (ops.Conv2d(64, 3, padding=1), (3, 16, 1, 1)),
 }
+
+
+def test_conv_paths_are_both_tested():
+    paths = {"blocked" if conv_uses_blocked(op) else "rows" for op, _ in CONV_CASES.values()}
+    assert paths == {"blocked", "rows"}
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -82,13 +97,17 @@ def test_conv2d(case):
 
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_counts_every_multiply(case):
-    """performed + padded == the analytic MACs; performed == the in-bounds taps, counted
-    independently by convolving ones with ones in the reference."""
+    """performed + padded == the analytic MACs. The blocked kernel reads a zero-bordered copy
+    and multiplies every tap (padded = 0); the row kernel skips padded taps, so its performed
+    count must equal the in-bounds taps, counted independently by convolving ones with ones."""
     op, shape = CONV_CASES[case]
     out, _, state, xs = execute(op, shape)
     performed, padded = cpu.ADAPTERS[ops.Conv2d].count(op, state, xs, out)
     macs = op.cost((shape,), out.shape).macs
     assert performed + padded == macs
+    if state[0] == "blocked":
+        assert padded == 0
+        return
     ones = {"weight": np.ones((op.out_channels, shape[1] // op.groups, *op.kernel), np.float32)}
     taps = reference.conv2d(ops.Conv2d(op.out_channels, op.kernel, op.stride, op.padding, op.dilation, op.groups,
                                        bias=False), np.ones(shape), ones)

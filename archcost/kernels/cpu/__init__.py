@@ -13,6 +13,7 @@ from archcost.kernels.cpu.extra import (
     AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
 )
 from archcost.kernels.cpu.linear import LinearKernel
+from archcost.kernels.cpu.peak import measure_peak  # noqa: F401 (backend interface)
 from archcost.kernels.cpu.pointwise import (
     ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
 )

@@ -1,0 +1,102 @@
+"""Time a graph's forward pass per layer on a backend (archcost bench): the RESULTS.json data
+the roofline chart reads (schema: archcost/roofline.py), plus totals.
+
+Per layer: the median of ``repeat`` forwards' kernel times, after one warm-up forward that JIT
+compiles and packs weights (so neither is timed); FLOPs are the analyzer's (``2 x MACs +
+other``); bytes moved are every input read + parameters read + output written, at 4 bytes
+per float32 element; intensity = FLOPs / bytes. The machine's ceilings come from the
+backend's ``measure_peak()`` (CPU: a register-blocked FMA loop and a parallel copy, measured
+once per process).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import statistics
+
+from archcost.analysis import analyze
+from archcost.errors import ArchcostError
+from archcost.execute import Executor
+
+BYTES = 4  # the kernels run float32
+
+
+def machine_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def layer_bytes(record, shapes: dict) -> int:
+    reads = sum(math.prod(shapes[src]) for src in record.inputs)
+    return BYTES * (reads + record.params + math.prod(record.output_shape))
+
+
+def benchmark(graph, batch: int = 1, backend: str = "cpu", repeat: int = 5, progress=None) -> dict:
+    """RESULTS.json as a dict (see archcost/roofline.py), with extra keys: ``batch``,
+    ``backend``, ``repeat``, ``threads``, ``totals`` and per layer ``label`` and
+    ``index`` (graph order), ``fraction_of_peak`` (GFLOP/s over the compute ceiling) and ``fraction_of_roofline`` (over
+    the attainable rate at its intensity). ``progress(done, total)`` is called after each forward."""
+    if repeat < 1:
+        raise ArchcostError(f"bench: --repeat must be >= 1, got {repeat}")
+    report = analyze(graph, batch=batch)
+    executor = Executor(graph, batch, backend)
+    if not hasattr(executor.backend, "measure_peak"):
+        raise ArchcostError(f"bench: backend {backend!r} cannot measure its peak (no measure_peak())")
+    inputs = executor.random_inputs()
+    executor.forward(inputs)  # warm-up: JIT compile, weight packing, BN calibration
+    if progress:
+        progress(1, repeat + 1)
+    times: dict[str, list[float]] = {}
+    for i in range(repeat):
+        for node, seconds in executor.forward(inputs).seconds.items():
+            times.setdefault(node, []).append(seconds)
+        if progress:
+            progress(i + 2, repeat + 1)
+    peak = executor.backend.measure_peak()
+    shapes = {r.name: r.output_shape for r in report.records}
+    layers = []
+    for record in report.records:
+        if record.name not in times:
+            continue  # the input
+        seconds = max(statistics.median(times[record.name]), 1e-9)
+        flops = record.flops
+        nbytes = layer_bytes(record, shapes)
+        gflops = flops / seconds / 1e9
+        attainable = min(peak["peak_gflops"], peak["bandwidth_gbs"] * flops / nbytes)
+        layers.append({
+            "index": len(layers), "name": record.name, "op": record.op, "label": record.label, "macs": record.macs, "flops": flops,
+            "bytes": nbytes, "seconds": seconds, "gflops": gflops,
+            "fraction_of_peak": gflops / peak["peak_gflops"],
+            "fraction_of_roofline": gflops / attainable if attainable > 0 else 0.0,
+        })
+    total_s = sum(layer["seconds"] for layer in layers)
+    total_flops = sum(layer["flops"] for layer in layers)
+    conv = [layer for layer in layers if layer["op"] in ("conv", "linear")]
+    conv_s = sum(layer["seconds"] for layer in conv)
+    totals = {
+        "seconds": total_s, "flops": total_flops, "gflops": total_flops / total_s / 1e9,
+        "fraction_of_peak": total_flops / total_s / 1e9 / peak["peak_gflops"],
+        "conv_linear_seconds": conv_s,
+        "conv_linear_gflops": sum(layer["flops"] for layer in conv) / conv_s / 1e9 if conv_s else 0.0,
+    }
+    return {
+        "machine": machine_name(), "date": datetime.date.today().isoformat(), "model": graph.name,
+        "dtype": "float32", "batch": batch, "backend": backend, "repeat": repeat, "threads": peak.get("threads"),
+        "peak_gflops": peak["peak_gflops"], "bandwidth_gbs": peak["bandwidth_gbs"], "totals": totals,
+        "layers": [layer for layer in layers if layer["flops"] > 0],
+        "other_layers": [layer for layer in layers if layer["flops"] == 0],
+    }
+
+
+def all_layers(data: dict) -> list[dict]:
+    """Every timed layer in graph order (flop-free views and copies included)."""
+    return sorted(data["layers"] + data["other_layers"], key=lambda layer: layer["index"])
