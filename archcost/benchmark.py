@@ -89,7 +89,7 @@ def benchmark(graph, batch: int = 1, backend: str = "cpu", repeat: int = 5, prog
         "conv_linear_gflops": sum(layer["flops"] for layer in conv) / conv_s / 1e9 if conv_s else 0.0,
     }
     return {
-        "machine": machine_name(), "date": datetime.date.today().isoformat(), "model": graph.name,
+        "machine": getattr(executor.backend, "DEVICE", None) or machine_name(), "date": datetime.date.today().isoformat(), "model": graph.name,
         "dtype": "float32", "batch": batch, "backend": backend, "repeat": repeat, "threads": peak.get("threads"),
         "peak_gflops": peak["peak_gflops"], "bandwidth_gbs": peak["bandwidth_gbs"], "totals": totals,
         "layers": [layer for layer in layers if layer["flops"] > 0],

@@ -589,3 +589,20 @@ def test_only_one_module_imports_numba_cuda():
     importers = sorted(str(p.relative_to(root)) for d in ("archcost", "benchmarks", "tests")
                        for p in (root / d).rglob("*.py") if pattern.search(p.read_text()))
     assert importers == ["archcost/kernels/cuda/_numba.py"]
+
+
+def test_bench_runs_on_the_cuda_backend_with_measured_ceilings(tmp_path):
+    """`archcost bench --device cuda` end to end (on the simulator here): per-layer times, the
+    device's measured FMA and copy ceilings, and a RESULTS.json that the roofline reader accepts."""
+    import json
+
+    from archcost.cli import main
+    from archcost.roofline import load_results
+
+    out = tmp_path / "results.json"
+    assert main(["bench", "conv3x3", "--input", "3x5x5", "--device", "cuda", "--repeat", "1", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["backend"] == "cuda" and data["peak_gflops"] > 0 and data["bandwidth_gbs"] > 0
+    assert [layer["name"] for layer in data["layers"]] == ["conv1"]
+    assert data["layers"][0]["macs"] == 25 * 3 * (3 * 3 * 3)  # 5x5 positions x 3 out x (3 in x 3x3)
+    load_results(out)

@@ -27,6 +27,7 @@ from archcost.kernels.cuda.extra import (  # noqa: E402
     AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
 )
 from archcost.kernels.cuda.linear import LinearKernel  # noqa: E402
+from archcost.kernels.cuda.peak import measure_peak  # noqa: E402, F401 (backend interface)
 from archcost.kernels.cuda.pointwise import (  # noqa: E402
     ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
 )
