@@ -21,7 +21,7 @@ def dtype_bytes(dtype: str) -> int:
         raise ArchcostError(f"dtype: unknown {dtype!r}; known: {', '.join(DTYPE_BYTES)}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerRecord:
     name: str
     op: str  # the op kind, e.g. "conv"
@@ -121,9 +121,11 @@ def analyze(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
         op = graph.op(node)
         inputs = graph.inputs(node)
         out = shapes[node]
-        layouts[node] = op.layout(tuple(layouts[src] for src in inputs), out)
-        cost = op.cost(tuple(shapes[src] for src in inputs), out)
-        elems = math.prod(out) if plan.allocates[node] else 0
+        in_shapes = tuple(shapes[src] for src in inputs)
+        layout = layouts[node] = op.layout(tuple(layouts[src] for src in inputs), out)
+        cost = op.cost(in_shapes, out)
+        allocates = plan.allocates[node]
+        elems = math.prod(out) if allocates else 0
         f = fields[node]
         records.append(
             LayerRecord(
@@ -148,8 +150,8 @@ def analyze(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
                 jump_w=f.jump_w,
                 start_h=f.start_h,
                 start_w=f.start_w,
-                inplace=not plan.allocates[node],
-                layout=layouts[node],
+                inplace=not allocates,
+                layout=layout,
             )
         )
     return Report(graph, batch, dtype, records, _totals(records, live, itemsize))

@@ -171,6 +171,10 @@ class Graph:
         is listed twice)."""
         return list(self._consumers[name])
 
+    def fan_out(self, name: str) -> int:
+        """How many times ``name`` is read by later layers."""
+        return len(self._consumers[name])
+
     def input_nodes(self) -> list[str]:
         return [n for n in self._order if isinstance(self.op(n), Input)]
 

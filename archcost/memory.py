@@ -7,6 +7,7 @@ The executor allocates from the same plan, so its measured peak can be compared 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from archcost.graph import Graph
@@ -24,33 +25,33 @@ class BufferPlan:
 def runs_in_place(graph: Graph, node: str) -> bool:
     """An in-place op reuses its input's buffer, but only when nothing else reads that input:
     otherwise overwriting it would corrupt the other reader (then it gets a fresh buffer)."""
-    op = graph.op(node)
     inputs = graph.inputs(node)
-    return op.inplace and len(inputs) == 1 and len(graph.consumers(inputs[0])) == 1
+    return graph.op(node).inplace and len(inputs) == 1 and graph.fan_out(inputs[0]) == 1
 
 
 def plan_buffers(graph: Graph) -> BufferPlan:
     order = graph.topological_order()
-    position = {node: i for i, node in enumerate(order)}
+    end = len(order)
     buffer_of, allocates, size_of, last_use = {}, {}, {}, {}
-    for node in order:
+    for position, node in enumerate(order):
+        inputs = graph.inputs(node)
         if runs_in_place(graph, node):
-            buf = buffer_of[graph.inputs(node)[0]]
+            buf = buffer_of[inputs[0]]
             allocates[node] = False
         else:
             buf = len(size_of)
-            size_of[buf] = _numel(graph.shape(node))
+            size_of[buf] = math.prod(graph.shape(node))
             allocates[node] = True
         buffer_of[node] = buf
-        # A buffer lives until the last reader of any node aliasing it; outputs live to the end.
-        last_use[buf] = max(last_use.get(buf, -1), position[node])
-        for src in graph.inputs(node):
-            last_use[buffer_of[src]] = max(last_use[buffer_of[src]], position[node])
-        if not graph.consumers(node):
-            last_use[buf] = len(order)
+        # A buffer lives until the last reader of any node aliasing it (nodes come in order, so
+        # the latest position is the last); outputs live to the end (set last: an in-place
+        # output aliases its input's buffer).
+        for src in inputs:
+            last_use[buffer_of[src]] = position
+        last_use[buf] = position if graph.fan_out(node) else end
     free_after = {node: [] for node in order}
     for buf, pos in last_use.items():
-        if pos < len(order):
+        if pos < end:
             free_after[order[pos]].append(buf)
     return BufferPlan(
         tuple(order), buffer_of, allocates, {k: tuple(v) for k, v in free_after.items()}, size_of
@@ -67,10 +68,3 @@ def live_elements(plan: BufferPlan, batch: int = 1) -> list[int]:
         for buf in plan.free_after[node]:
             live -= plan.size_of[buf] * batch
     return steps
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

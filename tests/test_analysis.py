@@ -200,3 +200,14 @@ def test_batch_only_changes_axis_0_under_every_shape_rule(name):
         inputs = graph.inputs(node)
         if inputs:
             assert graph.op(node).infer(tuple(shapes[s] for s in inputs)) == shapes[node], node
+
+
+def test_an_in_place_output_keeps_its_buffer_to_the_end():
+    g = Graph()
+    x = g.input((1, 4, 4))
+    a = g.add(Conv2d(2, 1), x, name="a")
+    g.add(Activation("relu"), a, name="r")  # the graph's output, written into a's buffer
+    plan = plan_buffers(g)
+    assert plan.buffer_of["r"] == plan.buffer_of["a"]
+    assert plan.free_after["r"] == ()  # never freed: it is the output
+    assert analyze(g).totals["peak_activation_bytes"] == 4 * (16 + 32)
