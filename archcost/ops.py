@@ -68,8 +68,6 @@ class Op:
     # True where the lectures (and PyTorch) run the op in place: its output reuses its input's
     # buffer, so it adds no activation memory (when its input has no other consumer).
     inplace: ClassVar[bool] = False
-    # True for ops that keep channels on axis 1 and act per element (BN, activations, ...).
-    pointwise: ClassVar[bool] = False
 
     def infer(self, inputs: tuple[Shape, ...]) -> Shape:
         return _one_input(self, inputs)
@@ -325,7 +323,6 @@ class Activation(Op):
 
     kind: ClassVar[str] = "act"
     inplace: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = True
     fn: str = "relu"
     slope: float = 0.01  # leaky_relu's negative slope, elu's alpha
 
@@ -350,7 +347,6 @@ class BatchNorm(Op):
     running mean and variance as buffers (not params); 2 ops per element (scale and shift)."""
 
     kind: ClassVar[str] = "bn"
-    pointwise: ClassVar[bool] = True
     eps: float = 1e-5
     affine: bool = True
 
@@ -395,7 +391,6 @@ class LRN(Op):
     2*size + 3 ops."""
 
     kind: ClassVar[str] = "lrn"
-    pointwise: ClassVar[bool] = True
     size: int = 5
     alpha: float = 1e-4
     beta: float = 0.75
@@ -417,7 +412,6 @@ class Dropout(Op):
 
     kind: ClassVar[str] = "dropout"
     inplace: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = True
     p: float = 0.5
 
     def __post_init__(self):
@@ -510,7 +504,6 @@ class Scale(Op):
     ``factor=None``, by a learned per-channel gamma on ``axis`` (ConvNeXt's layer scale)."""
 
     kind: ClassVar[str] = "scale"
-    pointwise: ClassVar[bool] = True
     factor: float | None = None
     axis: int = 1
 
@@ -524,7 +517,6 @@ class Softmax(Op):
     """Softmax over ``axis``: exp, sum and divide, 3 ops per element."""
 
     kind: ClassVar[str] = "softmax"
-    pointwise: ClassVar[bool] = True
     axis: int = -1
 
     def cost(self, inputs, output):
@@ -645,7 +637,6 @@ class Affine(Op):
     statistics: C weights, C biases, 2 ops per element."""
 
     kind: ClassVar[str] = "affine"
-    pointwise: ClassVar[bool] = True
     axis: int = 1
 
     def infer(self, inputs):
