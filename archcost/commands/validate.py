@@ -16,7 +16,8 @@ def add_parser(sub):
 
 
 def _fmt_shape(shape) -> str:
-    return "x".join(str(d) for d in shape[1:])
+    """The executed array's shape, batch first (NCHW for maps), as numpy holds it."""
+    return "x".join(str(d) for d in shape)
 
 
 def run(args) -> int:
@@ -43,7 +44,7 @@ def run(args) -> int:
     label_w = max(len(c.label) for c in result.layers)
     print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32, "
           f"device {device}")
-    print(f"{'layer'.ljust(name_w)}  {'op'.ljust(label_w)}  {'output':>14}  {'MACs':>14}  {'counted':>14}  "
+    print(f"{'layer'.ljust(name_w)}  {'op'.ljust(label_w)}  {'array shape':>14}  {'MACs':>14}  {'counted':>14}  "
           f"{'rel.err':>8}  check")
     for c in result.layers:
         counted = "" if c.counted is None else f"{c.counted:,}"
