@@ -72,10 +72,6 @@ class Convention:
     base: str = "macs"  # the archcost total it is compared with: "macs" or "activation_bytes"
 
 
-def _numel(shape: Shape) -> int:
-    return math.prod(shape)
-
-
 def _spatial_kernel(op) -> int:
     return op.kernel[0] * op.kernel[1]
 
@@ -143,13 +139,13 @@ def fvcore(layer: Layer) -> int:
         return layer.cost.macs
     if isinstance(op, BatchNorm):
         # batchnorm_flop_jit, eval mode: input numel * (2 if affine else 1).
-        return _numel(x) * (2 if op.affine else 1)
+        return math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, GlobalAvgPool):
         # "aten::adaptive_avg_pool2d": elementwise_flop_counter(1, 0) = input numel.
-        return _numel(x)
+        return math.prod(x)
     if isinstance(op, LayerNorm):
         # "aten::layer_norm": norm_flop_counter(2) = input numel * 5 with affine.
-        return 5 * _numel(x)
+        return 5 * math.prod(x)
     # Max/avg pooling, activations, adds, softmax, LRN: no default handle (ignored, with a warning).
     return 0
 
@@ -175,36 +171,36 @@ def ptflops_pytorch(layer: Layer) -> int:
     if isinstance(op, Conv2d):
         # conv_flops_counter_hook: prod(kernel) * C_in * C_out/groups per output position
         # (= MACs) + output numel for the bias.
-        return layer.cost.macs + (_numel(out) if op.bias else 0)
+        return layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, Linear):
         # linear_flops_counter_hook: (in * out + bias) * prod(input.shape[:-1]).
-        return layer.cost.macs + (_numel(out) if op.bias else 0)
+        return layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, Activation):
         # relu_flops_counter_hook: output numel (+ the F.* wrapper, see above); nn.SiLU has no
         # module hook but F.silu is patched; sigmoid, tanh, hardswish, hardsigmoid: 0.
         if op.fn in _PTFLOPS_DOUBLE:
-            return 2 * _numel(out)
+            return 2 * math.prod(out)
         if op.fn in _PTFLOPS_SINGLE or op.fn == "silu":
-            return _numel(out)
+            return math.prod(out)
         return 0
     if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool)):
         # pool_flops_counter_hook: input numel; the patched F.*pool2d adds input numel again.
-        return 2 * _numel(x)
+        return 2 * math.prod(x)
     if isinstance(op, BatchNorm):
         # bn_flops_counter_hook: input numel, x2 if module.affine.
-        return _numel(x) * (2 if op.affine else 1)
+        return math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, LayerNorm):
         # Same hook, but nn.LayerNorm has no `affine` attribute (it is `elementwise_affine`).
-        return _numel(x)
+        return math.prod(x)
     if isinstance(op, Softmax):
         # nn.Softmax has no hook; its F.softmax is patched: input numel.
-        return _numel(x)
+        return math.prod(x)
     if isinstance(op, LRN):
         # nn.LocalResponseNorm has no hook, but F.local_response_norm calls the patched
         # input.mul(input), avg_pool3d over the channel-padded squares (N, 1, C+size-1, H, W),
         # .mul(alpha) and .add(k): 3 x numel + N*(C+size-1)*H*W.
         n, c, h, w = x
-        return 3 * _numel(x) + n * (c + op.size - 1) * h * w
+        return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
     # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), mul, pads: 0.
     return 0
 
@@ -217,7 +213,7 @@ def ptflops_aten(layer: Layer) -> int:
     # Everything else is "treated as a zero-op".
     op = layer.op
     if isinstance(op, (Conv2d, Linear)):
-        return layer.cost.macs + (_numel(layer.output) if op.bias else 0)
+        return layer.cost.macs + (math.prod(layer.output) if op.bias else 0)
     return 0
 
 
@@ -235,20 +231,20 @@ def thop(layer: Layer) -> int:
         return layer.cost.macs
     if isinstance(op, BatchNorm):
         # count_normalization: calculate_norm = 2 * input numel, then "flops *= 2" when affine.
-        return 2 * _numel(x) * (2 if op.affine else 1)
+        return 2 * math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, LayerNorm):
         # The same hook (elementwise_affine): 4 * numel.
-        return 4 * _numel(x)
+        return 4 * math.prod(x)
     if isinstance(op, AvgPool2d):
         # count_avgpool: calculate_avgpool(output numel) = 1 per output element.
-        return _numel(out)
+        return math.prod(out)
     if isinstance(op, GlobalAvgPool):
         # count_adap_avgpool: (prod(in spatial / out spatial) + 1) * output numel.
-        return (x[2] * x[3] + 1) * _numel(out)
+        return (x[2] * x[3] + 1) * math.prod(out)
     if isinstance(op, Softmax):
         # count_softmax: rows * (nf exp + nf-1 adds + nf divs).
         features = out[op.axis]
-        return _numel(out) // features * (3 * features - 1)
+        return math.prod(out) // features * (3 * features - 1)
     # nn.ReLU, ReLU6, MaxPool, Dropout: zero_ops; LeakyReLU: calculate_relu_flops -> 0; other
     # activations, LRN, adds, concat, mul: no hook (0).
     return 0
@@ -263,7 +259,7 @@ def torchinfo(layer: Layer) -> int:
     # out[2:]) (= MACs + bias adds); every other module adds out[0] * params.
     op, out = layer.op, layer.output
     if isinstance(op, Conv2d):
-        return layer.cost.params * (_numel(out) // out[1])
+        return layer.cost.params * (math.prod(out) // out[1])
     if isinstance(op, Linear):
         # BUG in the release: out[0] * params ignores every axis but the batch, so a Linear on a
         # channels-last (N, H, W, C) map is undercounted H*W times. Reproduced; fixed after
@@ -287,7 +283,7 @@ def torchinfo_pass_bytes(layer: Layer) -> int:
     # output_bytes * 2 ("x2 for gradients") over leaf layers with num_params > 0 only: outputs of
     # ReLU, pooling, adds and the input are not counted.
     if _torchinfo_counts_output(layer.op):
-        return 2 * _numel(layer.output) * layer.itemsize
+        return 2 * math.prod(layer.output) * layer.itemsize
     return 0
 
 
@@ -301,7 +297,7 @@ def torchinfo_param_bytes(layer: Layer) -> int:
 
 def torchinfo_input_bytes(layer: Layer) -> int:
     # torchinfo 1.8.0 "Input size": the bytes of the input tensor.
-    return _numel(layer.output) * layer.itemsize if isinstance(layer.op, Input) else 0
+    return math.prod(layer.output) * layer.itemsize if isinstance(layer.op, Input) else 0
 
 
 # --- torchscan ----------------------------------------------------------------------------------
@@ -314,32 +310,32 @@ def torchscan_flops(layer: Layer) -> int:
     if isinstance(op, Conv2d):
         # flops_convnd: per output, C_in/g windows of (2k - 1) plus (C_in/g - 1) adds, + bias.
         cin, k = x[1] // op.groups, _spatial_kernel(op)
-        return _numel(out) * (cin * (2 * k - 1) + cin - 1) + (_numel(out) if op.bias else 0)
+        return math.prod(out) * (cin * (2 * k - 1) + cin - 1) + (math.prod(out) if op.bias else 0)
     if isinstance(op, Linear):
         # flops_linear: out_feats * (2 * in - 1) + out_feats for the bias.
-        outputs = _numel(out)
+        outputs = math.prod(out)
         return outputs * (2 * x[-1] - 1) + (outputs if op.bias else 0)
     if isinstance(op, Activation):
         # flops_relu 1, flops_relu6 2, flops_leakyrelu 4, flops_sigmoid 4, flops_elu 6,
         # flops_tanh 6 per element; GELU, SiLU, Hardswish, Hardsigmoid unsupported (0).
         per = {"relu": 1, "relu6": 2, "leaky_relu": 4, "sigmoid": 4, "elu": 6, "tanh": 6}
-        return per.get(op.fn, 0) * _numel(x)
+        return per.get(op.fn, 0) * math.prod(x)
     if isinstance(op, BatchNorm):
         # flops_bn, eval: 2 per channel (eps + var, sqrt), 2 per element (sub mean, div),
         # 2 per element for gamma and beta when affine.
-        return 2 * x[1] + 2 * _numel(x) + (2 * _numel(x) if op.affine else 0)
+        return 2 * x[1] + 2 * math.prod(x) + (2 * math.prod(x) if op.affine else 0)
     if isinstance(op, MaxPool2d):
         # flops_maxpool: out numel * (k - 1).
-        return _numel(out) * (_spatial_kernel(op) - 1)
+        return math.prod(out) * (_spatial_kernel(op) - 1)
     if isinstance(op, AvgPool2d):
         # flops_avgpool: out numel * (k - 1 + ndim - 2).
-        return _numel(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
+        return math.prod(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
     if isinstance(op, GlobalAvgPool):
         # flops_adaptive_avgpool with kernel = input H x W: out numel * (H*W - 1 + 2).
-        return _numel(out) * (x[2] * x[3] - 1 + 2)
+        return math.prod(out) * (x[2] * x[3] - 1 + 2)
     if isinstance(op, Dropout):
         # flops_dropout: one random draw per element whenever p > 0 (eval mode included).
-        return _numel(x) if op.p > 0 else 0
+        return math.prod(x) if op.p > 0 else 0
     # LayerNorm is not dispatched by module_flops in 0.1.2 (flops_layernorm exists but is
     # unreachable), nor are softmax, LRN, adds: 0 with a warning.
     return 0
@@ -354,13 +350,13 @@ def torchscan_macs(layer: Layer) -> int:
         return layer.cost.macs
     if isinstance(op, BatchNorm):
         # macs_bn, eval: numel * (1 + affine).
-        return _numel(x) * (2 if op.affine else 1)
+        return math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, MaxPool2d):
-        return _numel(out) * (_spatial_kernel(op) - 1)
+        return math.prod(out) * (_spatial_kernel(op) - 1)
     if isinstance(op, AvgPool2d):
-        return _numel(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
+        return math.prod(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
     if isinstance(op, GlobalAvgPool):
-        return _numel(out) * (x[2] * x[3] - 1 + 2)
+        return math.prod(out) * (x[2] * x[3] - 1 + 2)
     # Activations, dropout, flatten: 0; anything else unsupported: 0.
     return 0
 
@@ -371,35 +367,35 @@ def torchscan_dmas(layer: Layer) -> int:
     x = layer.inputs[0] if layer.inputs else ()
     if isinstance(op, Conv2d):
         # dmas_convnd: C_in * k * out numel // groups + params + out numel.
-        return x[1] * _spatial_kernel(op) * _numel(out) // op.groups + layer.cost.params + _numel(out)
+        return x[1] * _spatial_kernel(op) * math.prod(out) // op.groups + layer.cost.params + math.prod(out)
     if isinstance(op, Linear):
         # dmas_linear: input numel + params + out numel.
-        return _numel(x) + layer.cost.params + _numel(out)
+        return math.prod(x) + layer.cost.params + math.prod(out)
     if isinstance(op, Activation):
         # torchvision builds ReLU/ReLU6 with inplace=True: no output access then.
-        written = 0 if op.inplace else _numel(out)
+        written = 0 if op.inplace else math.prod(out)
         if op.fn in ("relu", "relu6"):  # dmas_relu
-            return _numel(x) + written
+            return math.prod(x) + written
         if op.fn in ("elu", "leaky_relu"):  # dmas_act_single_param: + alpha or slope
-            return _numel(x) + 1 + written
+            return math.prod(x) + 1 + written
         if op.fn == "sigmoid":  # dmas_sigmoid
-            return _numel(x) + _numel(out)
+            return math.prod(x) + math.prod(out)
         if op.fn == "tanh":  # dmas_tanh
-            return 2 * _numel(x) + _numel(out)
+            return 2 * math.prod(x) + math.prod(out)
         return 0
     if isinstance(op, BatchNorm):
         # dmas_bn, eval: input + running mean/var + eps (+ gamma, beta) + momentum + output.
         c = x[1]
-        return _numel(x) + 2 * c + 1 + (2 * c if op.affine else 0) + 1 + _numel(out)
+        return math.prod(x) + 2 * c + 1 + (2 * c if op.affine else 0) + 1 + math.prod(out)
     if isinstance(op, (MaxPool2d, AvgPool2d)):
         # dmas_pool: k reads per output + the output.
-        return _spatial_kernel(op) * _numel(out) + _numel(out)
+        return _spatial_kernel(op) * math.prod(out) + math.prod(out)
     if isinstance(op, GlobalAvgPool):
         # dmas_adaptive_pool with kernel = H x W.
-        return x[2] * x[3] * _numel(out) + _numel(out)
+        return x[2] * x[3] * math.prod(out) + math.prod(out)
     if isinstance(op, Dropout):
         # dmas_dropout: input + p + output (torchvision's nn.Dropout is not in place).
-        return _numel(x) + 1 + _numel(out)
+        return math.prod(x) + 1 + math.prod(out)
     return 0
 
 
@@ -414,30 +410,30 @@ def calflops(layer: Layer) -> int:
     x = layer.inputs[0] if layer.inputs else ()
     if isinstance(op, Conv2d):
         # _conv_flops_compute: 2 * MACs + C_out * output positions for the bias.
-        return 2 * layer.cost.macs + (_numel(out) if op.bias else 0)
+        return 2 * layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, Linear):
         # _linear_flops_compute: 2 * input numel * out_features; the bias is not counted.
         return 2 * layer.cost.macs
     if isinstance(op, Activation):
         # F.relu, F.leaky_relu, F.elu, F.gelu, F.silu: input numel. nn.ReLU6 calls F.hardtanh and
         # sigmoid/tanh/hardswish/hardsigmoid are torch.* or unwrapped functions: 0.
-        return _numel(x) if op.fn in ("relu", "leaky_relu", "elu", "gelu", "silu") else 0
+        return math.prod(x) if op.fn in ("relu", "leaky_relu", "elu", "gelu", "silu") else 0
     if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool)):
         # _pool_flops_compute: input numel.
-        return _numel(x)
+        return math.prod(x)
     if isinstance(op, BatchNorm):
         # _batch_norm_flops_compute, eval: numel * (2 if affine else 1).
-        return _numel(x) * (2 if op.affine else 1)
+        return math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, LayerNorm):
         # _layer_norm_flops_compute: numel * 5 with affine.
-        return 5 * _numel(x)
+        return 5 * math.prod(x)
     if isinstance(op, Softmax):
-        return _numel(x)
+        return math.prod(x)
     if isinstance(op, LRN):
         # F.local_response_norm's wrapped Tensor.mul (x*x, alpha), Tensor.add (k) and avg_pool3d
         # over the channel-padded squares, as for ptflops.
         n, c, h, w = x
-        return 3 * _numel(x) + n * (c + op.size - 1) * h * w
+        return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
     # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten: 0.
     return 0
 
@@ -452,26 +448,26 @@ def convnet_burden_flops(layer: Layer) -> int:
     x = layer.inputs[0] if layer.inputs else ()
     if isinstance(op, (Conv2d, Linear)):
         # vl_nnconv: "count fused multiply-adds": out numel * filter size, + out numel for a bias.
-        return layer.cost.macs + (_numel(out) if op.bias else 0)
+        return layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, Activation):
         # vl_nnrelu: "comparison + multiply" = 2 per element; sigmoid: 0 (exp not counted).
-        return 2 * _numel(out) if op.fn in ("relu", "leaky_relu") else 0
+        return 2 * math.prod(out) if op.fn in ("relu", "leaky_relu") else 0
     if isinstance(op, (MaxPool2d, AvgPool2d)):
         # vl_nnpool: "assume two flops per location": 2 * out numel * prod(stride).
-        return 2 * _numel(out) * op.stride[0] * op.stride[1]
+        return 2 * math.prod(out) * op.stride[0] * op.stride[1]
     if isinstance(op, GlobalAvgPool):
         # vl_nnglobalpool: input numel.
-        return _numel(x)
+        return math.prod(x)
     if op.kind == "add":
         # vl_nnwsum: out numel.
-        return _numel(out)
+        return math.prod(out)
     if isinstance(op, LRN):
         # vl_nnnormalize: out numel + (1 + 1 + 2C) * H * W.
         _, c, h, w = out
-        return _numel(out) + (2 + 2 * c) * h * w
+        return math.prod(out) + (2 + 2 * c) * h * w
     if op.kind in ("scale", "mul"):
         # vl_nnscale: out numel.
-        return _numel(out)
+        return math.prod(out)
     # vl_nnbnorm "assume merged at test time", softmax (exp not counted), dropout, reshape,
     # concat: 0.
     return 0
@@ -483,7 +479,7 @@ def convnet_burden_feature_bytes(layer: Layer) -> int:
     # (autonn keeps one variable per layer output; nothing is in place).
     if isinstance(layer.op, Input):
         return 0
-    return _numel(layer.output) * layer.itemsize
+    return math.prod(layer.output) * layer.itemsize
 
 
 def convnet_burden_param_bytes(layer: Layer) -> int:
