@@ -85,7 +85,9 @@ def conv_out_size(
     """
     effective = dilation * (kernel - 1) + 1
     span = size + pad_before + pad_after - effective
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    # Integer ceiling division: math.ceil(span / stride) goes through a float and is off by one
+    # (or by 10^13) once span passes 2^53.
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad_before:
         out -= 1
     # Ceil mode keeps a window that overhangs the end (PyTorch: a 3x3/2 pool on a 2x2 map gives

@@ -90,3 +90,28 @@ def test_argument_normalisation_and_errors():
         padding4(-1)
     with pytest.raises(ShapeError, match="padding"):
         padding4((1, 2, 3))
+
+
+@pytest.mark.parametrize("size", [2**53 + 3, 10**18 + 1, 10**30 + 1])
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), (2, 2, 1), (7, 3, 3), (1, 10**9 + 7, 0)])
+def test_huge_sizes_are_exact_in_floor_and_ceil_mode(size, kernel, stride, pad):
+    # Issue 19: math.ceil(span / stride) goes through a float, wrong past 2^53. The reference is
+    # exact rational arithmetic: out = floor|ceil(span / stride) + 1, ceil dropping a last window
+    # that would start in the trailing padding.
+    from fractions import Fraction
+
+    span = size + 2 * pad - kernel
+    assert conv_out_size(size, kernel, stride, pad, pad) == math.floor(Fraction(span, stride)) + 1
+    ceil = math.ceil(Fraction(span, stride)) + 1
+    if (ceil - 1) * stride >= size + pad:
+        ceil -= 1
+    assert conv_out_size(size, kernel, stride, pad, pad, ceil_mode=True) == ceil
+    before, after = same_padding(size, kernel, stride)
+    assert conv_out_size(size, kernel, stride, before, after) == math.ceil(Fraction(size, stride))
+
+
+def test_ceil_mode_was_wrong_through_a_float():
+    # The case that the float formula got wrong: span = 2^53 + 1, stride 2.
+    size = 2**53 + 4
+    assert conv_out_size(size, 3, 2, ceil_mode=True) == 2**52 + 2
+    assert math.ceil((size - 3) / 2) + 1 != 2**52 + 2
