@@ -11,6 +11,7 @@ backend, and test its rules in tests/test_ops.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
@@ -60,6 +61,56 @@ def _fmt(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
+# What each word of a field's annotation admits. bool is not an int here: `kernel: true` is a typo.
+_FIELD_TYPES = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "tuple": lambda v: isinstance(v, (tuple, list)),
+    "None": lambda v: v is None,
+}
+# Tuples in an op are short (a kernel pair, four pads, a permutation): a longer one is a mistake
+# or a bomb, refused before any rule walks it.
+MAX_TUPLE_FIELD = 4096
+
+
+def check_field_types(op: "Op") -> None:
+    """Check every field of ``op`` against its annotation (``int | tuple``, ``float | None``...),
+    so a wrong type is one ShapeError naming the op and the field, never a TypeError later in a
+    shape rule or a kernel. Floats must be finite; tuples must hold ints or floats."""
+    name = type(op).__name__
+    for f in dataclasses.fields(op):
+        if not f.init:
+            continue
+        value = getattr(op, f.name)
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if any(k not in _FIELD_TYPES for k in kinds):
+            continue
+        if not any(_FIELD_TYPES[k](value) for k in kinds):
+            from archcost.errors import quote
+
+            if isinstance(value, float) and not math.isfinite(value) and "float" in kinds:
+                raise ShapeError(f"{name}: field {f.name!r} must be a finite number, got {value!r}")
+            raise ShapeError(f"{name}: field {f.name!r} must be {' or '.join(kinds)}, got {quote(value)}")
+        if isinstance(value, (tuple, list)) and not isinstance(value, str):
+            from archcost.errors import quote
+
+            if len(value) > MAX_TUPLE_FIELD:
+                raise ShapeError(f"{name}: field {f.name!r} has {len(value):,} entries (at most {MAX_TUPLE_FIELD:,})")
+            for v in value:
+                if not (_FIELD_TYPES["int"](v) or _FIELD_TYPES["float"](v)):
+                    raise ShapeError(f"{name}: field {f.name!r} must hold numbers, got {quote(value)}")
+
+
+def check_axis(op: "Op", axis: int, x: Shape) -> int:
+    """``axis`` as a non-negative index of a non-batch axis of ``x``, or a ShapeError."""
+    rank = len(x)
+    if not -rank <= axis < rank or axis % rank == 0:
+        raise ShapeError(f"{type(op).__name__}: axis {axis} is not a non-batch axis of a {rank}-d input {_fmt(x)}")
+    return axis % rank
+
+
 @dataclass(frozen=True)
 class Op:
     """Base of all layer specs. Subclasses set ``kind`` and override the rules."""
@@ -68,6 +119,22 @@ class Op:
     # True where the lectures (and PyTorch) run the op in place: its output reuses its input's
     # buffer, so it adds no activation memory (when its input has no other consumer).
     inplace: ClassVar[bool] = False
+
+    def __post_init__(self):
+        check_field_types(self)
+
+    def __init_subclass__(cls, **kwargs):
+        # Every op's own __post_init__ runs after the field-type check, so its rules may assume
+        # the types its annotations promise.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checks_types", False):
+            def __post_init__(self, _own=own):
+                check_field_types(self)
+                _own(self)
+
+            __post_init__._checks_types = True
+            cls.__post_init__ = __post_init__
 
     def infer(self, inputs: tuple[Shape, ...]) -> Shape:
         return _one_input(self, inputs)
@@ -430,7 +497,8 @@ class Concat(Op):
         if len(inputs) < 1:
             raise ShapeError("Concat needs at least one input")
         first = inputs[0]
-        axis = self.axis % len(first)
+        # Concatenating along the batch axis would change the batch: no network does that.
+        axis = check_axis(self, self.axis, first)
         for x in inputs:
             if len(x) != len(first) or any(a != b for i, (a, b) in enumerate(zip(x, first)) if i != axis):
                 what = "spatial size" if axis == 1 and len(first) == 4 else "shape"
@@ -507,6 +575,11 @@ class Scale(Op):
     factor: float | None = None
     axis: int = 1
 
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        check_axis(self, self.axis, x)
+        return x
+
     def cost(self, inputs, output):
         weights = output[self.axis] if self.factor is None else 0
         return Cost(weights=weights, other=_numel(output))
@@ -518,6 +591,11 @@ class Softmax(Op):
 
     kind: ClassVar[str] = "softmax"
     axis: int = -1
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        check_axis(self, self.axis, x)
+        return x
 
     def cost(self, inputs, output):
         return Cost(other=3 * _numel(output))
@@ -556,6 +634,8 @@ class Permute(Op):
 
     def __post_init__(self):
         object.__setattr__(self, "dims", tuple(self.dims))
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in self.dims):
+            raise ShapeError(f"Permute: dims must be ints, got {self.dims!r}")
         if sorted(self.dims) != list(range(len(self.dims))) or self.dims[0] != 0:
             raise ShapeError(f"Permute: dims {self.dims} must be a permutation keeping axis 0 first")
 
@@ -578,14 +658,20 @@ class Reshape(Op):
     shape: tuple = field(default=(-1,))
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(self.shape))
+        shape = tuple(self.shape)
+        if not shape:
+            raise ShapeError("Reshape: shape must not be empty")
+        for d in shape:
+            if isinstance(d, bool) or not isinstance(d, int) or (d < 1 and d != -1):
+                raise ShapeError(f"Reshape: shape entries must be positive ints or one -1, got {shape!r}")
+        if shape.count(-1) > 1:
+            raise ShapeError(f"Reshape: at most one -1 in shape, got {shape!r}")
+        object.__setattr__(self, "shape", shape)
 
     def infer(self, inputs):
         x = _one_input(self, inputs)
         total = _numel(x[1:])
         known = _numel(d for d in self.shape if d != -1)
-        if list(self.shape).count(-1) > 1 or known == 0:
-            raise ShapeError(f"Reshape: bad target {self.shape}")
         if -1 in self.shape:
             if total % known:
                 raise ShapeError(f"Reshape cannot fit {_fmt(x)} into {self.shape}")
