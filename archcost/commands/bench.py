@@ -8,7 +8,7 @@ names the executor backend (archcost.kernels.BACKENDS). Family options are ``--o
 here, since ``-o`` is the output file. numba is imported only inside ``run``.
 """
 
-from archcost.cli import build_model
+from archcost.cli import build_model, check_fits_memory, positive_int
 
 
 def add_parser(sub):
@@ -17,8 +17,8 @@ def add_parser(sub):
     p.add_argument("--input", metavar="CxHxW", help="input size per sample, e.g. 3x299x299")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family option (repeatable)")
     p.add_argument("--device", default="cpu", help="executor backend (default cpu)")
-    p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
-    p.add_argument("--repeat", type=int, default=5, help="timed forwards; the median is reported (default 5)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size N (default 1)")
+    p.add_argument("--repeat", type=positive_int, default=5, help="timed forwards; the median is reported (default 5)")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.add_argument("-o", "--output", metavar="RESULTS.json", help="also write the results as JSON (roofline schema)")
     p.set_defaults(run=run)
@@ -39,18 +39,19 @@ def _progress_bar(stream):
 def run(args) -> int:
     import json
     import sys
-    from pathlib import Path
 
     from archcost.benchmark import benchmark
-    from archcost.errors import ArchcostError
     from archcost.report.bench import bench_table
 
-    if args.batch < 1:
-        raise ArchcostError(f"bench: --batch must be >= 1, got {args.batch}")
+    from archcost.outputs import check_output_path, write_atomic
+
+    if args.output is not None:
+        check_output_path(args.output, "-o", (".json",))
     graph = build_model(args.model, args.input, args.option)
+    check_fits_memory(graph, args.batch, "bench")
     data = benchmark(graph, batch=args.batch, backend=args.device, repeat=args.repeat,
                      progress=_progress_bar(sys.stderr))
-    if args.output:
-        Path(args.output).write_text(json.dumps(data, indent=1) + "\n")
+    if args.output is not None:
+        write_atomic(args.output, json.dumps(data, indent=1) + "\n")
     sys.stdout.write(bench_table(data, args.format))
     return 0

@@ -3,11 +3,13 @@
 vs ResNeXt block, ...), each pair's params, MACs and activations with the ratio alternative/baseline.
 The pairs are ``archcost.zoo.examples.DESIGNS``; every number is computed from the two models."""
 
+from archcost.cli import positive_int
+
 
 def add_parser(sub):
     p = sub.add_parser("designs", help="lecture design pairs (e.g. 5x5 vs two 3x3) with computed ratios")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
-    p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size N (default 1)")
     p.set_defaults(run=run)
 
 

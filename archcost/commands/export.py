@@ -1,7 +1,7 @@
 """archcost export MODEL --to yaml|json|dot [-o FILE]: write a model (zoo name or file) as a spec
 that loads back to the same graph, as networkx node-link JSON, or as Graphviz DOT."""
 
-from archcost.errors import ArchcostError
+from archcost.errors import ArchcostError, quote
 
 FORMATS = ("yaml", "json", "dot")
 
@@ -24,15 +24,19 @@ def run(args) -> int:
     from archcost.cli import build_model
     from archcost.formats.export import SUFFIX_FORMATS, export_text, write_atomic
 
+    if args.output is not None:
+        from archcost.outputs import check_output_path
+
+        check_output_path(args.output)
     fmt = args.to
-    if fmt is None and args.output:
+    if fmt is None and args.output is not None:
         suffix = pathlib.Path(args.output).suffix.lower()
         if suffix not in SUFFIX_FORMATS:
-            raise ArchcostError(f"export: cannot tell the format from {args.output!r}; give --to {'|'.join(FORMATS)}")
+            raise ArchcostError(f"export: cannot tell the format from {quote(args.output)}; give --to {'|'.join(FORMATS)}")
         fmt = SUFFIX_FORMATS[suffix]
     graph = build_model(args.model, args.input, args.option)
     text = export_text(graph, fmt or "yaml")
-    if args.output:
+    if args.output is not None:
         write_atomic(args.output, text)
     else:
         print(text, end="")

@@ -2,7 +2,7 @@
 the output shape, the counted multiplies against the analytic MACs, and the output against a
 float64 reference; and the measured peak activation memory against the predicted one."""
 
-from archcost.cli import add_model_args, build_model
+from archcost.cli import add_model_args, build_model, check_fits_memory
 
 
 def add_parser(sub):
@@ -26,6 +26,9 @@ def run(args) -> int:
     from archcost.errors import ArchcostError
     from archcost.validation import validate
 
+    if not 0 <= args.seed < 2**32:
+        # numpy's seeds are 0 .. 2**32-1; anything else is a ValueError deep in the executor.
+        raise ArchcostError(f"validate: --seed must be between 0 and {2**32 - 1}, got {args.seed}")
     if args.dtype != "float32":
         raise ArchcostError(f"validate: --dtype {args.dtype}: the kernels execute float32 only")
     from archcost.kernels import unavailable_reason
@@ -39,6 +42,8 @@ def run(args) -> int:
 
         device = f"cuda ({device_name()})"
     graph = build_model(args.model, args.input, args.option)
+    # The float64 reference of each layer is kept beside its float32 output: about three copies.
+    check_fits_memory(graph, args.batch, "validate", copies=3)
     result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)
     name_w = max(len(c.name) for c in result.layers)
     label_w = max(len(c.label) for c in result.layers)

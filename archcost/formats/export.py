@@ -102,20 +102,7 @@ def export_text(graph: Graph, fmt: str) -> str:
 
 
 def write_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename, so a failed
-    export never leaves a half-written file (or clobbers the old one)."""
-    path = pathlib.Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ArchcostError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ArchcostError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
+    """Write ``text`` to ``path`` atomically (archcost.outputs.write_atomic)."""
+    from archcost.outputs import write_atomic as write
+
+    write(path, text)

@@ -25,16 +25,21 @@ MAX_BUBBLE_AREA = 1600.0  # points^2 of the largest bubble
 
 
 def check_output(path: str | Path) -> Path:
-    """The output path, if its extension is one we write; else a one-line error."""
-    path = Path(path)
-    if path.suffix.lower().lstrip(".") not in FORMATS:
-        raise ArchcostError(f"-o: {path.name!r}: expected a .png, .svg or .pdf file name")
-    return path
+    """The output path, if its extension is one we write and a file can be created there; else
+    a one-line error (before any figure is drawn)."""
+    from archcost.outputs import check_output_path
+
+    return check_output_path(path, "-o", tuple(f".{f}" for f in FORMATS))
 
 
 def save(fig: Figure, path: str | Path) -> Path:
+    """Save through a temp file and a rename (archcost.outputs.write_atomic)."""
+    from archcost.outputs import write_atomic
+
     path = check_output(path)
-    fig.savefig(path, dpi=fig.dpi, bbox_inches="tight", metadata=_metadata(path))
+    fmt = path.suffix.lower().lstrip(".")
+    write_atomic(path, writer=lambda f: fig.savefig(f, format=fmt, dpi=fig.dpi, bbox_inches="tight",
+                                                     metadata=_metadata(path)))
     return path
 
 
