@@ -19,10 +19,19 @@ from collections.abc import Callable, Iterable
 
 import networkx as nx
 
-from archcost.errors import ArchcostError, ShapeError
+from archcost.errors import ArchcostError, ShapeError, limit_from_env
 from archcost.ops import Add, Concat, Input, Op
 
 Shape = tuple
+
+# The most layers a graph may have (ARCHCOST_MAX_LAYERS overrides it). The largest zoo model,
+# ResNet-1202, has ~4,200; a million layers take ~15 s and ~2 GB to build, so a count past
+# the limit is a typo (-o depth=100000000000) or a bomb, refused before it is built.
+DEFAULT_MAX_LAYERS = 1_000_000
+
+
+def max_layers() -> int:
+    return limit_from_env("ARCHCOST_MAX_LAYERS", DEFAULT_MAX_LAYERS)
 
 
 class Graph:
@@ -36,6 +45,9 @@ class Graph:
         self._consumers: dict[str, list[str]] = {}
         self._scopes: list[str] = []
         self._counters: dict[str, int] = {}
+        self._max_layers = max_layers()
+        # [count, layers before it, still in its first time round?] of each enclosing loop().
+        self._loops: list[list] = []
 
     # --- construction -------------------------------------------------------------------
     def input(self, shape: Iterable[int], name: str = "input") -> str:
@@ -62,6 +74,10 @@ class Graph:
         return self._insert(name, op, tuple(inputs), shape)
 
     def _insert(self, name: str, op: Op, inputs: tuple, shape: Shape) -> str:
+        if len(self._order) >= self._max_layers:
+            # The last guard; builders driven by a count call expect_layers first, so that the
+            # refusal comes before the building, with the count.
+            raise ArchcostError(self._too_many(f"more than {self._max_layers:,}"))
         if name in self.nx:
             raise ArchcostError(f"layer {name!r}: a layer with this name already exists")
         self.nx.add_node(name, op=op, inputs=inputs, shape=shape)
@@ -139,11 +155,50 @@ class Graph:
             return self.seq(x, *path)
 
     def repeat(self, x: str, count: int, block: Callable[[Graph, str, int], str], prefix: str = "") -> str:
-        """Apply ``block(graph, x, i)`` ``count`` times, each inside scope ``{prefix}{i}``."""
-        for i in range(count):
+        """Apply ``block(graph, x, i)`` ``count`` times, each inside scope ``{prefix}{i}``.
+
+        Refuses, before building the rest, a count that would take the graph past the layer
+        limit: ``count`` itself, then ``count`` times the size of the first block."""
+        for i in self.loop(count, "repeated block"):
             with self.scope(f"{prefix}{i}"):
                 x = block(self, x, i)
         return x
+
+    def loop(self, count: int, what: str = "loop"):
+        """``range(count)`` for a builder loop that adds layers each time round, refusing a
+        count past the layer limit up front: ``count`` itself, then, after the first time
+        round, ``count`` times the layers it added."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ArchcostError(f"{what}: the count must be a non-negative int, got {count!r}")
+        self.expect_layers(count, f"{count:,} x {what}")
+        frame = [count, len(self), True]
+        self._loops.append(frame)
+        try:
+            for i in range(count):
+                yield i
+                if i == 0:
+                    frame[2] = False
+                    self.expect_layers((count - 1) * (len(self) - frame[1]), f"{count:,} x {what}")
+        finally:
+            self._loops.pop()
+
+    def expect_layers(self, count: int, what: str = "") -> None:
+        """Say that about ``count`` more layers are coming: past the layer limit, refuse now
+        (in one line giving the count) rather than after minutes of building. Builders whose
+        loop counts come from options (depth, blocks, columns) call it before their loops."""
+        total = len(self) + count
+        # An enclosing loop still in its first time round will repeat all of this: a loop of
+        # 1,000 around a loop of 1,000 is refused at the inner loop's first block.
+        for loop_count, before, first in reversed(self._loops):
+            if first:
+                total = before + loop_count * (total - before)
+        if total > self._max_layers:
+            raise ArchcostError(self._too_many(f"{total:,}", what))
+
+    def _too_many(self, count: str, what: str = "") -> str:
+        detail = f" ({what})" if what else ""
+        return (f"would have {count} layers{detail}, past the limit of "
+                f"{self._max_layers:,} (set ARCHCOST_MAX_LAYERS to raise it)")
 
     # --- queries ------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from archcost.errors import ArchcostError
+from archcost.errors import ArchcostError, quote
 
 
 @dataclass(frozen=True)
@@ -87,19 +87,80 @@ def options_of(builder: Callable) -> list[str]:
     return [p for p in inspect.signature(builder).parameters if p != "input_shape"]
 
 
-def build(name: str, input_shape=None, **options):
-    """Build the graph of a named model; ``options`` override the family builder's arguments."""
-    builder, bound, description = resolve(name)
+def _type_word(default) -> str | None:
+    """What an option must be, judged by the builder's default (None: anything goes)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a word"
+    return None
+
+
+def _fits(value, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
+
+
+def check_options(name: str, builder: Callable, options: dict) -> None:
+    """Refuse an option the builder does not take, or one whose value is not the kind its
+    default is (``-o num_classes=none``), naming the option, before the builder runs."""
     known = options_of(builder)
     unknown = [key for key in options if key not in known]
     if unknown:
         raise ArchcostError(
             f"model {name!r}: unknown option {unknown[0]!r}; options: {', '.join(known) or 'none'}"
         )
+    params = inspect.signature(builder).parameters
+    for key, value in options.items():
+        default = params[key].default
+        if default is inspect.Parameter.empty:
+            continue
+        if default is None:
+            if value is None or str(params[key].annotation).replace(" ", "") != "int|None":
+                continue
+            if not _fits(value, 0):
+                raise ArchcostError(f"model {name!r}: option {key} must be an integer or none, got {quote(value)}")
+        elif not _fits(value, default):
+            raise ArchcostError(
+                f"model {name!r}: option {key} must be {_type_word(default)} (like its default "
+                f"{default!r}), got {quote(value)}"
+            )
+
+
+# What a family builder raises when an option it was given makes no sense to its arithmetic
+# (depth=0 dividing by zero, a negative width in range()): reported as bad options, not as a bug.
+_OPTION_FAILURES = (ArithmeticError, TypeError, ValueError, IndexError, KeyError)
+
+
+def build(name: str, input_shape=None, **options):
+    """Build the graph of a named model; ``options`` override the family builder's arguments."""
+    builder, bound, description = resolve(name)
+    check_options(name, builder, options)
     kwargs = {**bound, **options}
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
-    graph = builder(**kwargs)
+    given = ", ".join(f"{k}={quote(v)}" for k, v in options.items())
+    try:
+        graph = builder(**kwargs)
+    except ArchcostError as exc:
+        # Name the model and the options that led here: a builder's message names a layer
+        # field ("Linear: out_features ...") or its family, not what the user typed.
+        raise ArchcostError(f"model {name!r}{' with ' + given if given else ''}: {exc}") from None
+    except _OPTION_FAILURES as exc:
+        if not options:
+            raise  # the builder's own defaults failed: a bug, not bad input
+        raise ArchcostError(f"model {name!r} with {given}: cannot build ({type(exc).__name__}: {exc})") from None
     graph.name = name
     graph.description = graph.description or description
     return graph

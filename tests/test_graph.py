@@ -72,3 +72,62 @@ def test_failed_add_leaves_graph_unchanged():
     with pytest.raises(ArchcostError):
         g.add(Conv2d(8, 5), x, name="big")
     assert len(g) == 1 and "big" not in g
+
+
+# --- the layer limit (docs/limits.md) -------------------------------------------------------------
+def _relu_chain(g, x, n):
+    for _ in g.loop(n, "relu"):
+        x = g.add(ReLU(), x)
+    return x
+
+
+def test_layer_limit_refuses_a_count_before_building(monkeypatch):
+    monkeypatch.setenv("ARCHCOST_MAX_LAYERS", "50")
+    g = Graph("g")
+    x = g.input((3, 8, 8))
+    with pytest.raises(ArchcostError, match=r"would have 1,000,001 layers .* limit of 50"):
+        _relu_chain(g, x, 1_000_000)
+    assert len(g) == 1  # nothing was built
+
+
+def test_layer_limit_is_exact_at_the_boundary(monkeypatch):
+    monkeypatch.setenv("ARCHCOST_MAX_LAYERS", "50")
+    g = Graph("g")
+    _relu_chain(g, g.input((3, 8, 8)), 49)
+    assert len(g) == 50
+    with pytest.raises(ArchcostError, match="more than 50 layers"):
+        g.add(ReLU(), g.topological_order()[-1])  # the insertion itself is the last guard
+
+
+def test_repeat_estimates_from_its_first_block(monkeypatch):
+    monkeypatch.setenv("ARCHCOST_MAX_LAYERS", "1000")
+    g = Graph("g")
+    x = g.input((3, 8, 8))
+    block = lambda g, x, i: g.seq(x, Conv2d(3, 3, padding=1), ReLU(), Conv2d(3, 3, padding=1))  # noqa: E731
+    with pytest.raises(ArchcostError, match=r"would have 1,501 layers \(500 x repeated block\)"):
+        g.repeat(x, 500, block)
+    assert len(g) == 4  # the first block only
+
+
+def test_nested_loops_multiply_before_the_inner_ones_finish(monkeypatch):
+    monkeypatch.setenv("ARCHCOST_MAX_LAYERS", "10000")
+    g = Graph("g")
+    x = g.input((3, 8, 8))
+    with pytest.raises(ArchcostError, match="1,000,001 layers"):
+        g.repeat(x, 1000, lambda g, x, i: g.repeat(x, 1000, lambda g, x, j: g.add(ReLU(), x)))
+    assert len(g) < 1000  # refused inside the first inner loop, long before 10^6
+
+
+def test_default_layer_limit_holds_the_largest_zoo_model():
+    from archcost import zoo
+    from archcost.graph import DEFAULT_MAX_LAYERS, max_layers
+
+    assert max_layers() == DEFAULT_MAX_LAYERS
+    assert len(zoo.build("resnet1202")) < DEFAULT_MAX_LAYERS
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1e6", "１０"])
+def test_bad_layer_limit_in_the_environment(value, monkeypatch):
+    monkeypatch.setenv("ARCHCOST_MAX_LAYERS", value)
+    with pytest.raises(ArchcostError, match="ARCHCOST_MAX_LAYERS"):
+        Graph("g")

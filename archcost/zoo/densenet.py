@@ -40,7 +40,7 @@ def _bn_relu_conv(g: Graph, x: str, out: int, kernel: int, suffix: str = "") -> 
 
 
 def _dense_block(g: Graph, x: str, layers: int, k: int, bottleneck: bool) -> str:
-    for j in range(1, layers + 1):
+    for j in (i + 1 for i in g.loop(layers, "dense layer")):
         with g.scope(f"layer{j}"):
             y = _bn_relu_conv(g, x, 4 * k, 1, "1") if bottleneck else x  # -> 4k maps
             y = _bn_relu_conv(g, y, k, 3, "2")  # -> k new maps

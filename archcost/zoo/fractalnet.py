@@ -26,7 +26,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from archcost.errors import ArchcostError
-from archcost.graph import Graph
+from archcost.graph import Graph, max_layers
 from archcost.ops import Flatten, Linear, MaxPool2d, Mean
 from archcost.registry import register
 from archcost.zoo._blocks import conv_relu
@@ -73,6 +73,12 @@ def fractalnet(columns: int = 3, blocks: int = 5, widths: tuple = CIFAR_WIDTHS, 
     if len(widths) != blocks:
         raise ArchcostError(f"fractalnet: widths has {len(widths)} entries but blocks is {blocks}")
     g = Graph(f"fractalnet-C{columns}-B{blocks}")
+    # A block has 2^C - 1 conv-BN-ReLU triples and 2^(C-1) joins: refuse a C past the layer
+    # limit before 2^C is even enumerated.
+    if columns > 64:
+        raise ArchcostError(f"fractalnet: {columns} columns give 2^{columns} - 1 convs per block, "
+                            f"far past the limit of {max_layers():,} layers")
+    g.expect_layers(blocks * (3 * (2**columns - 1) + 2 ** (columns - 1)), f"{blocks} blocks of {columns} columns")
     x = g.input(input_shape)
     for b, width in enumerate(widths, start=1):
         with g.scope(f"block{b}"):

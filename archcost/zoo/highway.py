@@ -46,7 +46,7 @@ def highway(stages=HIGHWAY19, head_channels: int = 100, num_classes: int = 10, i
                 x = g.seq(x, (f"pool{s - 1}", MaxPool2d(2, 2)), (f"drop{s}", Dropout(0.2)))  # -> H/2
             x = g.seq(x, (f"conv{layer}", Conv2d(width, 3, padding=1)), (f"relu{layer}", Activation("relu")))
             layer += 1
-            for _ in range(highways):
+            for _ in g.loop(highways, "highway layer"):
                 x = highway_conv(g, x, width, f"conv{layer}")
                 layer += 1
     with g.scope("head"):

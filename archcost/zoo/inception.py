@@ -349,12 +349,12 @@ def inception_resnet_v2(blocks: tuple = (10, 20, 10), dropout: float = 0.2, num_
             [avg3("branch_3_avgpool", count_include_pad=False), ("branch_3", 64, 1, 1, 0)],
         )
     n35, n17, n8 = blocks
-    for i in range(n35):
+    for i in g.loop(n35, "block35 module"):
         with g.scope(f"block35_{i + 1}"):
             x = block35(g, x)  # -> 35x35x320
     with g.scope("Mixed_6a"):  # Reduction-A, k=256, l=256, m=384, n=384 -> 17x17x1088
         x = reduction_a(g, x, 256, 256, 384, 384)
-    for i in range(n17):
+    for i in g.loop(n17, "block17 module"):
         with g.scope(f"block17_{i + 1}"):
             x = block17(g, x)  # -> 17x17x1088
     with g.scope("Mixed_7a"):  # -> 8x8x2080
@@ -365,7 +365,7 @@ def inception_resnet_v2(blocks: tuple = (10, 20, 10), dropout: float = 0.2, num_
             [("branch_2a", 256, 1, 1, 0), ("branch_2b", 288, 3, 1, 1), ("branch_2c", 320, 3, 2, 0)],
             [max3s2("branch_3")],
         )
-    for i in range(n8):
+    for i in g.loop(n8, "block8 module"):
         with g.scope(f"block8_{i + 1}"):
             x = block8(g, x, relu=i + 1 < n8)  # -> 8x8x2080; TF-slim's last block has no ReLU
     with g.scope("Conv2d_7b_1x1"):

@@ -47,8 +47,8 @@ def multi_residual_block(g: Graph, x: str, out: int, stride: int, k: int) -> str
     else:
         skip = x
     ends = []
-    for i in range(1, k + 1):
-        with g.scope(f"f{i}"):
+    for i in g.loop(k, "residual function"):
+        with g.scope(f"f{i + 1}"):
             ends.append(residual_function(g, x, out, stride, preact=not grows))
     return g.add(Add(), *ends, skip, name="add")  # x + f_1(x) + ... + f_k(x)
 

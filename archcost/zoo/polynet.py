@@ -81,7 +81,7 @@ def poly_module(g: Graph, x: str, unit: str, kind: str, order: int, scale: float
         raise ArchcostError(f"polyinception: order must be a positive int, got {order!r}")
     with g.scope(f"{kind}{order}"):
         terms, h = [x], x
-        for k in range(1, order + 1):
+        for k in (i + 1 for i in g.loop(order, "poly order")):
             with g.scope(f"apply{k}"):
                 # n-way: every path reads the module input; (m)poly: order k reads order k-1
                 y = inception_resnet_unit(g, x if kind == "way" else h, unit)

@@ -32,7 +32,7 @@ def res2net_bottleneck(g: Graph, x: str, planes: int, stride: int, first: bool, 
     out = 4 * planes
     skip = shortcut(g, x, out, stride, "B")
     splits = []
-    for i in range(1, scale + 1):  # the 1x1 conv to s*w channels, as s groups of w
+    for i in (j + 1 for j in g.loop(scale, "scale split")):  # the 1x1 conv to s*w channels, as s groups of w
         with g.scope(f"split{i}"):
             splits.append(conv_bn(g, x, width, 1, index="1"))
     ys, previous = [], None

@@ -47,7 +47,7 @@ def ror3(depth: int = 110, num_classes: int = 10, input_shape=(3, 32, 32)) -> Gr
         width, stride = CIFAR_WIDTHS[index], 1 if index == 0 else 2
         with g.scope(name):
             level2 = projection(g, x, width, stride, "level2")  # stage input -> stage output shape
-            for i in range(n - 1):
+            for i in g.loop(max(n - 1, 0), "block"):
                 with g.scope(str(i)):
                     x = basic_block(g, x, width, stride if i == 0 else 1, "A")
             with g.scope(str(n - 1)):  # the last block also takes the level-2 (and level-1) shortcut
