@@ -43,7 +43,7 @@ import difflib
 import operator
 import pathlib
 
-from archcost.errors import ArchcostError
+from archcost.errors import ArchcostError, limit_from_env, quote
 from archcost.formats.opcodec import make_op, op_names
 from archcost.graph import Graph
 from archcost.ops import Add, Concat, Input, Mean, Mul
@@ -54,6 +54,15 @@ CONSTRUCTS = {"repeat": ("layers", "block"), "branch": ("merge",), "residual": (
 COMMON_KEYS = ("name", "inputs", "when")
 MERGES = {"concat": Concat, "add": Add, "mean": Mean, "mul": Mul}
 MAX_REPEAT = 100_000
+# A parsed document may hold at most this many values (mappings, lists and scalars, counting a
+# YAML alias once per place it is used), nested at most MAX_SPEC_DEPTH deep: a "billion laughs"
+# alias bomb is a few hundred bytes of YAML that expands to 10^9 values. ARCHCOST_MAX_SPEC_VALUES
+# overrides the first.
+DEFAULT_MAX_SPEC_VALUES = 1_000_000
+MAX_SPEC_DEPTH = 200
+# Expressions may build strings and lists (`$('a' * 3)`), and ints, but not giant ones.
+MAX_EXPR_ITEMS = 10_000
+MAX_EXPR_INT_BITS = 1024
 
 
 # --- reading the file ----------------------------------------------------------------------------
@@ -70,6 +79,8 @@ def read_document(path: pathlib.Path):
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
             return yaml.load(text, Loader=loader)
+        except RecursionError:
+            raise ArchcostError(f"{path}: malformed YAML: nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -82,6 +93,8 @@ def read_document(path: pathlib.Path):
             raise ArchcostError(f"{path}: reading TOML needs Python 3.11 or later (tomllib)") from None
         try:
             return tomllib.loads(text)
+        except RecursionError:
+            raise ArchcostError(f"{path}: malformed TOML: nested too deeply") from None
         except tomllib.TOMLDecodeError as exc:
             raise ArchcostError(f"{path}: malformed TOML: {' '.join(str(exc).split())}") from None
     if suffix == ".json":
@@ -89,15 +102,49 @@ def read_document(path: pathlib.Path):
 
         try:
             return json.loads(text)
+        except RecursionError:
+            raise ArchcostError(f"{path}: malformed JSON: nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise ArchcostError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
     raise ArchcostError(f"{path}: not a spec file (expected .yaml, .yml, .toml or .json)")
+
+
+def check_document_size(doc, source: str) -> None:
+    """Refuse a document that expands past the value limit or nests past MAX_SPEC_DEPTH,
+    counting shared (aliased) parts once per use without walking them again: the size of a
+    container is computed once and memoised by identity."""
+    limit = limit_from_env("ARCHCOST_MAX_SPEC_VALUES", DEFAULT_MAX_SPEC_VALUES)
+    sizes: dict[int, int] = {}
+    # An explicit stack (no recursion): (value, depth, children done?)
+    stack = [(doc, 1, False)]
+    while stack:
+        value, depth, done = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        key = id(value)
+        children = list(value.values()) if isinstance(value, dict) else value
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if total > limit:
+                raise ArchcostError(
+                    f"{source}: the document expands to more than {limit:,} values (a YAML alias bomb?); "
+                    "set ARCHCOST_MAX_SPEC_VALUES to raise the limit"
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if depth > MAX_SPEC_DEPTH:
+            raise ArchcostError(f"{source}: the document nests more than {MAX_SPEC_DEPTH} levels deep")
+        stack.append((value, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
 
 
 def load_spec(path, input_shape=None, options: dict | None = None) -> Graph:
     """The Graph described by a spec file (or a networkx node-link JSON file)."""
     path = pathlib.Path(path)
     doc = read_document(path)
+    check_document_size(doc, str(path))
     if isinstance(doc, dict) and "nodes" in doc and ("links" in doc or "edges" in doc):
         from archcost.formats.nodelink import graph_from_node_link
 
@@ -136,9 +183,20 @@ def evaluate(text: str, env: dict, where: str):
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
-        raise ArchcostError(f"{where}: bad expression {'$' + text!r}") from None
+        raise ArchcostError(f"{where}: bad expression {quote('$' + text)}") from None
 
     def ev(node):
+        return _checked(_ev(node))
+
+    def _checked(value):
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_EXPR_INT_BITS:
+            raise ArchcostError(f"{where}: {quote('$' + text)} gives an integer of more than {MAX_EXPR_INT_BITS} bits")
+        if isinstance(value, (str, list)) and len(value) > MAX_EXPR_ITEMS:
+            raise ArchcostError(f"{where}: {quote('$' + text)} gives a {type(value).__name__} of {len(value):,} "
+                                f"items (at most {MAX_EXPR_ITEMS:,})")
+        return value
+
+    def _ev(node):
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
@@ -146,12 +204,27 @@ def evaluate(text: str, env: dict, where: str):
         if isinstance(node, ast.Name):
             if node.id not in env:
                 known = ", ".join(sorted(env)) or "none"
-                raise ArchcostError(f"{where}: unknown parameter {node.id!r} in {'$' + text!r}; known: {known}")
+                raise ArchcostError(f"{where}: unknown parameter {quote(node.id)} in {quote('$' + text)}; known: {known}")
             return env[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = ev(node.left), ev(node.right)
             if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
-                raise ArchcostError(f"{where}: exponent {right} in {'$' + text!r} is too large")
+                raise ArchcostError(f"{where}: exponent {right} in {quote('$' + text)} is too large")
+            if isinstance(node.op, ast.Mult):
+                # Check a repetition's size before building it: 'a' * 10**9 is a gigabyte.
+                for seq, times in ((left, right), (right, left)):
+                    if (isinstance(seq, (str, list)) and isinstance(times, int)
+                            and len(seq) * max(times, 0) > MAX_EXPR_ITEMS):
+                        raise ArchcostError(f"{where}: {quote('$' + text)} would build a {type(seq).__name__} "
+                                            f"of {len(seq) * times:,} items (at most {MAX_EXPR_ITEMS:,})")
+            if isinstance(node.op, (ast.Mult, ast.Pow)) and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in (left, right)):
+                # Bound the result's size before computing it (an exponent <= 64 of a huge base).
+                bits = (left.bit_length() + right.bit_length() if isinstance(node.op, ast.Mult)
+                        else left.bit_length() * abs(right))
+                if bits > MAX_EXPR_INT_BITS + 64:
+                    raise ArchcostError(f"{where}: {quote('$' + text)} gives an integer of more than "
+                                        f"{MAX_EXPR_INT_BITS} bits")
             return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
             value = ev(node.operand)
@@ -174,14 +247,16 @@ def evaluate(text: str, env: dict, where: str):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS
                 and not node.keywords):
             return _CALLS[node.func.id](*(ev(a) for a in node.args))
-        raise ArchcostError(f"{where}: {'$' + text!r} uses something other than arithmetic on parameters")
+        raise ArchcostError(f"{where}: {quote('$' + text)} uses something other than arithmetic on parameters")
 
     try:
         return ev(tree)
     except ArchcostError:
         raise
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-        raise ArchcostError(f"{where}: cannot evaluate {'$' + text!r}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ArchcostError(f"{where}: cannot evaluate {quote('$' + text)}: {exc}") from None
+    except RecursionError:
+        raise ArchcostError(f"{where}: {quote('$' + text)} nests too deeply") from None
 
 
 def substitute(value, env: dict, where: str):
@@ -226,7 +301,7 @@ class _Builder:
         doc = self.doc
         for key in doc:
             if key not in TOP_KEYS:
-                raise ArchcostError(f"unknown top-level key {key!r}; keys: {', '.join(TOP_KEYS)}")
+                raise ArchcostError(f"unknown top-level key {quote(key)}; keys: {', '.join(TOP_KEYS)}")
         name = doc.get("name", pathlib.Path(self.source).stem)
         self.g = Graph(str(name), str(doc.get("description") or ""))
         self.params = _parse_params(doc.get("params"), "params")
@@ -237,7 +312,7 @@ class _Builder:
         env = {**self.params, **self.options}
         for key, value in env.items():
             if value is None:
-                raise ArchcostError(f"params: {key!r} has no value; give it with -o {key}=VALUE")
+                raise ArchcostError(f"params: {quote(key)} has no value; give it with -o {key}=VALUE")
         self.global_env = env
         self.blocks = self._read_blocks(doc.get("blocks"))
         layers = doc.get("layers")
@@ -248,7 +323,7 @@ class _Builder:
         if "input" in doc:
             shape = self.input_shape or substitute(doc["input"], env, "input")
             if not isinstance(shape, (list, tuple)):
-                raise ArchcostError(f"input: expected a shape like [3, 224, 224], got {shape!r}")
+                raise ArchcostError(f"input: expected a shape like [3, 224, 224], got {quote(shape)}")
             x = self.g.input(shape)
         self.seq(layers, x, env, None, "layers")
         if not self.g.input_nodes():
@@ -265,12 +340,12 @@ class _Builder:
         for name, body in blocks.items():
             where = f"blocks.{name}"
             if name in self.ops or name in CONSTRUCTS or name in COMMON_KEYS:
-                raise ArchcostError(f"{where}: the name {name!r} is taken by an op or a keyword")
+                raise ArchcostError(f"{where}: the name {quote(name)} is taken by an op or a keyword")
             if not isinstance(body, dict) or not isinstance(body.get("layers"), list) or not body["layers"]:
                 raise ArchcostError(f"{where}: a block is a mapping with a non-empty 'layers' list")
             for key in body:
                 if key not in BLOCK_KEYS:
-                    raise ArchcostError(f"{where}: unknown key {key!r}; keys: {', '.join(BLOCK_KEYS)}")
+                    raise ArchcostError(f"{where}: unknown key {quote(key)}; keys: {', '.join(BLOCK_KEYS)}")
             _parse_params(body.get("params"), f"{where}.params")
         return blocks
 
@@ -294,7 +369,7 @@ class _Builder:
 
     def resolve(self, ref, frame_input, where: str) -> str:
         if not isinstance(ref, str):
-            raise ArchcostError(f"{where}: inputs must be layer names, got {ref!r}")
+            raise ArchcostError(f"{where}: inputs must be layer names, got {quote(ref)}")
         if ref == "input" and frame_input is not None:
             return frame_input
         for k in range(len(self.scope), -1, -1):
@@ -306,16 +381,16 @@ class _Builder:
             if cycle:
                 raise ArchcostError(f"{where}: the layers form a cycle: {' -> '.join(cycle)}")
             raise ArchcostError(
-                f"{where}: input {ref!r} is used before it is defined; list layers after their inputs"
+                f"{where}: input {quote(ref)} is used before it is defined; list layers after their inputs"
             )
         close = difflib.get_close_matches(ref, list(self.g.nx), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ArchcostError(f"{where}: unknown input {ref!r}{hint}")
+        raise ArchcostError(f"{where}: unknown input {quote(ref)}{hint}")
 
     # ---- layer lists
     def seq(self, items, x, env, frame_input, where: str):
         if not isinstance(items, list):
-            raise ArchcostError(f"{where}: expected a list of layers, got {items!r}")
+            raise ArchcostError(f"{where}: expected a list of layers, got {quote(items)}")
         for i, item in enumerate(items):
             x = self.entry(item, x, env, frame_input, f"{where}[{i}]")
         return x
@@ -324,7 +399,7 @@ class _Builder:
         if isinstance(item, str):
             item = {item: None}
         if not isinstance(item, dict) or not item:
-            raise ArchcostError(f"{where}: a layer is an op name or a mapping, got {item!r}")
+            raise ArchcostError(f"{where}: a layer is an op name or a mapping, got {quote(item)}")
         heads = [k for k in item if k in CONSTRUCTS or k in self.ops or k in self.blocks]
         if len(heads) != 1:
             if heads:
@@ -334,25 +409,25 @@ class _Builder:
                 raise ArchcostError(f"{where}: the entry names no op, block or construct")
             close = difflib.get_close_matches(str(unknown), [*self.ops, *self.blocks, *CONSTRUCTS], n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ArchcostError(f"{where}: unknown op or block {unknown!r}{hint}")
+            raise ArchcostError(f"{where}: unknown op or block {quote(unknown)}{hint}")
         head = heads[0]
         allowed = {head, *COMMON_KEYS, *CONSTRUCTS.get(head, ())}
         for key in item:
             if key not in allowed:
-                raise ArchcostError(f"{where} ({head}): unknown key {key!r}; keys here: {', '.join(sorted(allowed))}")
+                raise ArchcostError(f"{where} ({head}): unknown key {quote(key)}; keys here: {', '.join(sorted(allowed))}")
         if "when" in item:  # an optional layer: left out when the condition is false
             when = substitute(item["when"], env, where)
             if not isinstance(when, bool):
-                raise ArchcostError(f"{where}: 'when' must be true or false, got {when!r}")
+                raise ArchcostError(f"{where}: 'when' must be true or false, got {quote(when)}")
             if not when:
                 return x
         name = item.get("name")
         if isinstance(name, bool) or not isinstance(name, (str, int, type(None))):
-            raise ArchcostError(f"{where}: name must be a string, got {name!r}")
+            raise ArchcostError(f"{where}: name must be a string, got {quote(name)}")
         if name is not None:
             name = str(name)
         if name is not None:
-            where = f"layer {self.full(name)!r}"
+            where = f"layer {quote(self.full(name))}"
         refs = item.get("inputs")
         if refs is not None:
             if isinstance(refs, str):
@@ -391,25 +466,25 @@ class _Builder:
         body = self.blocks[block]
         if block in self.call_stack:
             chain = " -> ".join([*self.call_stack[self.call_stack.index(block):], block])
-            raise ArchcostError(f"{where}: block {block!r} uses itself ({chain})")
+            raise ArchcostError(f"{where}: block {quote(block)} uses itself ({chain})")
         declared = _parse_params(body.get("params"), f"blocks.{block}.params")
         if args is None:
             args = {}
         if not isinstance(args, dict):
             free = list(declared)
             if len(free) < 1:
-                raise ArchcostError(f"{where}: block {block!r} takes no parameters, got {args!r}")
+                raise ArchcostError(f"{where}: block {quote(block)} takes no parameters, got {quote(args)}")
             args = {free[0]: args}
         args = substitute(args, env, where)
         for key in args:
             if key not in declared:
                 raise ArchcostError(
-                    f"{where}: block {block!r} has no parameter {key!r}; params: {', '.join(declared) or 'none'}"
+                    f"{where}: block {quote(block)} has no parameter {quote(key)}; params: {', '.join(declared) or 'none'}"
                 )
         values = {**declared, **args}
         missing = [k for k, v in values.items() if v is None]
         if missing:
-            raise ArchcostError(f"{where}: block {block!r} needs parameter {missing[0]!r}")
+            raise ArchcostError(f"{where}: block {quote(block)} needs parameter {quote(missing[0])}")
         inner_env = {**self.global_env, **values}
         local = scope or (str(name) if name is not None else self.auto_name(block))
         self.call_stack.append(block)
@@ -423,19 +498,20 @@ class _Builder:
     def do_repeat(self, head, item, x, env, where):
         count = substitute(item["repeat"], env, where)
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_REPEAT:
-            raise ArchcostError(f"{where}: repeat needs a count from 0 to {MAX_REPEAT}, got {count!r}")
+            raise ArchcostError(f"{where}: repeat needs a count from 0 to {MAX_REPEAT}, got {quote(count)}")
         has_block, has_layers = "block" in item, "layers" in item
         if has_block == has_layers:
             raise ArchcostError(f"{where}: repeat needs either 'block' or 'layers' (not both)")
         local = str(item["name"]) if item.get("name") is not None else self.auto_name("repeat")
         with self.scoped(local):
-            for i in range(count):
+            # Graph.loop refuses, after the first time round, a count past the layer limit.
+            for i in self.g.loop(count, f"repeat at {where}"):
                 inner = {**env, "i": i}
                 if has_block:
                     call = item["block"]
                     block, args = (call, None) if isinstance(call, str) else _single(call, where)
                     if block not in self.blocks:
-                        raise ArchcostError(f"{where}: repeat of unknown block {block!r}")
+                        raise ArchcostError(f"{where}: repeat of unknown block {quote(block)}")
                     x = self.call_block(block, args, None, x, inner, where, scope=str(i))
                 else:
                     with self.scoped(str(i)):
@@ -458,7 +534,7 @@ class _Builder:
             return ends[-1]
         merge_name, fields = (merge, None) if isinstance(merge, str) else _single(merge, where)
         if merge_name not in MERGES:
-            raise ArchcostError(f"{where}: merge must be one of {', '.join(MERGES)} or none, got {merge_name!r}")
+            raise ArchcostError(f"{where}: merge must be one of {', '.join(MERGES)} or none, got {quote(merge_name)}")
         op = make_op(merge_name, substitute(fields, env, where), where)
         local = str(item["name"]) if item.get("name") is not None else self.auto_name(merge_name)
         return self.g.add(op, *ends, name=local)
@@ -469,7 +545,7 @@ class _Builder:
         if isinstance(body, dict):
             for key in body:
                 if key not in ("body", "shortcut"):
-                    raise ArchcostError(f"{where}: residual takes 'body' and 'shortcut', not {key!r}")
+                    raise ArchcostError(f"{where}: residual takes 'body' and 'shortcut', not {quote(key)}")
             body, shortcut = body.get("body"), body.get("shortcut")
         if not isinstance(body, list) or not body:
             raise ArchcostError(f"{where}: residual needs a non-empty body (a list of layers)")
@@ -486,7 +562,7 @@ class _Builder:
 
 def _single(mapping, where: str):
     if not isinstance(mapping, dict) or len(mapping) != 1:
-        raise ArchcostError(f"{where}: expected a name or a one-key mapping name: arguments, got {mapping!r}")
+        raise ArchcostError(f"{where}: expected a name or a one-key mapping name: arguments, got {quote(mapping)}")
     return next(iter(mapping.items()))
 
 

@@ -279,6 +279,7 @@ def test_failed_export_leaves_nothing_half_written(tmp_path, capsys):
 
 
 def test_writer_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch):
+    from archcost import outputs
     from archcost.formats import export
 
     out = tmp_path / "net.yaml"
@@ -287,8 +288,8 @@ def test_writer_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.os, "replace", explode)
-    with pytest.raises(ArchcostError, match="No space left"):
+    monkeypatch.setattr(outputs.os, "replace", explode)
+    with pytest.raises(ArchcostError, match="no space left"):
         export.write_atomic(out, "new\n")
     assert out.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["net.yaml"]
@@ -328,3 +329,59 @@ def test_inception_example_holds_the_lecture_module_twice():
     mine = {r.name: r for r in analyze(g).records}
     for name in ("b1x1.conv1x1", "b3x3.reduce", "b3x3.conv3x3", "b5x5.reduce", "b5x5.conv5x5", "bpool.proj"):
         assert mine[name].macs == first[name].macs and mine[name].weights == first[name].weights
+
+
+# --- limits on what a document may expand to (docs/limits.md) --------------------------------------
+def test_document_value_limit_counts_aliases_once_per_use(monkeypatch):
+    from archcost.formats.spec import check_document_size
+
+    shared = [1, 2]
+    doc = {"a": shared, "b": shared}  # as YAML aliases build it: one list, used twice
+    monkeypatch.setenv("ARCHCOST_MAX_SPEC_VALUES", "7")  # dict + 2 x (list + 2 items)
+    check_document_size(doc, "x.yaml")
+    monkeypatch.setenv("ARCHCOST_MAX_SPEC_VALUES", "6")
+    with pytest.raises(ArchcostError, match="more than 6 values"):
+        check_document_size(doc, "x.yaml")
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")  # 10^9 values once expanded
+    start = time.perf_counter()
+    with pytest.raises(ArchcostError, match="alias bomb"):
+        load_spec(path)
+    assert time.perf_counter() - start < 5  # not a timing benchmark: a walk of 10^9 would take minutes
+
+
+def test_nesting_limit():
+    from archcost.formats.spec import MAX_SPEC_DEPTH, check_document_size
+
+    doc = []
+    for _ in range(MAX_SPEC_DEPTH - 1):
+        doc = [doc]
+    check_document_size(doc, "x.json")
+    with pytest.raises(ArchcostError, match=f"nests more than {MAX_SPEC_DEPTH}"):
+        check_document_size([doc], "x.json")
+
+
+@pytest.mark.parametrize("expr,message", [
+    ("'a' * 10001", "str of 10,001 items"),
+    ("[0] * 10001", "list of 10,001 items"),
+    ("(2 ** 64) ** 17", "more than 1024 bits"),
+])
+def test_expression_size_limits(expr, message):
+    from archcost.formats.spec import evaluate
+
+    with pytest.raises(ArchcostError, match=message):
+        evaluate(f"({expr})", {}, "layers[0]")
+
+
+def test_expression_limits_leave_room_for_real_values():
+    from archcost.formats.spec import evaluate
+
+    assert evaluate("('a' * 10000)", {}, "w") == "a" * 10000
+    assert evaluate("(2 ** 64) ** 15 * 2 ** 63", {}, "w") == 2**1023  # 1,024 bits
