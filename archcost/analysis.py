@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from archcost.errors import ArchcostError
+from archcost.errors import ArchcostError, quote
 from archcost.graph import Graph
 from archcost.memory import live_elements, plan_buffers
 from archcost.receptive import receptive_fields
@@ -15,10 +15,17 @@ DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 
 
 
 def dtype_bytes(dtype: str) -> int:
-    try:
-        return DTYPE_BYTES[dtype]
-    except KeyError:
-        raise ArchcostError(f"dtype: unknown {dtype!r}; known: {', '.join(DTYPE_BYTES)}") from None
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise ArchcostError(f"dtype: unknown {quote(dtype)}; known: {', '.join(DTYPE_BYTES)}")
+    return DTYPE_BYTES[dtype]
+
+
+def check_graph(graph, where: str) -> None:
+    """The public passes take an archcost Graph: anything else is one clear error, not an
+    AttributeError three calls down."""
+    if not isinstance(graph, Graph):
+        raise ArchcostError(f"{where}: expected an archcost Graph (zoo.build(name), formats.load(path) or "
+                            f"Graph(...)), got {type(graph).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +60,9 @@ def infer_shapes(graph: Graph, batch: int = 1) -> dict[str, tuple]:
 
     The graph ran every op's shape rule at batch 1 as it was built; every rule keeps axis 0 as
     the batch axis and is otherwise independent of it, so batch N only replaces that axis."""
+    check_graph(graph, "infer_shapes")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ArchcostError(f"batch must be a positive int, got {batch!r}")
+        raise ArchcostError(f"batch must be a positive int, got {quote(batch)}")
     return {node: (batch, *graph.shape(node)[1:]) for node in graph.topological_order()}
 
 
@@ -109,6 +117,7 @@ def _merge(prev: LayerRecord, rec: LayerRecord) -> LayerRecord:
 
 def analyze(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
     """Run every pass over ``graph`` for ``batch`` samples stored as ``dtype``."""
+    check_graph(graph, "analyze")
     itemsize = dtype_bytes(dtype)
     graph.validate()
     shapes = infer_shapes(graph, batch)

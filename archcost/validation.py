@@ -19,6 +19,7 @@ import numpy as np
 from archcost import ops
 from archcost.analysis import analyze
 from archcost.execute import Executor
+from archcost.errors import ArchcostError, quote
 from archcost.graph import Graph
 from archcost.kernels import reference
 
@@ -73,6 +74,8 @@ def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
 
 def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") -> Validation:
     start = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ArchcostError(f"validate: seed must be an int from 0 to {2**32 - 1}, got {quote(seed)}")
     report = analyze(graph, batch=batch)
     record = {r.name: r for r in report.records}
     executor = Executor(graph, batch, backend, seed)
