@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import networkx as nx
 
-from archcost.errors import ArchcostError, ShapeError, limit_from_env
+from archcost.errors import ArchcostError, ShapeError, limit_from_env, quote
 from archcost.ops import Add, Concat, Input, Op
 
 Shape = tuple
@@ -55,22 +55,22 @@ class Graph:
         try:
             op = Input(tuple(shape))
         except ShapeError as exc:
-            raise ArchcostError(f"layer {name!r}: {exc}") from None
+            raise ArchcostError(f"layer {quote(name)}: {exc}") from None
         return self._insert(name, op, (), op.batched(1))
 
     def add(self, op: Op, *inputs: str, name: str | None = None) -> str:
         """Add ``op`` fed by ``inputs`` (node names, in order); return the new node's name."""
         if not isinstance(op, Op) or isinstance(op, Input):
-            raise ArchcostError(f"layer {name!r}: expected an op spec, got {op!r}")
+            raise ArchcostError(f"layer {quote(name)}: expected an op spec, got {quote(op)}")
         name = self._full_name(name, op.kind)
         for src in inputs:
             if src not in self.nx:
-                raise ArchcostError(f"layer {name!r}: unknown input {src!r}")
+                raise ArchcostError(f"layer {quote(name)}: unknown input {quote(src)}")
         shapes = tuple(self._attrs[src]["shape"] for src in inputs)
         try:
             shape = op.infer(shapes)
         except ShapeError as exc:
-            raise ArchcostError(f"layer {name!r} ({op.label()}): {exc}") from None
+            raise ArchcostError(f"layer {quote(name)} ({op.label()}): {exc}") from None
         return self._insert(name, op, tuple(inputs), shape)
 
     def _insert(self, name: str, op: Op, inputs: tuple, shape: Shape) -> str:
@@ -79,7 +79,7 @@ class Graph:
             # refusal comes before the building, with the count.
             raise ArchcostError(self._too_many(f"more than {self._max_layers:,}"))
         if name in self.nx:
-            raise ArchcostError(f"layer {name!r}: a layer with this name already exists")
+            raise ArchcostError(f"layer {quote(name)}: a layer with this name already exists")
         self.nx.add_node(name, op=op, inputs=inputs, shape=shape)
         for src in inputs:
             self.nx.add_edge(src, name)
@@ -119,7 +119,7 @@ class Graph:
             elif callable(layer):
                 x = layer(self, x)
             else:
-                raise ArchcostError(f"seq: cannot add {layer!r}")
+                raise ArchcostError(f"seq: cannot add {quote(layer)}")
         return x
 
     def branches(self, x: str, *paths, names: Iterable[str] | None = None) -> list[str]:
@@ -169,7 +169,7 @@ class Graph:
         count past the layer limit up front: ``count`` itself, then, after the first time
         round, ``count`` times the layers it added."""
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ArchcostError(f"{what}: the count must be a non-negative int, got {count!r}")
+            raise ArchcostError(f"{what}: the count must be a non-negative int, got {quote(count)}")
         self.expect_layers(count, f"{count:,} x {what}")
         frame = [count, len(self), True]
         self._loops.append(frame)

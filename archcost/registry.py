@@ -80,7 +80,7 @@ def resolve(name: str) -> tuple[Callable, dict, str]:
             return entry.builder, entry.parse(match), entry.description
     close = difflib.get_close_matches(name, list(MODELS) + [p.example for p in PATTERNS], n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see 'archcost list'"
-    raise ArchcostError(f"unknown model {name!r}{hint}")
+    raise ArchcostError(f"unknown model {quote(name)}{hint}")
 
 
 def options_of(builder: Callable) -> list[str]:
@@ -119,7 +119,7 @@ def check_options(name: str, builder: Callable, options: dict) -> None:
     unknown = [key for key in options if key not in known]
     if unknown:
         raise ArchcostError(
-            f"model {name!r}: unknown option {unknown[0]!r}; options: {', '.join(known) or 'none'}"
+            f"model {quote(name)}: unknown option {quote(unknown[0])}; options: {', '.join(known) or 'none'}"
         )
     params = inspect.signature(builder).parameters
     for key, value in options.items():
