@@ -6,7 +6,10 @@ multiplies by zero) equal the analytic MACs; (3) the float32 output is within ``
 relative error (norm of the difference over the norm of the reference) of the float64
 reference of the same layer, computed from the layer's executed inputs upcast to float64, so
 each layer is judged on its own kernel and float32 rounding does not compound along the net;
-and, for the graph, (4) the arena's measured peak equals the predicted ``peak_activation_bytes``.
+(4) the parameters the executor allocated for the layer (trainable arrays, and separately the
+buffers it keeps but never trains: BN running statistics, fixed RBF centres) equal the analysis's
+``params`` and ``buffers``; and, for the graph, (5) the arena's measured peak equals the predicted
+``peak_activation_bytes``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,16 @@ class Validation:
         return not self.failures and self.peak_ok
 
 
+def allocated_params(op, arrays: dict) -> tuple[int, int]:
+    """(trainable, buffer) elements among the arrays the executor allocated for ``op``
+    (execute.init_params): running statistics and fixed RBF centres are buffers."""
+    buffers = {"mean", "var"}
+    if isinstance(op, ops.RBF) and not op.trainable:
+        buffers.add("centres")
+    trainable = sum(int(a.size) for k, a in arrays.items() if k not in buffers)
+    return trainable, sum(int(a.size) for k, a in arrays.items() if k in buffers)
+
+
 def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
     diff = float(np.linalg.norm((out.astype(np.float64) - ref).ravel()))
     norm = float(np.linalg.norm(ref.ravel()))
@@ -99,6 +112,10 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") 
         if remaining[node]:  # copied now: an in-place consumer will overwrite the buffer
             refs[node] = host.astype(np.float64)
         problems = []
+        params, buffers = allocated_params(op, executor.params[node])
+        if (params, buffers) != (rec.params, rec.buffers):
+            problems.append(f"the executor allocated {params} parameters and {buffers} buffer elements, "
+                            f"the analysis counts {rec.params} and {rec.buffers}")
         if tuple(host.shape) != tuple(rec.output_shape):
             problems.append(f"output shape {host.shape} != inferred {rec.output_shape}")
         error = relative_error(host, ref) if host.shape == ref.shape else float("inf")

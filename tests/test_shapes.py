@@ -115,3 +115,32 @@ def test_ceil_mode_was_wrong_through_a_float():
     size = 2**53 + 4
     assert conv_out_size(size, 3, 2, ceil_mode=True) == 2**52 + 2
     assert math.ceil((size - 3) / 2) + 1 != 2**52 + 2
+
+
+@pytest.mark.parametrize("size", [2**53 + 3, 10**18 + 1, 10**30 + 1])
+def test_every_op_size_rule_is_exact_at_huge_sizes(size):
+    # Issue 19, through the ops: conv (explicit and "same" padding, dilated, strided), pools in
+    # floor and ceil mode, ChannelPad's strided shortcut. References: exact rationals.
+    from fractions import Fraction
+
+    from archcost.ops import AvgPool2d, ChannelPad, Conv2d, MaxPool2d
+
+    x = (1, 3, size, size + 1)
+
+    def floor_out(n, k, s, p, d=1):
+        return math.floor(Fraction(n + 2 * p - d * (k - 1) - 1, s)) + 1
+
+    def ceil_out(n, k, s, p):
+        out = math.ceil(Fraction(n + 2 * p - k, s)) + 1
+        return out - 1 if (out - 1) * s >= n + p else out
+
+    assert Conv2d(8, 3, stride=2, padding=1).infer((x,))[2:] == (floor_out(size, 3, 2, 1), floor_out(size + 1, 3, 2, 1))
+    assert Conv2d(8, 3, stride=3, dilation=2).infer((x,))[2:] == (floor_out(size, 3, 3, 0, 2),
+                                                                  floor_out(size + 1, 3, 3, 0, 2))
+    ceil_div = (math.ceil(Fraction(size, 3)), math.ceil(Fraction(size + 1, 3)))
+    assert Conv2d(8, 5, stride=3, padding="same").infer((x,))[2:] == ceil_div
+    assert MaxPool2d(3, 2).infer((x,))[2:] == (floor_out(size, 3, 2, 0), floor_out(size + 1, 3, 2, 0))
+    assert MaxPool2d(3, 2, ceil_mode=True).infer((x,))[2:] == (ceil_out(size, 3, 2, 0), ceil_out(size + 1, 3, 2, 0))
+    assert AvgPool2d(2, 2, padding=1, ceil_mode=True).infer((x,))[2:] == (ceil_out(size, 2, 2, 1),
+                                                                          ceil_out(size + 1, 2, 2, 1))
+    assert ChannelPad(8, stride=3).infer((x,))[2:] == ceil_div
