@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
 import signal
 import sys
 
-from archcost.errors import ArchcostError, one_line, quote
+from archcost.errors import ArchcostError, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,130 +32,6 @@ class _SubParsers(argparse._SubParsersAction):
         return super().add_parser(name, **kwargs)
 
 
-# Sizes: ASCII digits only (str.isdigit admits '²' and other scripts' digits, which int() refuses).
-_DIGITS = re.compile(r"[0-9]+")
-# The most input axes a size may have, and the largest value a size entry may take: beyond this,
-# nothing can be analysed usefully and numbers would only slow every pass down.
-MAX_SIZE_DIGITS = 30
-
-
-def parse_input_shape(text: str) -> tuple[int, ...]:
-    """'3x224x224' or '3,224,224' -> (3, 224, 224); 'x' or ',' separated positive ints."""
-    if not isinstance(text, str) or not text.strip():
-        raise ArchcostError("--input: expected CxHxW like 3x224x224 (or F for a vector), got an empty value")
-    parts = re.split(r"[x,×]", text.strip().lower())
-    ok = len(parts) in (1, 3) and all(_DIGITS.fullmatch(p) and len(p) <= MAX_SIZE_DIGITS and int(p) > 0
-                                      for p in parts)
-    if not ok:
-        raise ArchcostError(f"--input: expected CxHxW like 3x224x224 (or F for a vector), "
-                            f"each a positive integer of at most {MAX_SIZE_DIGITS} digits; got {quote(text)}")
-    return tuple(int(p) for p in parts)
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    """'depth=28' -> ('depth', 28); values may be ints, floats, true/false, none, or strings."""
-    if "=" not in text:
-        raise ArchcostError(f"--option: expected KEY=VALUE, got {quote(text)}")
-    key, value = text.split("=", 1)
-    if not key.isidentifier():
-        raise ArchcostError(f"--option {quote(text)}: the key must be a name like depth, got {quote(key)}")
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return key, lowered == "true"
-    if lowered in ("none", "null"):
-        return key, None
-    if _DIGITS.fullmatch(value.lstrip("+-")) and value.isascii():
-        if len(value.lstrip("+-")) > MAX_SIZE_DIGITS:
-            raise ArchcostError(f"--option {key}: {len(value):,}-digit integer; at most {MAX_SIZE_DIGITS} digits")
-        return key, int(value)
-    if value.isascii():
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(number):
-                raise ArchcostError(f"--option {key}: expected a finite number, got {quote(value)}")
-            return key, number
-    return key, value
-
-
-def build_model(name: str, input_text: str | None, options: list[str]):
-    """A zoo name, or a file (.yaml/.yml/.toml/.json spec, node-link .json, .onnx), with --input
-    and -o options applied (for a spec file, -o sets its params)."""
-    input_shape = parse_input_shape(input_text) if input_text is not None else None
-    option_values = {}
-    for text in options:
-        key, value = parse_option(text)
-        if key in option_values:
-            raise ArchcostError(f"--option {key}: given twice ({quote(option_values[key])} and {quote(value)})")
-        option_values[key] = value
-    from archcost import formats
-
-    if formats.is_model_file(name):
-        return formats.load(name, input_shape=input_shape, options=option_values)
-    from archcost import zoo
-
-    return zoo.build(name, input_shape=input_shape, **option_values)
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the kernels may still take: MemAvailable from /proc/meminfo (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def positive_int(text: str) -> int:
-    """argparse type of counts such as --batch and --repeat: ASCII digits, at least 1."""
-    if not _DIGITS.fullmatch(text.strip()) or len(text.strip()) > MAX_SIZE_DIGITS or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
-    return int(text)
-
-
-def dtype_name(text: str) -> str:
-    """argparse type of --dtype: one of the analysis's storage types."""
-    from archcost.analysis import DTYPE_BYTES
-
-    if text not in DTYPE_BYTES:
-        raise argparse.ArgumentTypeError(f"unknown dtype {quote(text)}; known: {', '.join(DTYPE_BYTES)}")
-    return text
-
-
-def check_fits_memory(graph, batch: int, command: str, copies: int = 1) -> None:
-    """Refuse, in one line, a run whose arrays cannot fit in this machine's free memory: the
-    peak of live float32 activations (``copies`` times, e.g. 2 when a float64 reference is kept
-    beside each) plus the parameters, predicted by the analysis before anything is allocated.
-    Without this, an enormous --batch is a MemoryError deep in numpy, or the OOM killer."""
-    from archcost.analysis import analyze
-
-    totals = analyze(graph, batch=batch).totals
-    need = copies * totals["peak_activation_bytes"] + 2 * totals["param_bytes"]
-    free = available_memory_bytes()
-    if free is not None and need > free:
-        raise ArchcostError(
-            f"{command}: --batch {batch} with input {'x'.join(map(str, graph.shape(graph.input_nodes()[0])[1:]))} "
-            f"needs about {need / 2**30:,.1f} GiB for activations and weights; {free / 2**30:,.1f} GiB is free "
-            "(use a smaller --batch or --input)"
-        )
-
-
-def add_model_args(p: argparse.ArgumentParser, many: bool = False) -> None:
-    p.add_argument("model", nargs="+" if many else None, help="model name (see 'archcost list') or a .yaml/.toml/.json/.onnx file")
-    p.add_argument("--input", metavar="CxHxW", help="input size per sample, e.g. 3x299x299")
-    p.add_argument("--batch", type=positive_int, default=1, help="batch size N (default 1)")
-    p.add_argument("--dtype", type=dtype_name, default="float32", help="float32 (default), float16, bfloat16, float64, int8")
-    p.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-        help="family option, e.g. -o depth=28 -o width=10 (repeatable)",
-    )
-
-
 def make_parser() -> argparse.ArgumentParser:
     import importlib
     import pkgutil
@@ -175,6 +49,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.register("action", "parsers", _SubParsers)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     for module in pkgutil.iter_modules(commands.__path__):
+        if module.name.startswith("_"):  # shared helpers, not a command
+            continue
         importlib.import_module(f"archcost.commands.{module.name}").add_parser(sub)
     return parser
 

@@ -112,3 +112,26 @@ def test_no_traceback_and_light_imports():
     ok = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert ok.returncode == 0
     assert "HEAVY []" in ok.stderr
+
+
+def test_data_flows_one_way_cli_commands_loading():
+    # Issue 15: the commands used to import build_model from archcost.cli, which imports the
+    # commands. Now cli -> commands -> loading -> zoo/formats, with no edge back.
+    import ast
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "archcost"
+
+    def imports(path):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                yield node.module
+            elif isinstance(node, ast.Import):
+                yield from (a.name for a in node.names)
+
+    for path in package.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        assert "archcost.cli" not in set(imports(path)), path
+    assert not {m for m in imports(package / "loading.py") if m.startswith("archcost.commands") or m == "argparse"}

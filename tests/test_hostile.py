@@ -401,7 +401,7 @@ def _lenet():
 
 def _api_cases():
     from archcost import analyze, formats, zoo
-    from archcost.cli import parse_input_shape, parse_option
+    from archcost.loading import parse_input_shape, parse_option
     from archcost.graph import Graph
     from archcost.ops import Concat, Conv2d, Linear, MaxPool2d, Reshape, Softmax
 

@@ -8,7 +8,8 @@ names the executor backend (archcost.kernels.BACKENDS). Family options are ``--o
 here, since ``-o`` is the output file. numba is imported only inside ``run``.
 """
 
-from archcost.cli import build_model, check_fits_memory, positive_int
+from archcost.commands._args import check_fits_memory, positive_int
+from archcost.loading import build_model
 
 
 def add_parser(sub):

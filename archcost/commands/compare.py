@@ -1,6 +1,7 @@
 """archcost compare A B ...: totals side by side, with ratios to the first model."""
 
-from archcost.cli import add_model_args, build_model
+from archcost.commands._args import add_model_args
+from archcost.loading import build_model
 from archcost.errors import ArchcostError
 
 

@@ -1,6 +1,7 @@
 """archcost conventions MODEL: the model's cost as every peer tool counts it, from one analysis."""
 
-from archcost.cli import add_model_args, build_model
+from archcost.commands._args import add_model_args
+from archcost.loading import build_model
 
 
 def add_parser(sub):

@@ -3,7 +3,7 @@
 vs ResNeXt block, ...), each pair's params, MACs and activations with the ratio alternative/baseline.
 The pairs are ``archcost.zoo.examples.DESIGNS``; every number is computed from the two models."""
 
-from archcost.cli import positive_int
+from archcost.commands._args import positive_int
 
 
 def add_parser(sub):

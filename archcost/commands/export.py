@@ -21,7 +21,7 @@ def add_parser(sub):
 def run(args) -> int:
     import pathlib
 
-    from archcost.cli import build_model
+    from archcost.loading import build_model
     from archcost.formats.export import SUFFIX_FORMATS, export_text, write_atomic
 
     if args.output is not None:

@@ -99,7 +99,7 @@ def layer_series(report):
 
 def run_layers(args) -> int:
     from archcost.analysis import analyze
-    from archcost.cli import build_model
+    from archcost.loading import build_model
     from archcost.report import plots
 
     plots.check_output(args.output)

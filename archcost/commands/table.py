@@ -1,6 +1,7 @@
 """archcost table MODEL: the per-layer table (shapes, memory, weights, params, MACs) and totals."""
 
-from archcost.cli import add_model_args, build_model
+from archcost.commands._args import add_model_args
+from archcost.loading import build_model
 
 
 def add_parser(sub):

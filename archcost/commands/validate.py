@@ -2,7 +2,8 @@
 the output shape, the counted multiplies against the analytic MACs, and the output against a
 float64 reference; and the measured peak activation memory against the predicted one."""
 
-from archcost.cli import add_model_args, build_model, check_fits_memory
+from archcost.commands._args import add_model_args, check_fits_memory
+from archcost.loading import build_model
 
 
 def add_parser(sub):
