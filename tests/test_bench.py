@@ -58,3 +58,18 @@ def test_peak_is_measured_once_and_cached():
     first = peak.measure_peak()
     assert first["peak_gflops"] > 0 and first["bandwidth_gbs"] > 0
     assert peak.measure_peak() == first
+
+
+def test_conv_linear_total_includes_the_fc_layers():
+    # Issue 18: the total filtered on "linear" while the op kind is "fc", so LeNet-5's
+    # "conv+linear" time was exactly its three convs'.
+    from archcost.benchmark import benchmark
+
+    data = benchmark(zoo.build("lenet5"), repeat=1)
+    kinds = {layer["op"] for layer in data["layers"]}
+    assert {"conv", "fc"} <= kinds
+    chosen = [layer for layer in data["layers"] if layer["op"] in ("conv", "fc")]
+    assert sum(1 for layer in chosen if layer["op"] == "fc") == 2  # F6 and the output layer
+    assert math.isclose(data["totals"]["conv_linear_seconds"], sum(layer["seconds"] for layer in chosen))
+    flops = sum(layer["flops"] for layer in chosen)
+    assert math.isclose(data["totals"]["conv_linear_gflops"], flops / data["totals"]["conv_linear_seconds"] / 1e9)
