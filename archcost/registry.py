@@ -161,6 +161,9 @@ def build(name: str, input_shape=None, **options):
         if not options:
             raise  # the builder's own defaults failed: a bug, not bad input
         raise ArchcostError(f"model {name!r} with {given}: cannot build ({type(exc).__name__}: {exc})") from None
-    graph.name = name
-    graph.description = graph.description or description
+    # With options, the graph is not the registered variant: say what was built, in the name
+    # every report prints ("resnet50 (depth=18)"), not the registered name over other numbers.
+    graph.name = f"{name} ({given})" if options else name
+    description = graph.description or description
+    graph.description = f"{description}; changed by {given}" if options else description
     return graph

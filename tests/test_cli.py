@@ -135,3 +135,16 @@ def test_data_flows_one_way_cli_commands_loading():
             continue
         assert "archcost.cli" not in set(imports(path)), path
     assert not {m for m in imports(package / "loading.py") if m.startswith("archcost.commands") or m == "argparse"}
+
+
+def test_header_names_the_variant_built_not_the_registered_one(capsys):
+    # Issue 18: `table resnet50 -o depth=18` printed ResNet-50's header over ResNet-18's numbers.
+    code, out, _ = run_cli(capsys, "table", "resnet50", "-o", "depth=18")
+    assert code == 0
+    header = out.splitlines()[0]
+    assert header.startswith("resnet50 (depth=18): ") and "changed by depth=18" in header
+    assert "11,689,512" in out  # ResNet-18's params (He et al. 2016, torchvision: 11.7M)
+    code, out, _ = run_cli(capsys, "compare", "resnet50", "resnet101", "-o", "depth=18")
+    assert code == 0 and "resnet50 (depth=18)" in out.splitlines()[0] and "resnet101 (depth=18)" in out.splitlines()[0]
+    code, out, _ = run_cli(capsys, "table", "resnet50")
+    assert out.startswith("resnet50: ResNet-50")
