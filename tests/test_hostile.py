@@ -97,6 +97,10 @@ for argv, fragment in [
     (["export", "vgg16", "--to", "xml"], "--to"), (["list", "a", "b"], "b"),
     (["list", "nosuch*"], "nosuch"), (["designs", "--format", "xml"], "--format"),
     (["conventions", "vgg16", "--format", "xml"], "--format"), (["--nosuch"], "--nosuch"),
+    (["table", "vgg16", "--convention", "nosuch"], "nosuch"), (["table", "vgg16", "--convention"], "--convention"),
+    (["list", "--format", "x"], "--format"), (["designs", "extra"], "extra"),
+    (["table", "vgg16", "--by", "stage", "--format", "xml"], "--format"), (["validate"], "model"),
+    (["bench"], "model"), (["export"], "model"), (["plot", "layers"], "model"), (["plot", "roofline"], "RESULTS"),
 ]:
     case(f"argv-{'-'.join(argv)[:30]}", argv, fragment)
 
