@@ -26,6 +26,11 @@ def load(path, input_shape=None, options: dict | None = None):
     or .onnx). ``input_shape`` overrides the input size; ``options`` set the spec's ``params``."""
     path = pathlib.Path(path)
     if not path.is_file():
+        # Say what is there instead: a directory named x.onnx is not a missing file.
+        if path.is_dir():
+            raise ArchcostError(f"{path}: is a directory, not a file")
+        if path.exists():
+            raise ArchcostError(f"{path}: not a regular file")
         raise ArchcostError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:

@@ -7,17 +7,26 @@ its padding, ``x * sigmoid(x)`` is SiLU, ``x * hardsigmoid(x)`` is hard-swish, t
 GELU is GELU, MatMul + bias Add is one Linear, and shape arithmetic (Shape -> Gather -> Concat
 -> Reshape) is evaluated on the known shapes. Nodes with no IR equivalent are reported all
 together in one error: nothing is ever counted as zero silently.
+
+A file is untrusted input: before anything is evaluated, every initializer's declared size is
+checked against the data it holds (so a tensor declaring 10^12 values is refused, never
+allocated), external data must lie in a file inside the model's directory, tensor names must be
+unique, and constant folding runs under exact integer arithmetic and ``np.errstate(all="raise")``
+with a cap on the size of what it builds. Every failure is one ArchcostError naming the node,
+initializer or input; names from the file are quoted with :func:`archcost.errors.quote`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import pathlib
+import warnings
 
 import networkx as nx
 import numpy as np
 
-from archcost.errors import ArchcostError
+from archcost.errors import MAX_MESSAGE_CHARS, ArchcostError, ShapeError, limit_from_env, one_line, quote
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, Add, AvgPool2d, BatchNorm, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool, LayerNorm,
@@ -29,24 +38,62 @@ class Unsupported(Exception):
     """A node this importer cannot express in the IR (collected, then reported together)."""
 
 
+# The most values one folded constant may hold (ConstantOfShape, Range, a broadcast product...):
+# shape arithmetic needs a handful; a hostile file asking for 10^12 must not get them allocated.
+DEFAULT_MAX_FOLD_VALUES = 1 << 24
+# The most bytes one tensor may declare, even one holding only dims (1 TiB: more than any model).
+DEFAULT_MAX_TENSOR_BYTES = 1 << 40
+# protobuf's hard limit on one serialized message.
+MAX_PROTOBUF_BYTES = 1 << 31
+# How many unsupported nodes, and how many nodes of a cycle, an error message lists by name.
+MAX_LISTED = 8
+
+
 def load_onnx(path, input_shape=None) -> Graph:
     try:
         import onnx
     except ModuleNotFoundError:
         raise ArchcostError(f"{path}: reading ONNX needs the onnx package: pip install 'archcost[onnx]'") from None
+    path = pathlib.Path(path)
+    # Read the bytes ourselves, so an unreadable file, a directory or an empty file is named as
+    # such (onnx.load would report them as odd protobuf errors, or parse b"" as an empty model).
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        # A protobuf message cannot exceed 2 GiB: refuse a larger file before reading all of it.
+        if path.is_file() and path.stat().st_size >= MAX_PROTOBUF_BYTES:
+            raise ArchcostError(f"{path}: {path.stat().st_size:,} bytes, more than an ONNX protobuf can hold "
+                                f"(2 GiB); large weights belong in external data files")
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ArchcostError(f"{path}: is a directory, not an ONNX file") from None
+    except FileNotFoundError:
+        raise ArchcostError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ArchcostError(f"{path}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
+    if not data:
+        raise ArchcostError(f"{path}: the file is empty, not an ONNX model")
+    try:
+        model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf raises its own DecodeError (and others) on a bad file
         raise ArchcostError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {_first_line(exc)})") from None
-    return import_model(model, str(path), input_shape)
+    # Random bytes can parse as a protobuf message holding only unknown fields: no graph, no model.
+    if not model.HasField("graph"):
+        raise ArchcostError(f"{path}: not a readable ONNX model (the file holds no graph)")
+    return import_model(model, str(path), input_shape, base_dir=path.parent)
 
 
-def import_model(model, source: str = "<onnx>", input_shape=None) -> Graph:
+def import_model(model, source: str = "<onnx>", input_shape=None, base_dir=None) -> Graph:
+    """The Graph of an ONNX ``ModelProto``. ``base_dir`` is the directory external tensor data is
+    read from (the model file's directory); without it a model with external data is refused."""
     try:
-        return _Importer(model, source, input_shape).run()
+        return _Importer(model, source, input_shape, base_dir).run()
     except ArchcostError as exc:
         message = str(exc)
-        raise ArchcostError(message if message.startswith(source) else f"{source}: {message}") from None
+        message = message if message.startswith(source) else f"{source}: {message}"
+        # The last guard: a message built elsewhere (a Graph error quoting a 1-MB layer name with
+        # repr) still reaches the caller as one line that fits the CLI's limit.
+        if "\n" in message or "\r" in message or len(message) > MAX_MESSAGE_CHARS:
+            message = one_line(message, MAX_MESSAGE_CHARS - 40)
+        raise ArchcostError(message) from None
 
 
 def _f(value) -> float:
@@ -56,7 +103,83 @@ def _f(value) -> float:
 
 def _first_line(exc) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else "no details"
+    return one_line(text[0], 160) if text else "no details"
+
+
+def _name(text) -> str:
+    """A name from the file as written when it is short and printable, else quoted (so a newline
+    or a megabyte of it cannot reach the message)."""
+    text = str(text)
+    return text if 0 < len(text) <= 80 and text.isprintable() else quote(text)
+
+
+def _max_fold_values() -> int:
+    return limit_from_env("ARCHCOST_MAX_FOLD_VALUES", DEFAULT_MAX_FOLD_VALUES)
+
+
+def _check_fold_size(count: int, what: str) -> None:
+    limit = _max_fold_values()
+    if count > limit:
+        raise ArchcostError(f"{what}: the result would hold {_count(count)} values; archcost evaluates constants "
+                            f"of at most {limit:,} (set ARCHCOST_MAX_FOLD_VALUES to raise it)")
+
+
+def _count(n: int) -> str:
+    """A count for a message: 1,000,000 in full, an astronomic one (from dims [2**62, 2**62]) as 1.91e+38."""
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
+# The type each attribute this importer reads must have (ONNX's INT, INTS, FLOAT, STRING), so a
+# group of 2.5 or a perm given as a string is refused instead of read as int(2.5) == 2.
+_INT_ATTRS = {"axis", "group", "size", "transA", "transB", "keepdims", "ceil_mode", "count_include_pad",
+              "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
+_INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends"}
+_FLOAT_ATTRS = {"alpha", "beta", "bias", "epsilon", "ratio", "min", "max"}
+_STRING_ATTRS = {"auto_pad", "mode"}
+
+
+def _attr_problem(name: str, value) -> str | None:
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if name in _INT_ATTRS and not is_int(value):
+        return "expected an integer"
+    if name in _INTS_ATTRS and not (isinstance(value, list) and all(is_int(v) for v in value)):
+        return "expected a list of integers"
+    if name in _FLOAT_ATTRS and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return "expected a number"
+    if name in _STRING_ATTRS and not isinstance(value, bytes):
+        return "expected a string"
+    return None
+
+
+# Tensor element types archcost reads: TensorProto.DataType -> (bytes per value, typed field).
+# Others (STRING, complex, 4-bit and 8-bit float types, UNDEFINED, numbers from a future or a
+# corrupt file) are refused: their values cannot be checked or evaluated here.
+_TENSOR_TYPES = {
+    1: (4, "float_data"),    # FLOAT
+    2: (1, "int32_data"),    # UINT8
+    3: (1, "int32_data"),    # INT8
+    4: (2, "int32_data"),    # UINT16
+    5: (2, "int32_data"),    # INT16
+    6: (4, "int32_data"),    # INT32
+    7: (8, "int64_data"),    # INT64
+    9: (1, "int32_data"),    # BOOL
+    10: (2, "int32_data"),   # FLOAT16
+    11: (8, "double_data"),  # DOUBLE
+    12: (4, "uint64_data"),  # UINT32
+    13: (8, "uint64_data"),  # UINT64
+    16: (2, "int32_data"),   # BFLOAT16
+}
+
+
+def _type_name(data_type: int) -> str:
+    from onnx import TensorProto
+
+    try:
+        return TensorProto.DataType.Name(data_type)
+    except ValueError:
+        return str(data_type)
 
 
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish", "Gelu": "gelu"}
@@ -66,15 +189,27 @@ FOLDABLE = {"Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Ca
 
 
 class _Importer:
-    def __init__(self, model, source: str, input_shape):
+    def __init__(self, model, source: str, input_shape, base_dir=None):
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
         self.source = source
         self.input_shape = input_shape
+        self.base_dir = None if base_dir is None else pathlib.Path(base_dir)
         self.onnx_graph = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        self.init = {t.name: t for t in model.graph.initializer}
+        self.opset = self._default_opset(model)
+        self.init = {}
+        for t in model.graph.initializer:
+            # Two initializers of one name: which one the graph means is not defined.
+            if t.name in self.init:
+                raise ArchcostError(f"initializer {quote(t.name)}: defined twice")
+            self.init[t.name] = t
+        if len(model.graph.sparse_initializer):
+            t = model.graph.sparse_initializer[0]
+            raise ArchcostError(f"sparse initializer {quote(t.values.name)}: sparse tensors are not supported")
+        self.dataless: set[str] = set()  # initializers with dims and no data (a shape, no values)
+        for t in self.init.values():  # before anything reads a value: sizes, types, external files
+            self._check_tensor(t, f"initializer {quote(t.name)}", shape_only=True)
         self.values: dict[str, np.ndarray] = {}  # constant tensors, evaluated on demand
         self.tensors: dict[str, str] = {}  # activation tensor -> archcost node
         self.g = Graph(model.graph.name or pathlib.Path(source).stem)
@@ -84,13 +219,140 @@ class _Importer:
         self.replace: dict[int, tuple] = {}  # node index -> (handler name, data)
         self.extra_pads: dict[int, tuple] = {}
 
+    @staticmethod
+    def _default_opset(model) -> int:
+        """The version of the default ONNX domain the model imports (13 when it names none)."""
+        import onnx.defs
+
+        versions = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
+        if len(versions) > 1:
+            raise ArchcostError(f"opset_import: the ONNX domain is imported at several versions {sorted(versions)}")
+        version = versions.pop() if versions else 13
+        newest = onnx.defs.onnx_opset_version()
+        # An op's meaning (a default axis, an attribute turned input) changes between opsets:
+        # a version no ONNX release defines cannot be read as if it were an older one.
+        if not 1 <= version <= newest:
+            raise ArchcostError(f"opset_import: ONNX opset version {version} is not one this importer knows "
+                                f"(1 to {newest})")
+        return version
+
     # ---- tensors
+    def _check_tensor(self, t, what: str, shape_only: bool = False) -> None:
+        """Refuse a tensor whose type is unknown or whose data does not match its dims, before
+        any of it is allocated: ``dims`` may declare 10^12 values over a few bytes of data.
+        With ``shape_only`` (initializers), a tensor with dims and no data at all is accepted as
+        a weight known only by its shape."""
+        from onnx import TensorProto
+
+        if t.data_type not in _TENSOR_TYPES:
+            raise ArchcostError(f"{what}: data type {quote(_type_name(t.data_type))} is not supported")
+        if t.HasField("segment"):
+            raise ArchcostError(f"{what}: segmented tensors are not supported")
+        dims = list(t.dims)
+        if any(d < 0 for d in dims):
+            raise ArchcostError(f"{what}: dims {quote(dims)} has a negative dimension")
+        count = math.prod(dims)
+        itemsize, field = _TENSOR_TYPES[t.data_type]
+        limit = limit_from_env("ARCHCOST_MAX_TENSOR_BYTES", DEFAULT_MAX_TENSOR_BYTES)
+        if count * itemsize > limit:  # even as a shape alone: no model holds a tensor this large
+            raise ArchcostError(f"{what}: dims {quote(dims)} declare {_count(count)} values "
+                                f"({_count(count * itemsize)} bytes), "
+                                f"more than the {limit:,} archcost accepts (set ARCHCOST_MAX_TENSOR_BYTES to raise it)")
+        if t.data_location == TensorProto.EXTERNAL:
+            self._external_file(t, what, count * itemsize)
+            return
+        if t.HasField("raw_data"):
+            if len(t.raw_data) != count * itemsize:
+                raise ArchcostError(f"{what}: raw_data holds {len(t.raw_data):,} bytes, but dims {quote(dims)} of "
+                                    f"{_type_name(t.data_type)} need {count * itemsize:,}")
+            return
+        held = len(getattr(t, field))
+        if held == 0 and count and shape_only:
+            # Dims and no data at all: a weight kept for its shape (cost models strip the values).
+            # Its shape is used; reading its values is refused in const().
+            self.dataless.add(t.name)
+            return
+        if held != count:
+            raise ArchcostError(f"{what}: {field} holds {held:,} values, but dims {quote(dims)} declare {count:,}")
+
+    def _external_file(self, t, what: str, need: int) -> tuple[pathlib.Path, int]:
+        """The file and offset of an external tensor's data, after checking that the file lies
+        inside the model's directory and holds ``need`` bytes there."""
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        if self.base_dir is None:
+            raise ArchcostError(f"{what}: its data is in an external file, and the model's directory is not known")
+        if not location:
+            raise ArchcostError(f"{what}: external data without a location")
+        # Only a relative path below the model's directory: '../../etc/passwd' or '/etc/passwd'
+        # in a downloaded model must not make archcost read files the model does not own.
+        parts = location.replace("\\", "/").split("/")
+        drive = len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isalpha()  # C:\... on Windows
+        if "\0" in location or os.path.isabs(location) or location[:1] in "/\\" or drive or ".." in parts:
+            raise ArchcostError(f"{what}: external data location {quote(location)} is outside the model's directory")
+        base = self.base_dir.resolve()
+        path = (base / location).resolve()
+        if base not in path.parents:  # a symbolic link inside the directory pointing out of it
+            raise ArchcostError(f"{what}: external data location {quote(location)} is outside the model's directory")
+        try:
+            offset = int(info.get("offset", "0"))
+            length = int(info["length"]) if "length" in info else None
+        except ValueError:
+            raise ArchcostError(f"{what}: external data offset/length {quote(info.get('offset'))}/"
+                                f"{quote(info.get('length'))} are not integers") from None
+        if offset < 0 or (length is not None and length < 0):
+            raise ArchcostError(f"{what}: external data offset {offset} / length {length} is negative")
+        try:
+            if not path.is_file():
+                state = "is not a regular file" if path.exists() else "does not exist"
+                raise ArchcostError(f"{what}: external data file {quote(location)} {state}")
+            size = path.stat().st_size
+        except OSError as exc:  # a file we may not look at
+            raise ArchcostError(f"{what}: external data file {quote(location)}: {exc.strerror}") from None
+        length = size - offset if length is None else length
+        if length != need:
+            raise ArchcostError(f"{what}: external data length {length:,} bytes, but its dims need {need:,}")
+        if offset + length > size:
+            raise ArchcostError(f"{what}: external data file {quote(location)} has {size:,} bytes, fewer than "
+                                f"offset {offset:,} + length {length:,}")
+        return path, offset
+
+    def _array(self, t, what: str) -> np.ndarray:
+        """The values of a checked tensor; external data is read here, never by onnx (which
+        would resolve the location against the current directory)."""
+        from onnx import TensorProto
+
+        if t.data_location == TensorProto.EXTERNAL:
+            need = math.prod(t.dims) * _TENSOR_TYPES[t.data_type][0]
+            path, offset = self._external_file(t, what, need)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(need)
+            except OSError as exc:
+                raise ArchcostError(f"{what}: cannot read its external data ({exc.strerror})") from None
+            local = TensorProto()
+            local.CopyFrom(t)
+            local.ClearField("external_data")
+            local.data_location = TensorProto.DEFAULT
+            local.raw_data = data
+            t = local
+        try:
+            return self.numpy_helper.to_array(t)
+        except Exception as exc:  # onnx refusing a tensor the checks above let through
+            raise ArchcostError(f"{what}: cannot read its values ({_first_line(exc)})") from None
+
     def is_const(self, name: str) -> bool:
         return name in self.values or name in self.init
 
     def const(self, name: str) -> np.ndarray:
         if name not in self.values:
-            self.values[name] = self.numpy_helper.to_array(self.init[name])
+            if name in self.dataless:
+                node = getattr(self, "current", None)
+                user = f"{self.where(node, self.nodes[node])}: " if node is not None else ""
+                raise ArchcostError(f"{user}initializer {quote(name)} has dims "
+                                    f"{quote(list(self.init[name].dims))} but no data, and its values are needed")
+            self.values[name] = self._array(self.init[name], f"initializer {quote(name)}")
         return self.values[name]
 
     def const_shape(self, name: str) -> tuple:
@@ -100,7 +362,7 @@ class _Importer:
 
     def act(self, name: str, where: str) -> str:
         if name not in self.tensors:
-            raise ArchcostError(f"{where}: input {name!r} is a constant where an activation is expected")
+            raise ArchcostError(f"{where}: input {quote(name)} is a constant where an activation is expected")
         return self.tensors[name]
 
     def shape(self, tensor: str) -> tuple:
@@ -112,6 +374,8 @@ class _Importer:
         nodes = list(graph.node)
         self.nodes = nodes
         self.names = self._node_names(nodes)
+        if not graph.output:  # nothing is asked of the graph: there is nothing to analyse
+            raise ArchcostError("the model has no output")
         self._add_inputs(graph)
         order = self._order(nodes)
         self.consumers: dict[str, list[int]] = {}
@@ -143,134 +407,203 @@ class _Importer:
         outputs = [o.name for o in graph.output]
         missing = [o for o in outputs if o not in self.tensors and not self.is_const(o)]
         if missing:
-            raise ArchcostError(f"graph output {missing[0]!r} is not produced by any node")
+            raise ArchcostError(f"graph output {quote(missing[0])} is not produced by any node")
         return self.g
 
     def _never_converts(self, node) -> str | None:
         """Why ``node`` could not convert whatever its inputs were, or None."""
         if node.domain not in ("", "ai.onnx"):
-            return f"domain {node.domain}"
+            return f"domain {_name(node.domain)}"
         if node.op_type in ("Erf", "Pad"):  # only inside patterns, and those were folded already
             return ""
         known = node.op_type in ACTIVATIONS or node.op_type in FOLDABLE or hasattr(self, f"on_{node.op_type}")
         return None if known else ""
 
     def _unsupported_message(self) -> str:
+        # Names and op types come from the file: each is quoted when odd, and only the first
+        # MAX_LISTED nodes are listed, so 10,000 unknown nodes still give one short line.
         by_type: dict[str, list[str]] = {}
-        for op_type, name, reason in self.unsupported:
-            by_type.setdefault(op_type, []).append(f"{name}{': ' + reason if reason else ''}")
+        for op_type, name, reason in self.unsupported[:MAX_LISTED]:
+            by_type.setdefault(_name(op_type), []).append(f"{_name(name)}{': ' + reason if reason else ''}")
         parts = [f"{op_type} ({'; '.join(items)})" for op_type, items in by_type.items()]
         count = len(self.unsupported)
-        return (f"{count} ONNX node{'s' if count > 1 else ''} with no archcost equivalent, so the model is "
-                f"not analysed: {', '.join(parts)}")
+        more = f" and {count - MAX_LISTED:,} more" if count > MAX_LISTED else ""
+        return (f"{count:,} ONNX node{'s' if count > 1 else ''} with no archcost equivalent, so the model is "
+                f"not analysed: {', '.join(parts)}{more}")
 
     def _node_names(self, nodes) -> list[str]:
-        names, seen = [], set()
+        # One counter per base name: probing base_2, base_3... from 2 each time would be
+        # quadratic in a file of 100,000 nodes that share one name.
+        names, seen, next_k = [], set(), {}
         for i, node in enumerate(nodes):
             base = node.name or (node.output[0] if node.output and node.output[0] else f"{node.op_type}_{i}")
-            name, k = base, 2
+            name, k = base, next_k.get(base, 2)
             while name in seen:
                 name, k = f"{base}_{k}", k + 1
+            next_k[base] = k
             seen.add(name)
             names.append(name)
         return names
 
+    def where(self, i, node) -> str:
+        return f"node {quote(self.names[i])} ({_name(node.op_type)})"
+
     def _add_inputs(self, graph) -> None:
         inputs = [v for v in graph.input if v.name not in self.init]
         if not inputs:
-            raise ArchcostError("the model has no input")
+            raise ArchcostError("the model has no input (every graph input is an initializer, or there are none)")
+        names = [v.name for v in inputs]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise ArchcostError(f"input {quote(twice)}: the graph declares it twice")
         if self.input_shape is not None and len(inputs) != 1:
             raise ArchcostError("--input is ambiguous: the model has several inputs")
         for value in inputs:
+            what = f"input {quote(value.name)}"
             ttype = value.type.tensor_type
+            if not value.type.HasField("tensor_type"):
+                raise ArchcostError(f"{what}: not a tensor ({quote(value.type.WhichOneof('value'))}); "
+                                    f"only tensor inputs are supported")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in ttype.shape.dim]
             if self.input_shape is not None:
                 shape = tuple(self.input_shape)
             else:
                 if len(dims) < 2:
-                    raise ArchcostError(f"input {value.name!r}: expected a batch axis and more, got {dims}")
+                    shown = "no shape" if not ttype.HasField("shape") else f"shape {quote(dims)}"
+                    raise ArchcostError(f"{what}: expected a batch axis and more, got {shown}; give its size "
+                                        f"with --input CxHxW")
                 shape = dims[1:]
                 dynamic = [d for d in shape if not isinstance(d, int) or d < 1]
                 if dynamic:
-                    raise ArchcostError(
-                        f"input {value.name!r}: dimension {dynamic[0]!r} of {dims} is not fixed; give --input"
-                    )
+                    raise ArchcostError(f"{what}: dimension {quote(dynamic[0])} of {quote(dims)} is not a fixed "
+                                        f"size; give one with --input CxHxW")
             self.tensors[value.name] = self.g.input(shape, name=value.name)
 
     def _order(self, nodes) -> list[int]:
-        """Node indices in a topological order; unknown tensors and cycles are errors."""
+        """Node indices in a topological order; unknown tensors, tensors produced twice and
+        cycles are errors."""
         producer = {}
         for i, node in enumerate(nodes):
             for t in node.output:
-                if t:
-                    producer[t] = i
+                if not t:
+                    continue
+                # ONNX is single-assignment: a second producer (or one overwriting a graph input
+                # or an initializer) would make which value a consumer reads undefined.
+                if t in producer:
+                    raise ArchcostError(f"{self.where(i, node)}: output {quote(t)} is also produced by node "
+                                        f"{quote(self.names[producer[t]])}")
+                if t in self.tensors or t in self.init:
+                    kind = "a graph input" if t in self.tensors else "an initializer"
+                    raise ArchcostError(f"{self.where(i, node)}: output {quote(t)} has the name of {kind}")
+                producer[t] = i
         deps = nx.DiGraph()
         deps.add_nodes_from(range(len(nodes)))
         for i, node in enumerate(nodes):
             if not node.output or not node.output[0]:
-                raise ArchcostError(f"node {self.names[i]!r} ({node.op_type}): has no output")
+                raise ArchcostError(f"{self.where(i, node)}: has no output")
             for t in node.input:
                 if not t or t in self.init or t in self.tensors:
                     continue
                 if t not in producer:
                     raise ArchcostError(
-                        f"node {self.names[i]!r} ({node.op_type}): input {t!r} is not a graph input, an "
+                        f"{self.where(i, node)}: input {quote(t)} is not a graph input, an "
                         f"initializer or any node's output"
                     )
                 deps.add_edge(producer[t], i)
         if not nx.is_directed_acyclic_graph(deps):
-            cycle = [self.names[e[0]] for e in nx.find_cycle(deps)]
+            cycle = [_name(self.names[e[0]]) for e in nx.find_cycle(deps)]
+            if len(cycle) > MAX_LISTED:
+                cycle = cycle[:MAX_LISTED - 1] + [f"... ({len(cycle) - MAX_LISTED + 1:,} more nodes)"] + cycle[-1:]
             raise ArchcostError(f"the graph has a cycle: {' -> '.join(cycle + cycle[:1])}")
         return list(nx.lexicographical_topological_sort(deps))
 
     def attrs(self, node) -> dict:
-        return {a.name: self.helper.get_attribute_value(a) for a in node.attribute}
+        out = {}
+        for a in node.attribute:
+            try:
+                value = self.helper.get_attribute_value(a)
+                problem = "it has no type" if value is None else "it is given twice" if a.name in out else None
+                if problem is None and node.domain in ("", "ai.onnx"):
+                    problem = _attr_problem(a.name, value)
+                    problem = problem and f"{problem}, got {quote(value)}"
+            except Exception as exc:  # an attribute whose type field is unknown
+                problem = _first_line(exc)
+            if problem:
+                i = next(k for k, n in enumerate(self.nodes) if n is node or n == node)
+                raise ArchcostError(f"{self.where(i, node)}: malformed attribute {quote(a.name)} ({problem})")
+            out[a.name] = value
+        return out
 
     # ---- patterns spread over several nodes
+    # A node of another domain never joins a pattern: a custom 'Sigmoid' is not ONNX's sigmoid.
+    def _standard(self, i):
+        return i if i is not None and self.nodes[i].domain in ("", "ai.onnx") else None
+
     def _producer(self, tensor):
-        return self.producers.get(tensor)
+        return self._standard(self.producers.get(tensor))
 
     def _sole_consumer(self, tensor):
         users = self.consumers.get(tensor, [])
-        return users[0] if len(users) == 1 and tensor not in self.graph_outputs else None
+        return self._standard(users[0]) if len(users) == 1 and tensor not in self.graph_outputs else None
 
     def _scalar(self, tensor, value, tol=1e-3) -> bool:
         if not tensor or not self.is_const(tensor):
             return False
+        if math.prod(self.const_shape(tensor)) != 1 or tensor in self.dataless:  # not a scalar: do not read
+            return False
         v = self.const(tensor)
+        if v.dtype.kind not in "iufb":
+            return False
         return v.size == 1 and abs(float(v.reshape(-1)[0]) - value) <= tol * max(1.0, abs(value))
 
     def _find_patterns(self, nodes) -> None:
         for i, node in enumerate(nodes):
-            if node.op_type == "Mul" and len(node.input) == 2 and not any(self.is_const(t) for t in node.input):
-                self._fuse_gated(i, node)
-            elif node.op_type == "Erf":
-                self._fuse_gelu(i, node)
-            elif node.op_type == "MatMul" and len(node.input) == 2 and self.is_const(node.input[1]):
-                j = self._sole_consumer(node.output[0])
-                if j is not None and nodes[j].op_type == "Add":
-                    other = [t for t in nodes[j].input if t != node.output[0]]
-                    w = self.const_shape(node.input[1])
-                    if len(other) == 1 and self.is_const(other[0]) and len(w) == 2 and \
-                            self.const_shape(other[0]) in ((w[1],), (1, w[1])):
-                        self.skip.add(i)
-                        self.replace[j] = ("linear", (node.input[0], w, True))
-            elif node.op_type == "Pad":
-                j = self._sole_consumer(node.output[0])
-                if j is not None and nodes[j].op_type in ("Conv", "MaxPool", "AveragePool"):
-                    pads = self._pad_amounts(node)
-                    if pads is not None and len(pads) == 8 and not any(pads[k] for k in (0, 1, 4, 5)):
-                        self.skip.add(i)
-                        # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
-                        self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
-                        self.replace.setdefault(j, ("padded_input", node.input[0]))
+            if self._standard(i) is None:
+                continue
+            try:
+                self._find_pattern(i, node, nodes)
+            except ArchcostError:
+                raise
+            except (IndexError, KeyError, TypeError, ValueError):
+                # A malformed node (an input or attribute missing or of the wrong type) starts no
+                # pattern; converting it on its own reports what is wrong, naming it.
+                pass
+
+    def _find_pattern(self, i, node, nodes) -> None:
+        if node.op_type == "Mul" and len(node.input) == 2 and not any(self.is_const(t) for t in node.input):
+            self._fuse_gated(i, node)
+        elif node.op_type == "Erf":
+            self._fuse_gelu(i, node)
+        elif node.op_type == "MatMul" and len(node.input) == 2 and self.is_const(node.input[1]):
+            j = self._sole_consumer(node.output[0])
+            if j is not None and nodes[j].op_type == "Add":
+                other = [t for t in nodes[j].input if t != node.output[0]]
+                w = self.const_shape(node.input[1])
+                if len(other) == 1 and self.is_const(other[0]) and len(w) == 2 and \
+                        self.const_shape(other[0]) in ((w[1],), (1, w[1])):
+                    self.skip.add(i)
+                    self.replace[j] = ("linear", (node.input[0], w, True))
+        elif node.op_type == "Pad":
+            j = self._sole_consumer(node.output[0])
+            if j is not None and nodes[j].op_type in ("Conv", "MaxPool", "AveragePool"):
+                pads = self._pad_amounts(node)
+                # (negative pads crop: they are no padding of the Conv, so they do not fold)
+                if pads is not None and len(pads) == 8 and not any(pads[k] for k in (0, 1, 4, 5)) \
+                        and min(pads) >= 0:
+                    self.skip.add(i)
+                    # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
+                    self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
+                    self.replace.setdefault(j, ("padded_input", node.input[0]))
 
     def _pad_amounts(self, node):
         attrs = self.attrs(node)
         if "pads" in attrs:
             return list(attrs["pads"])
-        if len(node.input) > 1 and node.input[1] and self.is_const(node.input[1]):
-            return [int(v) for v in self.const(node.input[1]).reshape(-1)]
+        if len(node.input) > 1 and node.input[1] and self.is_const(node.input[1]) \
+                and node.input[1] not in self.dataless:
+            value = self.const(node.input[1])
+            # (float pads are a broken file: left unfolded, the Pad is reported on its own)
+            return [int(v) for v in value.reshape(-1)] if value.dtype.kind in "iu" else None
         return None
 
     def _fuse_gated(self, i, node) -> None:
@@ -337,13 +670,64 @@ class _Importer:
         self.skip.update(fused - {end})
         self.replace[end] = ("activation", (x, "gelu"))
 
+    # ---- attribute checks
+    @staticmethod
+    def _axes(values, rank: int, where: str, what: str = "axes") -> list[int]:
+        """ONNX axes (negative counting from the end) as indices in 0..rank-1. An axis out of
+        range or given twice is an error, never wrapped round with ``% rank``."""
+        values = list(values)
+        if not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in values):
+            raise ArchcostError(f"{where}: {what} {quote(values)} are not integers")
+        out = [int(a) + rank if a < 0 else int(a) for a in values]
+        bad = [a for a, k in zip(values, out) if not 0 <= k < rank]
+        if bad:
+            raise ArchcostError(f"{where}: {what} {quote([int(a) for a in values])}: {int(bad[0])} is out of range "
+                                f"for a {rank}-d tensor")
+        if len(set(out)) != len(out):
+            raise ArchcostError(f"{where}: {what} {quote(values)} repeat an axis")
+        return out
+
+    def _int_const(self, tensor: str, where: str) -> list[int]:
+        """The values of an integer constant input (a shape, axes, pads): a float 2.7 is not 2."""
+        value = self.const(tensor)
+        if value.dtype.kind not in "iu":
+            raise ArchcostError(f"{where}: input {quote(tensor)} holds {value.dtype} values where integers are needed")
+        return [int(v) for v in value.reshape(-1)]
+
     # ---- one node
     def add(self, op, inputs, node, suffix: str = "") -> str:
-        return self.g.add(op, *inputs, name=f"{self.names[self.current]}{suffix}")
+        name = f"{self.names[self.current]}{suffix}"
+        try:
+            return self.g.add(op, *inputs, name=name)
+        except ArchcostError as exc:
+            # The Graph names the layer with repr(): a 1-MB or multi-line node name from the file
+            # would push what is wrong out of the message. Quote it instead.
+            message = str(exc)
+            if _name(name) != name:
+                message = message.replace(repr(name), quote(name))
+            raise ArchcostError(message) from None
 
     def _convert(self, i, node) -> None:
-        where = f"node {self.names[i]!r} ({node.op_type})"
+        where = self.where(i, node)
         self.current = i
+        try:
+            self._convert_node(i, node, where)
+        except Unsupported:
+            raise
+        except ShapeError as exc:  # an op refusing its fields (stride 0, groups not dividing...)
+            raise ArchcostError(f"{where}: {exc}") from None
+        except ArchcostError:
+            raise
+        except (IndexError, KeyError) as exc:  # a required input or attribute is missing
+            raise ArchcostError(f"{where}: malformed node, missing input or attribute ({_first_line(exc)})") from None
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+            # an attribute of the wrong type (group given as a string, a float perm...)
+            raise ArchcostError(f"{where}: malformed node ({type(exc).__name__}: {_first_line(exc)})") from None
+
+    def _convert_node(self, i, node, where) -> None:
+        # The domain first: a custom-domain 'Add' is not ONNX's Add, not even on constants.
+        if node.domain not in ("", "ai.onnx"):
+            raise Unsupported(f"domain {_name(node.domain)}")
         if i in self.replace:
             kind, data = self.replace[i]
             if kind == "activation":
@@ -360,18 +744,13 @@ class _Importer:
                 not t or self.is_const(t) for t in inputs)):
             self._fold(node, where)
             return
-        if node.domain not in ("", "ai.onnx"):
-            raise Unsupported(f"domain {node.domain}")
         if op_type in ACTIVATIONS:
             self._activation(node, where, ACTIVATIONS[op_type])
             return
         handler = getattr(self, f"on_{op_type}", None)
         if handler is None:
             raise Unsupported("")
-        try:
-            handler(i, node, where, self.attrs(node))
-        except (IndexError, KeyError) as exc:  # a required input or attribute is missing
-            raise ArchcostError(f"{where}: malformed node, missing input or attribute ({exc})") from None
+        handler(i, node, where, self.attrs(node))
 
     def out(self, node, op, inputs, suffix: str = "") -> str:
         name = self.add(op, inputs, node, suffix)
@@ -389,11 +768,20 @@ class _Importer:
             raise Unsupported(f"{len(kernel)}-D windows (only 2-D)")
         strides = tuple(attrs.get("strides", (1, 1)))
         dilations = tuple(attrs.get("dilations", (1, 1)))
+        pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+        # Check the attributes' lengths and signs here: a pads of length 6 must not be read as
+        # its first four, and a stride of 0 must not reach the SAME-padding arithmetic.
+        for key, values, size, low in (("kernel_shape", kernel, 2, 1), ("strides", strides, 2, 1),
+                                       ("dilations", dilations, 2, 1), ("pads", pads, 4, 0)):
+            if len(values) != size or not all(isinstance(v, int) and v >= low for v in values):
+                raise ArchcostError(f"{where}: {key} {quote(list(values))}: expected {size} "
+                                    f"{'non-negative' if low == 0 else 'positive'} integers")
         if not allow_dilation and dilations != (1, 1):
             raise Unsupported("dilated pooling")
         auto = attrs.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
-        pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ArchcostError(f"{where}: auto_pad {quote(auto)} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             from archcost.shapes import same_padding
 
@@ -420,7 +808,9 @@ class _Importer:
         w = self.const_shape(weight)
         if len(w) != 4:
             raise Unsupported(f"{len(w) - 2}-D convolution (only 2-D)")
-        group = int(attrs.get("group", 1))
+        group = attrs.get("group", 1)
+        if not isinstance(group, int) or group < 1:  # (a float 2.5 must not be read as 2)
+            raise ArchcostError(f"{where}: group {quote(group)} is not a positive integer")
         x = self.source_of(i, node, where)
         c = self.g.shape(x)[1] if len(self.g.shape(x)) == 4 else None
         if c is not None and w[1] * group != c:
@@ -431,7 +821,15 @@ class _Importer:
             raise ArchcostError(f"{where}: kernel_shape {kernel} disagrees with the weight {w}")
         strides, dilations, padding = self._spatial(i, node, where, attrs, kernel)
         bias = len(node.input) > 2 and bool(node.input[2])
+        self._check_bias(node, where, int(w[0]))
         self.out(node, Conv2d(int(w[0]), kernel, strides, padding, dilations, group, bias), [x])
+
+    def _check_bias(self, node, where, count: int) -> None:
+        """A constant bias must hold one value per output (a (1, M) row counts too)."""
+        if len(node.input) > 2 and node.input[2] and self.is_const(node.input[2]):
+            shape = self.const_shape(node.input[2])
+            if shape not in ((count,), (1, count)):
+                raise ArchcostError(f"{where}: bias {quote(node.input[2])} of shape {quote(shape)} for {count} outputs")
 
     def _pool(self, cls, i, node, where, attrs, **extra):
         if len(node.output) > 1 and node.output[1]:
@@ -464,9 +862,11 @@ class _Importer:
         x = self.act(node.input[0], where)
         axes = attrs.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
-            axes = self.const(node.input[1]).reshape(-1).tolist()
+            axes = self._int_const(node.input[1], where)
         rank = len(self.g.shape(x))
-        axes = sorted(int(a) % rank for a in axes or [])
+        if not axes and attrs.get("noop_with_empty_axes", 0):  # (opset 18: no axes and this flag: identity)
+            raise Unsupported("a ReduceMean that reduces nothing")
+        axes = sorted(self._axes(axes, rank, where)) if axes else list(range(rank))
         if rank != 4 or axes != [2, 3]:
             raise Unsupported(f"mean over axes {axes} (only over H and W of NCHW)")
         name = self.out(node, GlobalAvgPool(), [x])
@@ -482,6 +882,8 @@ class _Importer:
         have = self.g.shape(x)[-1]
         if have != k:
             raise ArchcostError(f"{where}: weight {w[0]}x{w[1]} needs {k} input features, the input has {have}")
+        if node.op_type == "Gemm":
+            self._check_bias(node, where, int(m))
         self.out(node, Linear(int(m), bias), [x])
 
     def on_Gemm(self, i, node, where, attrs):
@@ -545,9 +947,9 @@ class _Importer:
 
     def on_LayerNormalization(self, i, node, where, attrs):
         x = self.act(node.input[0], where)
-        axis = int(attrs.get("axis", -1))
         rank = len(self.g.shape(x))
-        if axis % rank != rank - 1:
+        axis = self._axes([attrs.get("axis", -1)], rank, where, "axis")[0]
+        if axis != rank - 1:
             raise Unsupported(f"normalisation over axes {axis}.. (only the last axis)")
         self.out(node, LayerNorm(-1, _f(attrs.get("epsilon", 1e-5))), [x])
 
@@ -602,23 +1004,33 @@ class _Importer:
             self.out(node, Mul(), [self.act(t, where) for t in node.input])
             return
         x_t = next(t for t in node.input if not self.is_const(t))
-        self._scale(node, where, x_t, self.const(consts[0]), invert=False)
+        self._scale(node, where, x_t, consts[0], invert=False)
 
     def on_Div(self, i, node, where, attrs):
         if not self.is_const(node.input[1]) or self.is_const(node.input[0]):
             raise Unsupported("division by an activation")
-        self._scale(node, where, node.input[0], self.const(node.input[1]), invert=True)
+        self._scale(node, where, node.input[0], node.input[1], invert=True)
 
-    def _scale(self, node, where, x_t, value, invert):
+    def _scale(self, node, where, x_t, const_t, invert):
         x = self.act(x_t, where)
         shape = self.g.shape(x)
-        if value.size == 1:
-            factor = _f(value.reshape(-1)[0])
+        # The constant's shape decides; its values are read only for a scalar factor (a per-channel
+        # weight may be stored as dims alone, or be large).
+        const_shape = self.const_shape(const_t)
+        if math.prod(const_shape) == 1:
+            value = self.const(const_t).reshape(-1)[0]
+            if value.dtype.kind not in "iuf":
+                raise ArchcostError(f"{where}: factor {quote(const_t)} of type {value.dtype} is not a number")
+            factor = _f(value)
+            if invert and factor == 0:
+                raise ArchcostError(f"{where}: division by the constant 0 ({quote(const_t)})")
+            if not math.isfinite(factor) or not math.isfinite(1.0 / factor if invert and factor else factor):
+                raise ArchcostError(f"{where}: factor {factor} of {quote(const_t)} is not a finite number")
             self.out(node, Scale(1.0 / factor if invert else factor), [x])
-        elif self._per_channel(value.shape, shape):
+        elif self._per_channel(const_shape, shape):
             self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
         else:
-            raise Unsupported(f"a constant of shape {value.shape}")
+            raise Unsupported(f"a constant of shape {tuple(const_shape)}")
 
     @staticmethod
     def _per_channel(const_shape, shape) -> bool:
@@ -645,12 +1057,19 @@ class _Importer:
         x = self.act(node.input[0], where)
         if not self.is_const(node.input[1]):
             raise Unsupported("target shape computed from activations")
-        target = [int(d) for d in self.const(node.input[1]).reshape(-1)]
+        target = self._int_const(node.input[1], where)
         shape = self.g.shape(x)
-        if not target or target[0] not in (0, 1, -1) or (target[0] == -1 and -1 in target[1:]):
-            raise Unsupported(f"target {target} moves the batch axis")
+        if not target:
+            raise ArchcostError(f"{where}: the target shape is empty")
+        if any(d < -1 for d in target) or target.count(-1) > 1:
+            raise ArchcostError(f"{where}: target shape {quote(target)}: entries must be >= 0, with at most one -1")
+        if not attrs.get("allowzero", 0) and 0 in target[len(shape):]:
+            raise ArchcostError(f"{where}: target shape {quote(target)} copies (0) an axis the "
+                                f"{len(shape)}-d input does not have")
+        if target[0] not in (0, 1, -1) or (target[0] == -1 and -1 in target[1:]):
+            raise Unsupported(f"target {quote(target)} moves the batch axis")
         if target[0] == -1 and math.prod(d for d in target[1:] if d) == 0:
-            raise Unsupported(f"target {target}")
+            raise Unsupported(f"target {quote(target)}")
         per_sample = [shape[k + 1] if d == 0 and not attrs.get("allowzero", 0) else d for k, d in enumerate(target[1:])]
         self._view(node, where, x, per_sample)
 
@@ -658,17 +1077,23 @@ class _Importer:
         x = self.act(node.input[0], where)
         axes = attrs.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
-            axes = self.const(node.input[1]).reshape(-1).tolist()
+            axes = self._int_const(node.input[1], where)
         shape = list(self.g.shape(x))
         if unsqueeze:
+            if not axes:
+                raise ArchcostError(f"{where}: Unsqueeze needs axes")
+            axes = self._axes(axes, len(shape) + len(axes), where)
             out = list(shape)
-            for a in sorted(int(a) % (len(shape) + len(axes)) for a in axes):
+            for a in sorted(axes):
                 out.insert(a, 1)
         else:
-            rank = len(shape)
-            drop = {int(a) % rank for a in axes} if axes else {k for k, d in enumerate(shape) if d == 1 and k}
+            axes = self._axes(axes, len(shape), where) if axes else []
+            not_one = [a for a in axes if shape[a] != 1]
+            if not_one:  # numpy and ONNX refuse it; wrapping or skipping it would invent a shape
+                raise ArchcostError(f"{where}: cannot squeeze axis {not_one[0]} of size {shape[not_one[0]]}")
+            drop = set(axes) or {k for k, d in enumerate(shape) if d == 1 and k}
             out = [d for k, d in enumerate(shape) if k not in drop]
-        if 0 in ({int(a) % (len(shape) + (len(axes) if unsqueeze else 0)) for a in axes} if axes else set()):
+        if 0 in axes:
             raise Unsupported("squeezing or unsqueezing the batch axis")
         self._view(node, where, x, out[1:])
 
@@ -680,7 +1105,13 @@ class _Importer:
 
     def on_Transpose(self, i, node, where, attrs):
         x = self.act(node.input[0], where)
-        perm = tuple(int(p) for p in attrs.get("perm", range(len(self.g.shape(x)) - 1, -1, -1)))
+        rank = len(self.g.shape(x))
+        perm = attrs.get("perm", range(rank - 1, -1, -1))
+        # A perm that is no permutation of the input's axes is a broken file, not an unsupported op.
+        if len(perm) != rank or not all(isinstance(p, int) for p in perm) or sorted(perm) != list(range(rank)):
+            raise ArchcostError(f"{where}: perm {quote(list(perm))} is not a permutation of the {rank} axes "
+                                f"of the input")
+        perm = tuple(perm)
         if perm[0] != 0:
             raise Unsupported(f"perm {perm} moves the batch axis")
         self.out(node, Permute(perm), [x])
@@ -692,51 +1123,142 @@ class _Importer:
     def _fold(self, node, where) -> None:
         op = node.op_type
         attrs = self.attrs(node)
-        ins = [self.const(t) if t else None for t in node.input] if op != "Shape" else []
         try:
-            if op == "Constant":
-                if "value" not in attrs:
-                    raise Unsupported(f"attributes {sorted(attrs)}")
-                value = self.numpy_helper.to_array(attrs["value"])
-            elif op == "Shape":
-                t = node.input[0]
-                value = np.array(self.shape(t) if t in self.tensors else self.const_shape(t), dtype=np.int64)
-                value = value[attrs.get("start", 0):attrs.get("end", len(value))]
-            elif op == "Gather":
-                value = np.take(ins[0], ins[1], axis=int(attrs.get("axis", 0)))
-            elif op == "Unsqueeze":
-                axes = attrs.get("axes", ins[1].tolist() if len(ins) > 1 else [])
-                value = ins[0]
-                for a in sorted(int(a) % (value.ndim + len(axes)) for a in axes):
-                    value = np.expand_dims(value, a)
-            elif op == "Squeeze":
-                axes = attrs.get("axes", ins[1].tolist() if len(ins) > 1 and ins[1] is not None else None)
-                value = np.squeeze(ins[0], axis=tuple(axes) if axes is not None else None)
-            elif op == "Concat":
-                value = np.concatenate([np.atleast_1d(v) for v in ins], axis=int(attrs["axis"]))
-            elif op in ("Cast", "Identity", "Floor", "Ceil", "Sqrt"):
-                value = {"Floor": np.floor, "Ceil": np.ceil, "Sqrt": np.sqrt}.get(op, lambda v: v)(ins[0])
-            elif op == "Slice":
-                value = self._slice(ins, attrs)
-            elif op == "Reshape":
-                value = ins[0].reshape([d if d != 0 else ins[0].shape[k] for k, d in enumerate(ins[1].tolist())])
-            elif op in ("Mul", "Add", "Sub"):
-                value = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract}[op](ins[0], ins[1])
-            elif op == "Div":
-                a, b = ins
-                value = np.trunc(a / b).astype(a.dtype) if a.dtype.kind == "i" else a / b
-            elif op == "ConstantOfShape":
-                fill = self.numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
-                value = np.full(ins[0].astype(np.int64).tolist(), fill.reshape(-1)[0], dtype=fill.dtype)
-            elif op == "Range":
-                value = np.arange(ins[0].item(), ins[1].item(), ins[2].item())
-            else:
-                raise Unsupported("")
-        except Unsupported:
+            # np.errstate turns a float division by zero, an overflow or a NaN cast into an
+            # exception (reported below, naming the node) instead of a warning and a wrong value;
+            # integer arithmetic is exact (see _int_binary), since numpy wraps int64 silently.
+            with np.errstate(all="raise"), warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                value = self._fold_value(node, op, attrs, where)
+        except (Unsupported, ArchcostError):
             raise
         except Exception as exc:  # numpy refusing the constants: the model is inconsistent
-            raise ArchcostError(f"{where}: cannot evaluate on constants: {_first_line(exc)}") from None
-        self.values[node.output[0]] = np.asarray(value)
+            raise ArchcostError(f"{where}: cannot evaluate on constants ({type(exc).__name__}: "
+                                f"{_first_line(exc)})") from None
+        value = np.asarray(value)
+        if value.dtype == object:  # an exact integer result that was never cast back: a bug, not input
+            raise AssertionError(f"{where}: folded to an object array")
+        self.values[node.output[0]] = value
+
+    def _fold_value(self, node, op, attrs, where):
+        ins = [self.const(t) if t else None for t in node.input] if op != "Shape" else []
+        # How many leading inputs must be present: an empty name where ONNX requires an input
+        # must not reach numpy as None. (Slice before opset 10 takes starts/ends as attributes.)
+        needs = {"Gather": 2, "Reshape": 2, "Mul": 2, "Add": 2, "Sub": 2, "Div": 2, "Range": 3,
+                 "Slice": 1 if "starts" in attrs else 3}.get(op, 1 if op not in ("Constant", "Shape") else 0)
+        if op == "Concat":
+            needs = len(ins) or 1
+        if len(ins) < needs or any(v is None for v in ins[:needs]):
+            raise ArchcostError(f"{where}: expected {needs} input{'s' if needs > 1 else ''}, got "
+                                f"{sum(v is not None for v in ins)}")
+        if op == "Constant":
+            if "value" not in attrs:
+                raise Unsupported(f"attributes {quote(sorted(attrs))}")
+            self._check_tensor(attrs["value"], f"{where}: value")
+            return self._array(attrs["value"], f"{where}: value")
+        if op == "Shape":
+            t = node.input[0]
+            value = np.array(self.shape(t) if t in self.tensors else self.const_shape(t), dtype=np.int64)
+            return value[attrs.get("start", 0):attrs.get("end", len(value))]
+        if op == "Gather":
+            data, indices = ins
+            if indices.dtype.kind not in "iu":
+                raise ArchcostError(f"{where}: indices of type {indices.dtype}, expected integers")
+            axis = self._axes([attrs.get("axis", 0)], data.ndim, where, "axis")[0]
+            per_index = data.size // data.shape[axis] if data.shape[axis] else 0
+            _check_fold_size(indices.size * per_index, where)
+            bad = [int(k) for k in indices.reshape(-1) if not -data.shape[axis] <= k < data.shape[axis]]
+            if bad:
+                raise ArchcostError(f"{where}: index {bad[0]} is out of range for an axis of size {data.shape[axis]}")
+            return np.take(data, indices, axis=axis)
+        second = len(ins) > 1 and ins[1] is not None  # axes as an input (opset 13) rather than an attribute
+        if op == "Unsqueeze":
+            axes = attrs["axes"] if "axes" in attrs else self._int_const(node.input[1], where) if second else []
+            value = ins[0]
+            for a in sorted(self._axes(axes, value.ndim + len(axes), where)):
+                value = np.expand_dims(value, a)
+            return value
+        if op == "Squeeze":
+            axes = attrs["axes"] if "axes" in attrs else self._int_const(node.input[1], where) if second else None
+            return np.squeeze(ins[0], axis=tuple(axes) if axes is not None else None)
+        if op == "Concat":
+            return np.concatenate([np.atleast_1d(v) for v in ins], axis=int(attrs["axis"]))
+        if op == "Cast":
+            return self._cast(ins[0], attrs, where)
+        if op in ("Identity", "Floor", "Ceil", "Sqrt"):
+            return {"Floor": np.floor, "Ceil": np.ceil, "Sqrt": np.sqrt}.get(op, lambda v: v)(ins[0])
+        if op == "Slice":
+            return self._slice(ins, attrs)
+        if op == "Reshape":
+            return ins[0].reshape([d if d != 0 else ins[0].shape[k]
+                                   for k, d in enumerate(self._int_const(node.input[1], where))])
+        if op in ("Mul", "Add", "Sub", "Div"):
+            a, b = ins
+            _check_fold_size(math.prod(np.broadcast_shapes(a.shape, b.shape)), where)
+            if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+                return self._int_binary(op, a, b, where)
+            return {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op](a, b)
+        if op == "ConstantOfShape":
+            shape = self._int_const(node.input[0], where)
+            if any(d < 0 for d in shape):
+                raise ArchcostError(f"{where}: shape {quote(shape)} has a negative dimension")
+            _check_fold_size(math.prod(shape), where)
+            if "value" in attrs:
+                self._check_tensor(attrs["value"], f"{where}: value")
+                fill = self._array(attrs["value"], f"{where}: value")
+            else:
+                fill = np.zeros(1, np.float32)
+            if fill.size != 1:
+                raise ArchcostError(f"{where}: value holds {fill.size:,} values, expected one")
+            return np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype)
+        if op == "Range":
+            if any(v.size != 1 for v in ins):
+                raise ArchcostError(f"{where}: start, limit and delta must be scalars")
+            start, limit, delta = (v.reshape(-1)[0].item() for v in ins)
+            if delta == 0:
+                raise ArchcostError(f"{where}: delta is 0")
+            count = max(math.ceil((limit - start) / delta), 0)
+            _check_fold_size(count, where)
+            return np.arange(start, limit, delta, dtype=ins[0].dtype)
+        raise Unsupported("")
+
+    @staticmethod
+    def _int_binary(op, a, b, where):
+        """An integer Mul/Add/Sub/Div on Python ints, then checked against the ONNX type's range:
+        numpy's int64 wraps silently (2**62 * 4 == 0), and int64 / 0 is a warning, not an error."""
+        dtype = np.result_type(a, b)
+        x, y = a.astype(object), b.astype(object)
+        if op == "Div":
+            if (b == 0).any():
+                raise ArchcostError(f"{where}: integer division by zero")
+            # ONNX integer division truncates toward zero (as C does); Python's // floors.
+            quotient = np.frompyfunc(lambda p, q: abs(p) // abs(q) * (1 if (p < 0) == (q < 0) else -1), 2, 1)
+            out = quotient(x, y)
+        else:
+            out = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract}[op](x, y)
+        out = np.asarray(out, dtype=object)
+        info = np.iinfo(dtype)
+        bad = [v for v in out.reshape(-1) if not info.min <= v <= info.max]
+        if bad:
+            raise ArchcostError(f"{where}: integer overflow, {quote(bad[0])} does not fit {dtype}")
+        return out.astype(dtype)
+
+    def _cast(self, value, attrs, where):
+        """Cast to the ONNX type ``to``; a float that does not fit the integer type (NaN, inf,
+        1e30 to int64) is an error, never numpy's platform-dependent result."""
+        to = attrs.get("to")
+        if to not in _TENSOR_TYPES:
+            raise ArchcostError(f"{where}: cast to data type {quote(_type_name(to) if isinstance(to, int) else to)} "
+                                f"is not supported")
+        dtype = np.dtype(self.helper.tensor_dtype_to_np_dtype(to))
+        if dtype.kind in "iu" and value.dtype.kind in "iuf":
+            whole = np.trunc(value) if value.dtype.kind == "f" else value
+            info = np.iinfo(dtype)
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ArchcostError(f"{where}: cannot cast a non-finite value to {dtype}")
+            if whole.size and (int(whole.min()) < info.min or int(whole.max()) > info.max):
+                raise ArchcostError(f"{where}: a value does not fit {dtype}")
+        return value.astype(dtype)
 
     @staticmethod
     def _slice(ins, attrs):
