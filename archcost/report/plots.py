@@ -100,22 +100,16 @@ def bubble(points: list[Bubble], *, x_label: str, y_label: str, size_label: str 
     ]
     _size_legend(ax, [p.size for p in points], scale, size_label, has_front=bool(front))
     diameters = [math.sqrt(p.size * scale) for p in points]
-    repel_labels(fig, labels, diameters, _bubble_boxes(ax, points, diameters))
+    repel_labels(fig, labels, diameters, _bubble_circles(ax, points, diameters))
     for text in labels:  # a leader line only where the label sits away from its bubble
         text.arrow_patch.set_visible(math.hypot(*text.get_position()) > 30)
     return fig
 
 
-def _bubble_boxes(ax, points, diameters_pt):
-    from matplotlib.transforms import Bbox
-
+def _bubble_circles(ax, points, diameters_pt):
+    """Each bubble as (cx, cy, r) in pixels, the obstacles labels keep off."""
     to_px = ax.figure.dpi / 72.0
-    boxes = []
-    for p, d in zip(points, diameters_pt):
-        cx, cy = ax.transData.transform((p.x, p.y))
-        r = d / 2 * to_px
-        boxes.append(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
-    return boxes
+    return [(*ax.transData.transform((p.x, p.y)), d / 2 * to_px) for p, d in zip(points, diameters_pt)]
 
 
 def _pad_limits(ax, points, log_x):
@@ -139,53 +133,98 @@ def _size_legend(ax, sizes, scale, size_label, has_front):
                           label=f"{human(v)} {size_label}") for v in marks]
     if has_front:
         handles += [line for line in ax.get_lines() if line.get_gid() == "pareto"]
-    # Outside the axes, so that it hides no bubble and no label.
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), labelspacing=2.2, borderpad=1.2,
-              frameon=True, scatterpoints=1, fontsize=8)
+    # Outside the axes, so that it hides no bubble and no label. The handle column is as wide as
+    # the largest circle (in font sizes), so that circle never runs into its text.
+    fontsize = 8
+    widest = math.sqrt(max(marks) * scale) / fontsize
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), labelspacing=max(2.2, widest * 0.8),
+              borderpad=1.2, handlelength=max(2.0, widest + 0.4), handletextpad=0.8, frameon=True,
+              scatterpoints=1, fontsize=fontsize)
 
 
 def repel_labels(fig: Figure, labels, radii_pt, obstacles=()) -> None:
-    """Place annotation texts so that no two overlap: each label, in turn, takes the first of a
-    ring of candidate offsets around its point (above, below, right, left, then the diagonals, at
-    growing distances) whose box stays inside the axes and clear of the labels already placed;
-    when none is clear, the candidate with the least overlap. A leader line joins a label to its
-    point. Deterministic, bounded, no extra dependency."""
+    """Place annotation texts so that no two overlap and none covers another point's marker:
+    each label, in turn (biggest marker first), takes the cheapest of a ring of candidate offsets
+    around its point (16 directions, above first, at growing distances); the cost of a candidate
+    is its overlap with the labels already placed (weighted heavily), with the other markers
+    (``obstacles``: pixel boxes, or circles given as (cx, cy, r)), a large penalty outside the
+    axes, and a little for distance, so a label sits as close to its point as it can. A leader
+    line joins a label to its point when it sits away from it.
+
+    Each text's size is measured once and candidates are translations of that box: plain
+    arithmetic, so hundreds of candidates per label cost milliseconds. Deterministic, no extra
+    dependency."""
     if not labels:
         return
     renderer = fig.canvas.get_renderer()
-    axes_box = labels[0].axes.get_window_extent(renderer)
-    directions = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1))
-    placed = []
-    order = sorted(range(len(labels)), key=lambda i: -radii_pt[i])  # big bubbles choose first
+    ax = labels[0].axes
+    axes_box = ax.get_window_extent(renderer)
+    to_px = fig.dpi / 72.0
+    sizes, anchors = [], []
+    from matplotlib.text import Text
+
+    for text in labels:
+        text.set_position((0, 0))
+        # The text's own box: an Annotation's get_window_extent also spans its leader line.
+        box = Text.get_window_extent(text, renderer)
+        sizes.append((box.width * 1.08 + 2, box.height * 1.15 + 2))  # a little air around the text
+        anchors.append(tuple(ax.transData.transform(text.xy)))
+    circles = [_as_circle(o) for o in obstacles]
+    # Above first, then below, then around by how vertical a direction is (above/below keep a
+    # label in its bubble's column, easiest to read).
+    angles = sorted({round(math.pi / 2 + j * math.pi / 8, 6) for j in range(16)},
+                    key=lambda a: (abs(math.sin(a) - 1) > 1e-9, -abs(math.sin(a)), a))
+    placed: list[tuple[float, float, float, float]] = []
+    order = sorted(range(len(labels)), key=lambda i: -radii_pt[i])
     for i in order:
-        text = labels[i]
-        best, best_cost = None, None
-        for extra in (4, 12, 22, 34, 48, 64, 82):
-            for dx, dy in directions:
-                text.set_position((dx * (radii_pt[i] / 2 + extra) * 1.6, dy * (radii_pt[i] / 2 + extra)))
-                box = text.get_window_extent(renderer).expanded(1.06, 1.2)
-                cost = sum(_overlap(box, other) for other in placed)
-                cost += 0.3 * sum(_overlap(box, o) for k, o in enumerate(obstacles) if k != i)
-                if not _inside(box, axes_box):
-                    cost += box.width * box.height
+        (w, h), (ax0, ay0) = sizes[i], anchors[i]
+        r_pt = radii_pt[i] / 2
+        best, best_cost = (0.0, 0.0), None
+        for extra in (2, 6, 11, 17, 24, 32, 41, 51, 62, 74, 87, 101, 116):
+            for a in angles:
+                # An ellipse of offsets: labels are wide, so sideways offsets clear the text's width.
+                ox = math.cos(a) * (r_pt + extra + w / to_px / 2)
+                oy = math.sin(a) * (r_pt + extra + h / to_px / 2)
+                cx, cy = ax0 + ox * to_px, ay0 + oy * to_px
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                cost = 1000.0 * sum(_area(box, other) for other in placed)
+                cost += sum(_circle_area(box, c) for k, c in enumerate(circles) if k != i)
+                if not (box[0] >= axes_box.x0 and box[2] <= axes_box.x1 and box[1] >= axes_box.y0
+                        and box[3] <= axes_box.y1):
+                    cost += 1e7
+                cost += 0.5 * extra
                 if best_cost is None or cost < best_cost:
-                    best, best_cost = text.get_position(), cost
-                if cost == 0:
-                    break
-            if best_cost == 0:
+                    best, best_cost = (ox, oy), cost
+            if best_cost is not None and best_cost <= 0.5 * extra:  # nothing in the way at this ring
                 break
-        text.set_position(best)
-        placed.append(text.get_window_extent(renderer).expanded(1.06, 1.2))
+        labels[i].set_position(best)
+        cx, cy = ax0 + best[0] * to_px, ay0 + best[1] * to_px
+        placed.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
 
 
-def _overlap(a, b) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+def _as_circle(obstacle):
+    """(cx, cy, r) in pixels from a circle triple or a square Bbox around a marker."""
+    if isinstance(obstacle, tuple):
+        return obstacle
+    return ((obstacle.x0 + obstacle.x1) / 2, (obstacle.y0 + obstacle.y1) / 2, obstacle.width / 2)
+
+
+def _area(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
     return w * h if w > 0 and h > 0 else 0.0
 
 
-def _inside(box, outer) -> bool:
-    return box.x0 >= outer.x0 and box.x1 <= outer.x1 and box.y0 >= outer.y0 and box.y1 <= outer.y1
+def _circle_area(box, circle) -> float:
+    """How much ``box`` covers a marker: the overlap with the circle's inscribed square plus a
+    little when it only grazes the rim (so a label never sits on another point's marker)."""
+    cx, cy, r = circle
+    dx = max(box[0] - cx, 0.0, cx - box[2])
+    dy = max(box[1] - cy, 0.0, cy - box[3])
+    if dx * dx + dy * dy >= r * r:
+        return 0.0
+    s = r / math.sqrt(2)
+    return _area(box, (cx - s, cy - s, cx + s, cy + s)) + 50.0
 
 
 def layers(names: list[str], activations: list[int], params: list[int], *, title: str = "",

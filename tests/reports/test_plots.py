@@ -163,3 +163,55 @@ def test_human_axis_and_bubble_area_scale():
     sizes = _collection(fig.axes[0], "bubbles").get_sizes()
     assert sizes[1] == pytest.approx(4 * sizes[0]) and max(sizes) == plots.MAX_BUBBLE_AREA
     assert math.isclose(sizes[0], plots.MAX_BUBBLE_AREA / 4)
+
+
+def _extents_of_bubble_chart(models, dataset):
+    """(label boxes, bubble circles, axes box, legend circles, legend text boxes) in pixels, as drawn."""
+    from matplotlib.text import Text
+
+    from archcost.commands.plot import bubble_points
+
+    points, front = bubble_points(models, "macs", "top1", dataset)
+    fig = plots.bubble(points, x_label="x", y_label="y", front=front)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = [Text.get_window_extent(t, renderer) for t in ax.texts]
+    to_px = fig.dpi / 72
+    scale = plots.MAX_BUBBLE_AREA / max(p.size for p in points)
+    circles = [(*ax.transData.transform((p.x, p.y)), math.sqrt(p.size * scale) / 2 * to_px) for p in points]
+    legend = ax.get_legend()
+    handles = []
+    for h in legend.legend_handles:
+        if hasattr(h, "get_sizes") and len(h.get_sizes()):
+            (cx, cy), = h.get_offset_transform().transform(h.get_offsets())
+            handles.append((cx, cy, math.sqrt(h.get_sizes()[0]) / 2 * to_px))
+    texts = [Text.get_window_extent(t, renderer) for t in legend.get_texts()]
+    return labels, circles, ax.get_window_extent(renderer), handles, texts
+
+
+def _boxes_meet(a, b):
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+def _circle_meets_box(circle, box):
+    cx, cy, r = circle
+    dx, dy = max(box.x0 - cx, 0, cx - box.x1), max(box.y0 - cy, 0, cy - box.y1)
+    return dx * dx + dy * dy < r * r
+
+
+@pytest.mark.parametrize("dataset", ["imagenet", "cifar10"])
+def test_bubble_labels_overlap_nothing_measured_on_the_drawn_extents(dataset):
+    # Issue 18: labels were drawn over each other (resnext50/resnet50/densenet264), onto other
+    # bubbles (a CIFAR label on the wrong bubble), and the legend's largest circle over its text.
+    labels, circles, axes_box, handles, texts = _extents_of_bubble_chart([], dataset)
+    assert len(labels) == len(circles) > 5
+    touching = [(i, j) for i in range(len(labels)) for j in range(i) if _boxes_meet(labels[i], labels[j])]
+    assert touching == []
+    on_other = [(i, k) for i, box in enumerate(labels) for k, c in enumerate(circles) if k != i and _circle_meets_box(c, box)]
+    assert on_other == []
+    assert all(axes_box.x0 <= b.x0 and b.x1 <= axes_box.x1 and axes_box.y0 <= b.y0 and b.y1 <= axes_box.y1
+               for b in labels)
+    assert handles and not [(h, t) for h in handles for t in texts if _circle_meets_box(h, t)]
+    assert not [(a, b) for i, a in enumerate(handles) for b in handles[:i]
+                if math.hypot(a[0] - b[0], a[1] - b[1]) < a[2] + b[2]]
