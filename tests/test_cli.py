@@ -48,9 +48,12 @@ def test_table_other_formats(capsys):
     assert md.count("\n|") > 10 and "| TOTAL |" in md
     _, csv, _ = run_cli(capsys, "table", "alexnet", "--format", "csv", "--all-layers")
     assert csv.splitlines()[0].startswith("name,op,label")
-    assert len(csv.splitlines()) == 1 + 24  # every node of the lecture AlexNet
+    lines = csv.splitlines()
+    assert len(lines) == 1 + 24 + 1  # header, every node of the lecture AlexNet, TOTAL
+    assert lines[-1].startswith("TOTAL,")
     _, html, _ = run_cli(capsys, "table", "alexnet", "--format", "html")
-    assert html.startswith("<table")
+    assert html.startswith("<table") and "<th>RF</th>" in html and "<tfoot>" in html
+    assert "class=\"dataframe\"" not in html  # a real table, not pandas' raw dump
 
 
 def test_input_override(capsys):

@@ -8,7 +8,7 @@ from archcost.errors import ArchcostError
 def add_parser(sub):
     p = sub.add_parser("compare", help="totals of several models side by side, with ratios")
     add_model_args(p, many=True)
-    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.set_defaults(run=run)
 
 

@@ -9,7 +9,7 @@ def add_parser(sub):
         "conventions", help="totals under every tool's convention (thop, ptflops, fvcore, torchinfo, ...)"
     )
     add_model_args(p)
-    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.set_defaults(run=run)
 
 

@@ -1,11 +1,12 @@
-"""archcost table MODEL: the per-layer table (shapes, memory, weights, params, MACs) and totals."""
+"""archcost table MODEL: the per-layer table (shapes, memory, weights, params, MACs, receptive
+field) and totals; one schema in every --format (docs/reports.md, "The per-layer table")."""
 
 from archcost.commands._args import add_model_args
 from archcost.loading import build_model
 
 
 def add_parser(sub):
-    p = sub.add_parser("table", help="per-layer table: shapes, memory, params, MACs")
+    p = sub.add_parser("table", help="per-layer table: shapes, memory, params, MACs, receptive field")
     add_model_args(p)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json", "html"), default="text")
     p.add_argument("--all-layers", action="store_true", help="one row per node (no folding of ReLU/dropout)")

@@ -1,11 +1,29 @@
-"""Per-layer tables and model comparisons as text, Markdown, CSV, JSON and HTML."""
+"""Per-layer tables and model comparisons as text, Markdown, CSV, JSON and HTML.
+
+One schema for every format of the per-layer table (docs/reports.md, "The per-layer table"):
+
+- the same rows in every format: ``report.folded()`` by default (in-place ReLU/dropout/flatten
+  merged into their producer, as the lectures print them), ``report.records`` with
+  ``fold=False`` (one row per node);
+- a totals row or object in every format, taken from ``report.totals`` (never summed here);
+- the human formats (text, markdown, html) show ``DISPLAY_COLUMNS``; the machine formats (csv,
+  json) carry ``MACHINE_FIELDS``: every LayerRecord field plus ``output`` and ``rf``, the same
+  text the human formats show;
+- extra columns (``extra``, e.g. a peer tool's count) appear in every format with their totals.
+
+Reports never compute costs: they lay out what archcost.analysis computed.
+"""
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 from archcost.analysis import LayerRecord, Report
+from archcost.errors import ArchcostError, quote
 
 FORMATS = ("text", "markdown", "csv", "json", "html")
 
@@ -40,10 +58,45 @@ def shape_text(shape: tuple, layout: str = "NCHW") -> str:
     return "x".join(str(d) for d in shape[1:])
 
 
-COLUMNS = ("layer", "type", "output", "memory", "weights", "params", "MACs")
+
+# --- the per-layer table ---------------------------------------------------------------------
+
+DISPLAY_COLUMNS = ("layer", "type", "output", "memory", "weights", "params", "MACs", "RF")
+COLUMNS = DISPLAY_COLUMNS  # the name before the schema had one
+RECORD_FIELDS = tuple(f.name for f in fields(LayerRecord))
+MACHINE_FIELDS = (*RECORD_FIELDS, "output", "rf")
+# The LayerRecord fields whose totals are the sums over the layers: the CSV TOTAL row fills
+# these (from report.totals) and leaves the other cells empty.
+TOTAL_FIELDS = ("activations", "activation_bytes", "weights", "biases", "params", "buffers", "macs", "other",
+                "flops")
 
 
-def _row(rec: LayerRecord) -> tuple[str, ...]:
+def rf_text(rec: LayerRecord) -> str:
+    """Receptive field of one record, height x width in input pixels: '212x212'."""
+    return f"{rec.rf_h}x{rec.rf_w}"
+
+
+def title_line(report: Report) -> str:
+    shape = "x".join(str(d) for d in report.input_shape)
+    return f"{report.model}: {report.graph.description} | input {shape}, batch {report.batch}, {report.dtype}"
+
+
+def _check_format(fmt: str, formats=FORMATS) -> None:
+    if fmt not in formats:
+        raise ArchcostError(f"format: unknown {quote(fmt)}; known: {', '.join(formats)}")
+
+
+def _rows_and_extra(report: Report, fold: bool, extra) -> tuple[list[LayerRecord], list]:
+    records = report.folded() if fold else report.records
+    extra = list(extra or [])
+    for header, values, _ in extra:
+        if len(values) != len(records):
+            raise ArchcostError(f"extra column {quote(header)}: {len(values)} values for {len(records)} rows")
+    return records, extra
+
+
+def display_row(rec: LayerRecord, extra_values=()) -> tuple[str, ...]:
+    """One row of the human formats, in DISPLAY_COLUMNS order, then the extra columns."""
     return (
         rec.name,
         rec.label,
@@ -52,12 +105,27 @@ def _row(rec: LayerRecord) -> tuple[str, ...]:
         f"{rec.weights:,}",
         f"{rec.params:,}",
         human(rec.macs),
+        rf_text(rec),
+        *(human(v) for v in extra_values),
     )
 
 
-def _total_row(report: Report) -> tuple[str, ...]:
+def display_total(report: Report, extra=()) -> tuple[str, ...]:
+    """The TOTAL row of the human formats: report.totals, and each extra column's total."""
     t = report.totals
-    return ("TOTAL", "", "", human(t["activations"]), f"{t['weights']:,}", f"{t['params']:,}", human(t["macs"]))
+    return ("TOTAL", "", "", human(t["activations"]), f"{t['weights']:,}", f"{t['params']:,}", human(t["macs"]), "",
+            *(human(total) for _, _, total in extra))
+
+
+def record_fields(rec: LayerRecord) -> dict:
+    """One row of the machine formats: every LayerRecord field (output_shape batch-first, in the
+    axis order of ``layout``), then ``output`` and ``rf`` as the human formats print them."""
+    row = asdict(rec)
+    row["inputs"] = list(rec.inputs)
+    row["output_shape"] = list(rec.output_shape)
+    row["output"] = shape_text(rec.output_shape, rec.layout)
+    row["rf"] = rf_text(rec)
+    return row
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -85,65 +153,100 @@ def _grid(header, rows, right_from: int) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _markdown(header, rows, left: int) -> list[str]:
+    def cell(c):
+        return str(c).replace("|", "\\|")
+
+    align = "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"
+    return ["| " + " | ".join(map(cell, header)) + " |", align, *("| " + " | ".join(map(cell, r)) + " |" for r in rows)]
+
+
+def _html(cls: str, caption: str, header, rows, foot=(), notes=()) -> str:
+    """A proper HTML table (escaped): caption, thead, tbody, tfoot; ``notes`` as a list after it."""
+    def tr(cells, tag="td"):
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    parts = [f'<table class="{cls}">', f"<caption>{html.escape(caption)}</caption>",
+             f"<thead>{tr(header, 'th')}</thead>", "<tbody>", *(tr(r) for r in rows), "</tbody>"]
+    if foot:
+        parts += ["<tfoot>", *(tr(r) for r in foot), "</tfoot>"]
+    parts.append("</table>")
+    if notes:
+        parts += ['<ul class="summary">', *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>"]
+    return "\n".join(parts)
+
+
+def _csv(header, rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def layer_table(report: Report, fmt: str = "text", fold: bool = True, extra: list | None = None) -> str:
-    """``extra``: further columns, each ``(header, values, total)`` with one int per printed row
-    (per folded row when ``fold``), e.g. a peer tool's count from archcost/conventions.py."""
-    records = report.folded() if fold else report.records
-    extra = extra or []
-    shape = "x".join(str(d) for d in report.input_shape)
-    title = f"{report.model}: {report.graph.description} | input {shape}, batch {report.batch}, {report.dtype}"
+    """The per-layer table in ``fmt`` (one of FORMATS); the same rows and totals in every format.
+
+    ``fold``: rows of ``report.folded()`` (default) or one row per node. ``extra``: further
+    columns, each ``(header, values, total)`` with one int per row (per folded row when ``fold``),
+    e.g. a peer tool's count from archcost/conventions.py."""
+    _check_format(fmt)
+    records, extra = _rows_and_extra(report, fold, extra)
     if fmt == "json":
-        data = to_json(report, records)
-        for header, values, total in extra:
-            for row, value in zip(data["layers"], values):
-                row[header] = value
-            data["totals"][header] = total
-        return json.dumps(data, indent=2)
-    if fmt in ("csv", "html"):
-        frame = _frame(records)
-        for header, values, _ in extra:
-            frame[header] = values
-        return frame.to_csv(index=False) if fmt == "csv" else frame.to_html(index=False)
-    columns = (*COLUMNS, *(header for header, _, _ in extra))
-    rows = [(*_row(r), *(human(values[i]) for _, values, _ in extra)) for i, r in enumerate(records)]
-    totals = (*_total_row(report), *(human(total) for _, _, total in extra))
+        return json.dumps(to_json(report, fold=fold, extra=extra), indent=2)
+    if fmt == "csv":
+        header = (*MACHINE_FIELDS, *(h for h, _, _ in extra))
+        rows = []
+        for i, rec in enumerate(records):
+            row = record_fields(rec)
+            row["inputs"] = " ".join(rec.inputs)
+            row["output_shape"] = "x".join(str(d) for d in rec.output_shape)
+            rows.append([*(row[f] for f in MACHINE_FIELDS), *(values[i] for _, values, _ in extra)])
+        total = {"name": "TOTAL", **{f: report.totals[f] for f in TOTAL_FIELDS}}
+        rows.append([*(total.get(f, "") for f in MACHINE_FIELDS), *(t for _, _, t in extra)])
+        return _csv(header, rows)
+    columns = (*DISPLAY_COLUMNS, *(h for h, _, _ in extra))
+    rows = [display_row(r, [values[i] for _, values, _ in extra]) for i, r in enumerate(records)]
+    totals = display_total(report, extra)
+    title = title_line(report)
+    if fmt == "html":
+        return _html("archcost-layers", title, columns, rows, foot=[totals], notes=summary_lines(report))
     if fmt == "markdown":
-        header = "| " + " | ".join(columns) + " |"
-        align = "|" + "|".join(["---"] * 3 + ["---:"] * (len(columns) - 3)) + "|"
-        body = ["| " + " | ".join(r) + " |" for r in [*rows, totals]]
-        return "\n".join([f"**{title}**", "", header, align, *body, "", *(f"- {s}" for s in summary_lines(report))])
+        body = _markdown(columns, [*rows, totals], left=3)
+        return "\n".join([f"**{title}**", "", *body, "", *(f"- {s}" for s in summary_lines(report))])
     lines = _grid(columns, rows + [totals], right_from=3)
     lines.insert(-1, lines[1])
     return "\n".join([title, "", *lines, "", *summary_lines(report)])
 
 
-def _frame(records: list[LayerRecord]):
-    import pandas as pd
-
-    frame = pd.DataFrame([asdict(r) for r in records])
-    frame["output_shape"] = frame["output_shape"].map(lambda s: "x".join(map(str, s)))
-    frame["inputs"] = frame["inputs"].map(lambda s: " ".join(s))
-    return frame
-
-
-def to_json(report: Report, records: list[LayerRecord] | None = None) -> dict:
-    records = report.records if records is None else records
+def to_json(report: Report, fold: bool = False, extra: list | None = None) -> dict:
+    """The per-layer table as a dict: ``layers`` (rows of MACHINE_FIELDS and the extra columns),
+    ``rows`` (how many), ``folded``, and ``totals`` (report.totals and each extra column's total;
+    ``totals["layers"]`` counts the graph's nodes, the input excluded, whatever the rows)."""
+    records, extra = _rows_and_extra(report, fold, extra)
     layers = []
-    for rec in records:
-        row = asdict(rec)
-        row["output_shape"] = list(rec.output_shape)
-        row["inputs"] = list(rec.inputs)
+    for i, rec in enumerate(records):
+        row = record_fields(rec)
+        for header, values, _ in extra:
+            row[header] = values[i]
         layers.append(row)
+    totals = dict(report.totals)
+    for header, _, total in extra:
+        totals[header] = total
     return {
         "model": report.model,
         "description": report.graph.description,
         "input_shape": list(report.input_shape),
         "batch": report.batch,
         "dtype": report.dtype,
+        "folded": fold,
+        "rows": len(layers),
         "layers": layers,
-        "totals": dict(report.totals),
+        "totals": totals,
     }
 
+
+# --- totals side by side ---------------------------------------------------------------------
 
 COMPARE_ROWS = (
     ("params", "params"),
@@ -160,37 +263,51 @@ COMPARE_ROWS = (
 
 
 def compare_table(reports: list[Report], fmt: str = "text") -> str:
-    """Totals side by side; each model after the first gets a ratio column against the first."""
+    """Totals side by side; each model after the first gets a ratio column against the first.
+    Every format has the rows of COMPARE_ROWS; csv and json carry the exact values."""
+    _check_format(fmt)
     base = reports[0].totals
+
+    def ratio(r, key):
+        return r.totals[key] / base[key] if base[key] else None
+
     if fmt == "json":
         return json.dumps(
             {
                 "models": [r.model for r in reports],
                 "totals": {r.model: dict(r.totals) for r in reports},
-                "ratios": {
-                    r.model: {key: (r.totals[key] / base[key] if base[key] else None) for _, key in COMPARE_ROWS}
-                    for r in reports[1:]
-                },
+                "ratios": {r.model: {key: ratio(r, key) for _, key in COMPARE_ROWS} for r in reports[1:]},
             },
             indent=2,
         )
-    header = ["", *(r.model for r in reports[:1])]
+    first = reports[0].model
+    if fmt == "csv":
+        header = ["quantity", "key", first]
+        for r in reports[1:]:
+            header += [r.model, f"{r.model}/{first}"]
+        rows = []
+        for title, key in COMPARE_ROWS:
+            row = [title, key, base[key]]
+            for r in reports[1:]:
+                value = ratio(r, key)
+                row += [r.totals[key], "" if value is None else f"{value:.6f}"]
+            rows.append(row)
+        return _csv(header, rows)
+    header = ["", first]
     for r in reports[1:]:
-        header += [r.model, f"/{reports[0].model}"]
+        header += [r.model, f"/{first}"]
     rows = []
     for title, key in COMPARE_ROWS:
         row = [title, f"{base[key]:,}"]
         for r in reports[1:]:
-            value = r.totals[key]
-            row += [f"{value:,}", f"{value / base[key]:.3f}x" if base[key] else "-"]
+            value = ratio(r, key)
+            row += [f"{r.totals[key]:,}", "-" if value is None else f"{value:.3f}x"]
         rows.append(row)
-    if fmt == "csv":
-        return "\n".join(",".join(f'"{c}"' for c in r) for r in [header, *rows]) + "\n"
+    if fmt == "html":
+        caption = f"totals of {', '.join(r.model for r in reports)}; ratios to {first}"
+        return _html("archcost-compare", caption, header, rows)
     if fmt == "markdown":
-        return "\n".join(
-            ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-            + ["| " + " | ".join(r) + " |" for r in rows]
-        )
+        return "\n".join(_markdown(header, rows, left=1))
     return "\n".join(_grid(header, rows, right_from=1))
 
 
@@ -233,9 +350,6 @@ def design_table(pairs: list[tuple[str, str, Report, Report]], fmt: str = "text"
                 f"{r:.3f}x" if r is not None else "-",
             ))
     if fmt == "csv":
-        import csv
-        import io
-
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(("design", "source", "baseline", "alternative", "quantity", "baseline_value",
@@ -253,8 +367,6 @@ def design_table(pairs: list[tuple[str, str, Report, Report]], fmt: str = "text"
             + ["", *(f"- {b.model} -> {a.model}: {title} ({source})" for title, source, b, a in pairs)]
         )
     if fmt == "html":
-        import html
-
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
@@ -268,25 +380,35 @@ GROUP_COLUMNS = ("group", "layers", "MACs", "MACs %", "params", "params %", "act
 
 
 def group_table(report: Report, rows, by: str, fmt: str = "text") -> str:
-    """The rows of archcost.grouping.group as a table: values and percentage shares."""
+    """The rows of archcost.grouping.group as a table: values and percentage shares, then a TOTAL
+    row (the table's rows counted; MACs, params and activations from report.totals)."""
+    _check_format(fmt)
     title = f"{report.model}: MACs, params and activations by {by}"
+    t = report.totals
+    total = {"group": "TOTAL", "layers": sum(r.layers for r in rows), "macs": t["macs"], "params": t["params"],
+             "activations": t["activations"]}
     if fmt == "json":
-        return json.dumps({"model": report.model, "by": by, "groups": [asdict(r) for r in rows]}, indent=2)
-    if fmt in ("csv", "html"):
-        import pandas as pd
+        return json.dumps({"model": report.model, "by": by, "groups": [asdict(r) for r in rows],
+                           "totals": {k: v for k, v in total.items() if k != "group"}}, indent=2)
+    if fmt == "csv":
+        from archcost.grouping import GroupRow
 
-        frame = pd.DataFrame([asdict(r) for r in rows])
-        return frame.to_csv(index=False) if fmt == "csv" else frame.to_html(index=False)
+        names = [f.name for f in fields(GroupRow)]
+        body = [[getattr(r, name) for name in names] for r in rows]
+        return _csv(names, [*body, [total.get(name, "") for name in names]])
     body = [
         (r.group, str(r.layers), human(r.macs), f"{100 * r.macs_share:.2f}%", f"{r.params:,}",
          f"{100 * r.params_share:.2f}%", human(r.activations), f"{100 * r.activations_share:.2f}%")
         for r in rows
     ]
+    foot = ("TOTAL", str(total["layers"]), human(t["macs"]), "", f"{t['params']:,}", "", human(t["activations"]), "")
+    if fmt == "html":
+        return _html("archcost-groups", title, GROUP_COLUMNS, body, foot=[foot])
     if fmt == "markdown":
-        header = "| " + " | ".join(GROUP_COLUMNS) + " |"
-        align = "|---|" + "|".join(["---:"] * (len(GROUP_COLUMNS) - 1)) + "|"
-        return "\n".join([f"**{title}**", "", header, align, *("| " + " | ".join(r) + " |" for r in body)])
-    return "\n".join([title, "", *_grid(GROUP_COLUMNS, body, right_from=1)])
+        return "\n".join([f"**{title}**", "", *_markdown(GROUP_COLUMNS, [*body, foot], left=1)])
+    lines = _grid(GROUP_COLUMNS, [*body, foot], right_from=1)
+    lines.insert(-1, lines[1])
+    return "\n".join([title, "", *lines])
 
 
 CONVENTION_COLUMNS = ("convention", "unit", "total", "exact", "ratio", "includes")
@@ -309,9 +431,6 @@ def conventions_table(report: Report, rows: list[dict], fmt: str = "text") -> st
 
     table = [(r["name"], r["unit"], total(r), f"{r['total']:,}", ratio(r), r["includes"]) for r in rows]
     if fmt == "csv":
-        import csv
-        import io
-
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["convention", "unit", "total", "ratio", "ratio_to", "includes", "source"])
@@ -321,6 +440,8 @@ def conventions_table(report: Report, rows: list[dict], fmt: str = "text") -> st
     shape = "x".join(str(d) for d in report.input_shape)
     title = f"{report.model} | input {shape}, batch {report.batch}, {report.dtype}"
     note = "ratio: to archcost's MACs, or ('act') to archcost's forward activation bytes"
+    if fmt == "html":
+        return _html("archcost-conventions", title, CONVENTION_COLUMNS, table, notes=[note])
     if fmt == "markdown":
         header = "| " + " | ".join(CONVENTION_COLUMNS) + " |"
         align = "|---|---|---:|---:|---:|---|"
