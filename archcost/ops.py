@@ -58,13 +58,32 @@ def _map4(op: "Op", x: Shape) -> Shape:
 
 
 def _fmt(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+    return "x".join(_dim(d) for d in shape)
+
+
+def _dim(d) -> str:
+    # str() of an int past 4,300 digits raises ValueError (Python's int_max_str_digits); a
+    # Flatten of a 4,096-axis input of 1,024-bit sizes has millions of digits. The message
+    # naming such a shape must still be a ShapeError, so the size is named by its bits.
+    try:
+        return str(d)
+    except ValueError:
+        return f"<{d.bit_length():,}-bit int>"
+
+
+def _finite_number(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int past float's range (10**400) is not a usable float: no crash
+        return False
 
 
 # What each word of a field's annotation admits. bool is not an int here: `kernel: true` is a typo.
 _FIELD_TYPES = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "float": _finite_number,
     "bool": lambda v: isinstance(v, bool),
     "str": lambda v: isinstance(v, str),
     "tuple": lambda v: isinstance(v, (tuple, list)),
@@ -73,12 +92,21 @@ _FIELD_TYPES = {
 # Tuples in an op are short (a kernel pair, four pads, a permutation): a longer one is a mistake
 # or a bomb, refused before any rule walks it.
 MAX_TUPLE_FIELD = 4096
+# The largest integer in a field, in bits (as a spec expression's MAX_EXPR_INT_BITS): past it a
+# value is a bomb, and one past 4,300 digits cannot even be printed in an error message
+# (str() raises ValueError), so it is refused here with its size.
+MAX_FIELD_INT_BITS = 1024
+
+
+def _too_big(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_FIELD_INT_BITS
 
 
 def check_field_types(op: "Op") -> None:
     """Check every field of ``op`` against its annotation (``int | tuple``, ``float | None``...),
     so a wrong type is one ShapeError naming the op and the field, never a TypeError later in a
-    shape rule or a kernel. Floats must be finite; tuples must hold ints or floats."""
+    shape rule or a kernel. Floats must be finite; tuples must hold ints or floats; no int (alone
+    or in a tuple) may have more than ``MAX_FIELD_INT_BITS`` bits."""
     name = type(op).__name__
     for f in dataclasses.fields(op):
         if not f.init:
@@ -87,6 +115,10 @@ def check_field_types(op: "Op") -> None:
         kinds = [k.strip() for k in str(f.type).split("|")]
         if any(k not in _FIELD_TYPES for k in kinds):
             continue
+        if _too_big(value) or (
+            isinstance(value, (tuple, list)) and len(value) <= MAX_TUPLE_FIELD and any(_too_big(v) for v in value)
+        ):
+            raise ShapeError(f"{name}: field {f.name!r} holds an integer of more than {MAX_FIELD_INT_BITS:,} bits")
         if not any(_FIELD_TYPES[k](value) for k in kinds):
             from archcost.errors import quote
 
@@ -636,7 +668,8 @@ class Permute(Op):
         object.__setattr__(self, "dims", tuple(self.dims))
         if not all(isinstance(d, int) and not isinstance(d, bool) for d in self.dims):
             raise ShapeError(f"Permute: dims must be ints, got {self.dims!r}")
-        if sorted(self.dims) != list(range(len(self.dims))) or self.dims[0] != 0:
+        # not self.dims: () is sorted like range(0), and dims[0] would raise IndexError.
+        if not self.dims or sorted(self.dims) != list(range(len(self.dims))) or self.dims[0] != 0:
             raise ShapeError(f"Permute: dims {self.dims} must be a permutation keeping axis 0 first")
 
     def infer(self, inputs):

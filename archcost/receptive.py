@@ -9,6 +9,7 @@ A merge (concat, add) takes the largest field over its inputs: the field over al
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from archcost.graph import Graph
@@ -23,34 +24,45 @@ class Field(NamedTuple):
     start_w: float
 
 
+def _half(n: int) -> float:
+    """``n / 2`` as a float; +-inf past float's range (true division of a huge int overflows)."""
+    try:
+        return n / 2
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
+
+
 def receptive_fields(graph: Graph, shapes: dict) -> dict[str, Field]:
+    # Sizes, jumps and twice the starts are exact ints: float arithmetic here raised
+    # OverflowError ("int too large to convert to float") on valid graphs of huge strides or
+    # sizes, e.g. twelve stride-10^30 convs, whose jump is 10^360. The starts become floats
+    # (exact halves, as before, wherever a float can hold them) only in the returned fields.
+    exact: dict[str, tuple] = {}  # node -> (size_h, size_w, jump_h, jump_w, 2*start_h, 2*start_w)
     fields: dict[str, Field] = {}
     for node in graph.topological_order():
         inputs = graph.inputs(node)
         if not inputs:
-            fields[node] = Field(1, 1, 1, 1, 0.0, 0.0)
+            f = exact[node] = (1, 1, 1, 1, 0, 0)
+            fields[node] = Field(*f[:4], 0.0, 0.0)
             continue
         if len(inputs) == 1:
-            f = fields[inputs[0]]
+            f = exact[inputs[0]]
         else:
-            parents = [fields[src] for src in inputs]
-            f = Field(
-                max(p.size_h for p in parents),
-                max(p.size_w for p in parents),
-                max(p.jump_h for p in parents),
-                max(p.jump_w for p in parents),
-                min(p.start_h for p in parents),
-                min(p.start_w for p in parents),
+            parents = [exact[src] for src in inputs]
+            f = tuple(max(p[i] for p in parents) for i in range(4)) + tuple(
+                min(p[i] for p in parents) for i in (4, 5)
             )
         window = graph.op(node).window(tuple(shapes[src] for src in inputs))
         if window is not None:
-            f = Field(
-                f.size_h + (window.kh - 1) * window.dh * f.jump_h,
-                f.size_w + (window.kw - 1) * window.dw * f.jump_w,
-                f.jump_h * window.sh,
-                f.jump_w * window.sw,
-                f.start_h + ((window.kh - 1) * window.dh / 2 - window.pad_top) * f.jump_h,
-                f.start_w + ((window.kw - 1) * window.dw / 2 - window.pad_left) * f.jump_w,
+            size_h, size_w, jump_h, jump_w, start2_h, start2_w = f
+            f = (
+                size_h + (window.kh - 1) * window.dh * jump_h,
+                size_w + (window.kw - 1) * window.dw * jump_w,
+                jump_h * window.sh,
+                jump_w * window.sw,
+                start2_h + ((window.kh - 1) * window.dh - 2 * window.pad_top) * jump_h,
+                start2_w + ((window.kw - 1) * window.dw - 2 * window.pad_left) * jump_w,
             )
-        fields[node] = f
+        exact[node] = f
+        fields[node] = Field(*f[:4], _half(f[4]), _half(f[5]))
     return fields
