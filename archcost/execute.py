@@ -14,6 +14,14 @@ drawn weights and the prepared (packed) kernel state for repeated forwards.
   allocating node, in-place nodes write their input's buffer (viewed at their output shape),
   buffers are dropped after their last reader. The arena adds up the ``nbytes`` of the buffers
   it holds and records the peak while each layer runs (its inputs and output all held).
+- Buffer guard: the kernels are compiled loops without bounds checks that size their loops from
+  the arrays' shapes, so an output buffer or input array of the wrong shape, dtype or layout
+  would have them read or write past the end of a buffer. ``Executor`` re-derives every layer's
+  shape from its op's rule at the executor's batch (once, and refuses a graph whose stored
+  shapes disagree); before each kernel runs, ``forward`` checks that its output buffer and each
+  input array have exactly that shape, dtype float32 and C order (a tuple comparison per array),
+  and raises an ``ArchcostError`` naming the layer otherwise. Op fields past ``MAX_KERNEL_INT``
+  (which the kernels would take as int64 and multiply) are refused when the executor is built.
 - Weights: He-normal conv/linear weights (std sqrt(2 / fan_in)) and small uniform biases, so
   activations keep their scale through plain stacks; BatchNorm's running mean and variance are
   calibrated on the first forward from the statistics of the input the layer actually sees
@@ -25,6 +33,7 @@ drawn weights and the prepared (packed) kernel state for repeated forwards.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +42,7 @@ import numpy as np
 
 from archcost import ops
 from archcost.analysis import infer_shapes
-from archcost.errors import ArchcostError
+from archcost.errors import ArchcostError, ShapeError, quote
 from archcost.graph import Graph
 from archcost.kernels import load_backend
 from archcost.memory import plan_buffers
@@ -127,6 +136,66 @@ def synchronize(backend) -> None:
         sync()
 
 
+# The kernels take op fields (kernel, stride, padding, dilation, sizes, pieces) as int64
+# arguments and multiply them in pairs: past int64 numba cannot type the call (a TypingError or
+# OverflowError, not one clean line), and past 2^31 such a product could wrap around. The shape
+# rules accept any int (a stride of 10^30 gives a 1x1 map), so the executor refuses them here.
+MAX_KERNEL_INT = 2**31 - 1
+
+
+def _check_kernel_ints(layer: str, op) -> None:
+    for f in dataclasses.fields(op):
+        value = getattr(op, f.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_KERNEL_INT:
+                raise ArchcostError(
+                    f"{layer}: field {f.name!r} = {quote(v)} is past what the kernels index with "
+                    f"(at most {MAX_KERNEL_INT:,})"
+                )
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _is_c_contiguous(array) -> bool:
+    # numpy's flagsobj, numba-cuda's DeviceNDArray (a dict) and its simulator's wrapper all
+    # answer flags["C_CONTIGUOUS"].
+    return bool(array.flags["C_CONTIGUOUS"])
+
+
+def _describe(array, flat: bool = False) -> str:
+    """``1x64x10x10`` (``flat``: ``of 6400 elements``), plus the dtype and layout where they are
+    not float32 and C order."""
+    text = f"of {array.size} elements" if flat and len(array.shape) == 1 else _fmt(array.shape)
+    if array.dtype != np.float32:
+        text += f" {array.dtype}"
+    if not _is_c_contiguous(array):
+        text += " (not C-contiguous)"
+    return text
+
+
+def _fits(array, shape) -> bool:
+    """``array`` is exactly what a kernel expects for ``shape``: that shape, float32, C order."""
+    return array.shape == shape and array.dtype == np.float32 and _is_c_contiguous(array)
+
+
+def rule_shapes(graph: Graph, batch: int) -> dict[str, tuple]:
+    """Every layer's output shape at ``batch``, re-derived from its op's shape rule and its
+    inputs' re-derived shapes (independent of the shapes the graph stored as it was built)."""
+    shapes: dict[str, tuple] = {}
+    for node in graph.topological_order():
+        op = graph.op(node)
+        if isinstance(op, ops.Input):
+            shapes[node] = op.batched(batch)
+            continue
+        try:
+            shapes[node] = tuple(op.infer(tuple(shapes[src] for src in graph.inputs(node))))
+        except ShapeError as exc:
+            raise ArchcostError(f"layer {node!r} ({op.label()}): {exc}") from None
+    return shapes
+
+
 class Arena:
     """Activation buffers by plan buffer id; tracks the bytes held and their peak."""
 
@@ -164,12 +233,23 @@ class Executor:
         self.batch = batch
         self.backend = load_backend(backend)
         self.shapes = infer_shapes(graph, batch)
+        # What the buffer guard holds every kernel's arrays to (see the module doc). The arena
+        # allocates from ``self.shapes``; the two agree unless the graph's stored shapes (or
+        # ``self.shapes``) were changed behind the builder's back.
+        self._expected = rule_shapes(graph, batch)
+        for node, shape in self._expected.items():
+            if self.shapes[node] != shape:
+                raise ArchcostError(
+                    f"{self._layer(node)}: the graph's shape {_fmt(self.shapes[node])} does not match "
+                    f"{_fmt(shape)} from its op's rule; rebuild the graph with the builder"
+                )
         self.plan = plan_buffers(graph)
         missing: dict[str, list[str]] = {}
         for node in self.plan.order:
             op = graph.op(node)
             if not isinstance(op, ops.Input) and type(op) not in self.backend.ADAPTERS:
                 missing.setdefault(type(op).__name__, []).append(node)
+            _check_kernel_ints(self._layer(node), op)
         if missing:
             listed = "; ".join(f"{kind} (e.g. layer {nodes[0]!r})" for kind, nodes in missing.items())
             raise ArchcostError(f"backend {backend!r} has no kernel for: {listed}")
@@ -188,6 +268,36 @@ class Executor:
                     self._calibrate.add(node)
         self._input_rng = np.random.default_rng([seed, 1])
         self._state: dict[str, object] = {}
+
+    def _layer(self, node) -> str:
+        return f"layer {node!r} ({self.graph.op(node).label()})"
+
+    def _output_view(self, node, flat):
+        """The output array of ``node``: its flat buffer ``flat`` viewed at the expected shape,
+        after checking that it is one (a wrong size would make the reshape raise, a strided
+        buffer would make it a silent copy)."""
+        shape = self._expected[node]
+        size = math.prod(shape)
+        if not _fits(flat, (size,)):
+            raise ArchcostError(
+                f"{self._layer(node)}: output buffer {_describe(flat, flat=True)} does not match the "
+                f"inferred {_fmt(shape)} ({size} float32 elements in C order)"
+            )
+        out = flat.reshape(shape)
+        if not _fits(out, shape):
+            raise ArchcostError(
+                f"{self._layer(node)}: output buffer {_describe(out)} does not match the inferred {_fmt(shape)}"
+            )
+        return out
+
+    def _check_operands(self, node, srcs, xs) -> None:
+        expected = self._expected
+        for i, (src, x) in enumerate(zip(srcs, xs)):
+            if not _fits(x, expected[src]):
+                raise ArchcostError(
+                    f"{self._layer(node)}: input {i} ({src!r}) {_describe(x)} does not match the inferred "
+                    f"{_fmt(expected[src])}"
+                )
 
     def _in_shapes(self, node):
         return tuple(self.shapes[src] for src in self.graph.inputs(node))
@@ -255,15 +365,18 @@ class Executor:
             shape = self.shapes[node]
             buf = plan.buffer_of[node]
             if plan.allocates[node]:
-                out = arena.allocate(buf, math.prod(shape)).reshape(shape)
+                flat = arena.allocate(buf, math.prod(shape))
             else:
-                out = arena.buffers[buf].reshape(shape)
+                flat = arena.buffers[buf]
             readers.setdefault(buf, []).append(node)
+            out = self._output_view(node, flat)  # the buffer guard (see the module doc)
             if isinstance(op, ops.Input):
                 backend.copy_into(out, inputs[node])
             else:
                 adapter = backend.ADAPTERS[type(op)]
-                xs = [values[src] for src in graph.inputs(node)]
+                srcs = graph.inputs(node)
+                xs = [values[src] for src in srcs]
+                self._check_operands(node, srcs, xs)
                 state = self._state[node] if node in self._state else self._prepare(node, op, adapter, xs)
                 timer.start(node)
                 adapter.run(op, state, xs, out)

@@ -222,3 +222,121 @@ def test_a_graph_with_every_op_validates():
     for batch in (1, 2):
         result = validate(g, batch=batch)
         assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_ok)
+
+
+# --- the buffer guard: no kernel is handed an array it would read or write out of bounds ----------
+
+
+def _spy_on_conv(monkeypatch) -> list:
+    """Replace the cpu conv adapter by one that records each run; returns the record."""
+    conv, ran = cpu.ADAPTERS[ops.Conv2d], []
+
+    class Spy(conv):
+        @staticmethod
+        def run(op, state, inputs, out):
+            ran.append(op)
+            conv.run(op, state, inputs, out)
+
+    monkeypatch.setitem(cpu.ADAPTERS, ops.Conv2d, Spy)
+    return ran
+
+
+def _nth_allocation_wrong(monkeypatch, n: int, make):
+    """Make the arena's ``n``-th allocation (0-based) of a forward return ``make(size)``."""
+    calls = []
+
+    def empty(size, dtype=np.float32):
+        calls.append(size)
+        return make(size) if len(calls) == n + 1 else np.empty(size, dtype)
+
+    monkeypatch.setattr(cpu, "empty", empty)
+
+
+@pytest.mark.parametrize("make, described", [
+    (lambda size: np.empty(size - 1, np.float32), "of 647 elements"),
+    (lambda size: np.empty(size, np.float64), "of 648 elements float64"),
+    (lambda size: np.empty(2 * size, np.float32)[::2], "of 648 elements (not C-contiguous)"),
+])
+def test_a_wrong_output_buffer_is_refused_before_the_kernel_writes(monkeypatch, make, described):
+    g = _branchy()
+    expected = run(g).outputs["fc"]
+    ran = _spy_on_conv(monkeypatch)
+    _nth_allocation_wrong(monkeypatch, 1, make)  # allocation 0 is the input, 1 is 'stem'
+    with pytest.raises(ArchcostError) as info:
+        run(g)
+    assert str(info.value) == (
+        f"layer 'stem' (conv 3x3/1, 8): output buffer {described} does not match the inferred 1x8x9x9 "
+        "(648 float32 elements in C order)"
+    )
+    assert ran == []  # refused before the conv ran
+    monkeypatch.undo()
+    assert (run(g).outputs["fc"] == expected).all()  # a normal run is unaffected
+
+
+def test_a_tampered_executor_shape_is_refused_before_the_kernel_writes(monkeypatch):
+    g = _branchy()
+    ran = _spy_on_conv(monkeypatch)
+    ex = Executor(g)
+    ex.shapes["stem"] = (1, 8, 8, 8)  # the arena now sizes stem's buffer for a smaller map
+    with pytest.raises(ArchcostError, match=re.escape(
+        "layer 'stem' (conv 3x3/1, 8): output buffer of 512 elements does not match the inferred 1x8x9x9"
+    )):
+        ex.forward()
+    assert ran == []
+
+
+def test_a_graph_whose_stored_shape_disagrees_with_its_op_is_refused():
+    g = _branchy()
+    g.nx.nodes["pool"]["shape"] = (1, 8, 10, 10)  # the shape pass now disagrees with MaxPool2d's rule
+    with pytest.raises(ArchcostError, match=re.escape(
+        "layer 'pool' (maxpool 3x3/1): the graph's shape 1x8x10x10 does not match 1x8x9x9 from its op's rule"
+    )):
+        Executor(g)
+    with pytest.raises(ArchcostError, match=re.escape("the graph's shape 2x8x10x10 does not match 2x8x9x9")):
+        Executor(g, batch=2)
+
+
+@pytest.mark.parametrize("make, described", [
+    (lambda shape: np.empty(shape, np.float32, order="F"), "1x3x9x9 (not C-contiguous)"),
+    (lambda shape: np.empty(shape, np.float64), "1x3x9x9 float64"),
+    (lambda shape: np.empty((1, *shape), np.float32), "1x1x3x9x9"),
+])
+def test_a_wrong_input_array_is_refused_before_the_kernel_reads_it(monkeypatch, make, described):
+    """Every array a kernel reads is checked too: here the input layer's value is swapped for one
+    of the wrong layout, dtype or rank (np.copyto fills each of them), and stem must not run."""
+    g = _branchy()
+    ran = _spy_on_conv(monkeypatch)
+    view = Executor._output_view
+
+    def output_view(self, node, flat):
+        out = view(self, node, flat)
+        return make(out.shape) if node == "input" else out
+
+    monkeypatch.setattr(Executor, "_output_view", output_view)
+    with pytest.raises(ArchcostError) as info:
+        run(g)
+    assert str(info.value) == (
+        f"layer 'stem' (conv 3x3/1, 8): input 0 ('input') {described} does not match the inferred 1x3x9x9"
+    )
+    assert ran == []
+
+
+@pytest.mark.parametrize("layer, field", [
+    (ops.Conv2d(4, 3, stride=2**70), "stride"),  # numba cannot type a 71-bit int (TypingError)
+    (ops.Conv2d(16, 3, stride=2**40), "stride"),  # fits int64, but products of two could wrap
+    (ops.Conv2d(4, 1, dilation=(1, 2**64)), "dilation"),
+    (ops.MaxPool2d(2, stride=2**70), "stride"),
+    (ops.AvgPool2d(2, stride=2**70, ceil_mode=True), "stride"),
+    (ops.ChannelPad(4, stride=2**70), "stride"),
+    (ops.LRN(size=2**70), "size"),
+])
+def test_op_fields_past_the_kernels_int_range_are_refused_before_anything_runs(layer, field):
+    """The shape rules take any int (a stride of 2^70 gives a 1x1 map); the kernels take int64 and
+    multiply fields in pairs, so the executor refuses a field past 2^31 - 1, naming the layer."""
+    g = Graph("huge")
+    g.add(layer, g.input((3, 6, 6)), name="big")
+    with pytest.raises(ArchcostError, match=rf"^layer 'big' \(.*\): field '{field}' = \d+ is past what the kernels"):
+        validate(g)
+    g = Graph("fine")
+    g.add(ops.Conv2d(4, 3, stride=2**31 - 1), g.input((3, 6, 6)), name="big")  # at the limit: runs
+    assert validate(g).ok
