@@ -18,3 +18,22 @@ def _gpu_present() -> bool:
 
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _gpu_present():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+
+# Hypothesis profiles of the property tests (tests/test_properties.py). "ci", the default, tries
+# 200 examples per property, derandomized (every run tries the same examples, so a failure
+# reproduces), with no example database and no deadline (the first example of a session may wait
+# for numba to load its cached kernels). HYPOTHESIS_PROFILE=dev tries 25, for a quick loop;
+# HYPOTHESIS_PROFILE=thorough tries 2,000 with fresh random examples each run.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the property tests import hypothesis themselves and say what is missing
+    pass
+else:
+    settings.register_profile(
+        "ci", max_examples=200, derandomize=True, deadline=None, database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=25)
+    settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=2000, derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
