@@ -172,6 +172,7 @@ spec("poolbig.yaml", HEAD + "  - maxpool: {kernel: 40}\n", "kernel")
 spec("poolceil.yaml", HEAD + "  - maxpool: {kernel: 2, stride: 0, ceil_mode: true}\n", "stride")
 spec("fcmap.yaml", HEAD + "  - fc: 0\n", "fc")
 spec("fcstr.yaml", HEAD + "  - fc: ten\n", "fc")
+spec("fcmap4d.yaml", HEAD + "  - conv: {out_channels: 16, kernel: 3}\n  - gap\n  - fc: 10\n", "flatten")
 spec("softmaxaxis.yaml", HEAD + "  - softmax: {axis: 7}\n", "axis")
 spec("softmaxbatch.yaml", HEAD + "  - softmax: {axis: 0}\n", "axis")
 spec("scaleaxis.yaml", HEAD + "  - scale: {axis: 9}\n", "axis")
@@ -403,6 +404,21 @@ def _lenet():
     return zoo.build("lenet5")
 
 
+def _huge_fc():
+    from archcost.graph import Graph
+    from archcost.ops import Linear
+
+    g = Graph("huge")
+    g.add(Linear(10**9), g.input((10**4,)))  # 10^13 weights: no machine holds them
+    return g
+
+
+def _execute(graph, batch=1):
+    from archcost.execute import run
+
+    return run(graph, batch=batch)
+
+
 def _api_cases():
     from archcost import analyze, formats, zoo
     from archcost.loading import parse_input_shape, parse_option
@@ -467,6 +483,10 @@ def _api_cases():
         "parse-input-none": lambda: parse_input_shape(None),
         "parse-input-unicode": lambda: parse_input_shape("３x224x224"),
         "parse-option-noeq": lambda: parse_option("depth"),
+        "input-rank-9": lambda: Graph().input((3,) * 9),
+        "input-rank-0": lambda: Graph().input(()),
+        "execute-huge-weights": lambda: _execute(_huge_fc()),
+        "execute-huge-batch": lambda: _execute(_lenet(), batch=10**12),
     }
 
 

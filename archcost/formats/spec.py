@@ -46,7 +46,7 @@ import pathlib
 from archcost.errors import ArchcostError, limit_from_env, quote
 from archcost.formats.opcodec import make_op, op_names
 from archcost.graph import Graph
-from archcost.ops import Add, Concat, Input, Mean, Mul
+from archcost.ops import Add, Concat, Input, Linear, Mean, Mul
 
 TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers")
 BLOCK_KEYS = ("params", "layers", "description")
@@ -295,6 +295,7 @@ class _Builder:
         self.counters: dict[tuple, int] = {}
         self.scope: list[str] = []
         self.call_stack: list[str] = []
+        self.layouts: dict[str, str] = {}
 
     # ---- top level
     def build(self) -> Graph:
@@ -456,7 +457,25 @@ class _Builder:
             shape = op.shape if self.input_shape is None else self.input_shape
             return self.g.input(shape, name=self.full(local))
         local = name or self.auto_name(head)
+        if isinstance(op, Linear) and sources and len(self.g.shape(sources[0])) > 2:
+            # fc acts on the last axis. On a channels-last map (after a permute) that is the
+            # features, per position (ConvNeXt's MLP); on an NCHW map it is W, which is never
+            # what `gap` then `fc: 10` means, and would give 1x10x16 without a word.
+            layout = self.layout_of(sources[0])
+            if layout[-1] != "C":
+                shape = self.g.shape(sources[0])
+                raise ArchcostError(
+                    f"{where}: fc acts on the last axis, which is {layout[-1]} of this {layout} input "
+                    f"{'x'.join(map(str, shape))}; put a flatten before it (or permute to channels-last)"
+                )
         return self.g.add(op, *sources, name=local)
+
+    def layout_of(self, node: str) -> str:
+        """Axis letters of a node's output ("NCHW", "NHWC", "NC"), from the ops' layout rules."""
+        if node not in self.layouts:
+            inputs = tuple(self.layout_of(src) for src in self.g.inputs(node))
+            self.layouts[node] = self.g.op(node).layout(inputs, self.g.shape(node))
+        return self.layouts[node]
 
     def do_block(self, head, item, x, env, where):
         args = item.get(head)

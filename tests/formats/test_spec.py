@@ -178,12 +178,13 @@ def test_expressions_and_when(tmp_path):
           - conv: {out_channels: $(w * 2 + 1), kernel: "$(min(w, 3))"}  # quoted: a comma ends a value in {...}
           - conv: {out_channels: $w, kernel: 1}
             when: $deep
+          - flatten
           - fc: {out_features: $(w // 3 if w > 3 else 7)}
     """)
     g = load_spec(path)
-    assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(9, 3), Linear(1)]
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(9, 3), Flatten(), Linear(1)]
     deep = load_spec(path, options={"deep": True, "w": 2})
-    assert [g for g in deep.topological_order()] == ["input", "conv1", "conv2", "fc1"]
+    assert [g for g in deep.topological_order()] == ["input", "conv1", "conv2", "flatten1", "fc1"]
 
 
 # --- errors: one line, the file, the layer, exit code 2 ---------------------------------------
