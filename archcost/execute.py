@@ -206,7 +206,11 @@ class Arena:
         self.peak_bytes = 0
 
     def allocate(self, buf: int, size: int):
-        array = self.backend.empty(size, np.float32)
+        try:
+            array = self.backend.empty(size, np.float32)
+        except (MemoryError, ValueError) as exc:  # numpy's "array is too big", or no memory left
+            raise ArchcostError(f"executor: cannot allocate a buffer of {size:,} float32 elements "
+                                f"({4 * size / 2**30:,.1f} GiB): {type(exc).__name__}; use a smaller batch or input") from None
         self.buffers[buf] = array
         self.held_bytes += self.backend.nbytes(array)
         self.peak_bytes = max(self.peak_bytes, self.held_bytes)
@@ -263,7 +267,11 @@ class Executor:
             if params is not None and node in params:
                 self.params[node] = params[node]
             else:
-                self.params[node] = init_params(op, self._in_shapes(node), self.shapes[node], rng)
+                try:
+                    self.params[node] = init_params(op, self._in_shapes(node), self.shapes[node], rng)
+                except (MemoryError, ValueError) as exc:  # a weight too big for this machine
+                    raise ArchcostError(f"layer {quote(node)} ({op.label()}): cannot allocate its weights "
+                                        f"({type(exc).__name__}); the model is too large to execute here") from None
                 if isinstance(op, ops.BatchNorm):
                     self._calibrate.add(node)
         self._input_rng = np.random.default_rng([seed, 1])
@@ -303,10 +311,15 @@ class Executor:
         return tuple(self.shapes[src] for src in self.graph.inputs(node))
 
     def random_inputs(self) -> dict:
-        return {
-            node: self._input_rng.standard_normal(self.shapes[node]).astype(np.float32)
-            for node in self.graph.input_nodes()
-        }
+        inputs = {}
+        for node in self.graph.input_nodes():
+            try:
+                # Drawn in float32 directly: no float64 copy the size of the batch.
+                inputs[node] = self._input_rng.standard_normal(self.shapes[node], dtype=np.float32)
+            except (MemoryError, ValueError) as exc:
+                raise ArchcostError(f"input {quote(node)}: cannot allocate a {'x'.join(map(str, self.shapes[node]))} "
+                                    f"batch ({type(exc).__name__}); use a smaller batch or input") from None
+        return inputs
 
     def _check_inputs(self, inputs) -> dict:
         names = self.graph.input_nodes()

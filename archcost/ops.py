@@ -92,6 +92,8 @@ _FIELD_TYPES = {
 # Tuples in an op are short (a kernel pair, four pads, a permutation): a longer one is a mistake
 # or a bomb, refused before any rule walks it.
 MAX_TUPLE_FIELD = 4096
+# The most axes one input sample may have (batch not counted).
+MAX_INPUT_RANK = 8
 # The largest integer in a field, in bits (as a spec expression's MAX_EXPR_INT_BITS): past it a
 # value is a bomb, and one past 4,300 digits cannot even be printed in an error message
 # (str() raises ValueError), so it is refused here with its size.
@@ -201,6 +203,10 @@ class Input(Op):
 
     def __post_init__(self):
         shape = tuple(self.shape)
+        # CxHxW, F, or a few more axes from an ONNX file; a 4,096-axis input of 1,024-bit sizes
+        # passes the field checks but takes seconds to multiply out in every rule.
+        if not 1 <= len(shape) <= MAX_INPUT_RANK:
+            raise ShapeError(f"Input: shape must have 1 to {MAX_INPUT_RANK} axes per sample, got {len(shape):,}")
         for d in shape:
             _positive("Input", "shape", d)
         object.__setattr__(self, "shape", shape)
