@@ -311,6 +311,7 @@ def assert_one_clean_line(code, out, err, fragment):
     assert len(lines) == 1, f"{len(lines)} stderr lines: {err[:2000]}"
     line = lines[0]
     assert line.startswith("archcost: error: "), line
+    assert "archcost: error: archcost" not in line, line  # issue 18: the prefix was repeated
     assert len(line) <= MAX_MESSAGE_CHARS + 80, f"{len(line)} characters"
     assert fragment in line, f"{fragment!r} not named in: {line}"
 
