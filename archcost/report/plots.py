@@ -287,3 +287,72 @@ def roofline(points: list[RooflinePoint], ceiling_x: list[float], ceiling_y: lis
                           ha="center", va="center") for p in points]
     repel_labels(fig, labels, [6.0] * len(points))
     return fig
+
+
+def _log_scale(values) -> bool:
+    """A log axis for positive values spanning more than a factor of 30."""
+    values = [v for v in values if v is not None]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 30
+
+
+def sweep_front(xs: list[float], ys: list[float], front_x: list[float], front_y: list[float], *, x_label: str,
+                y_label: str, labels: list[str] = (), title: str = "", log_x: bool | None = None,
+                log_y: bool | None = None) -> Figure:
+    """A design space's points (``xs``, ``ys``) with its Pareto front (``front_x``, ``front_y``,
+    ordered along x) drawn as a step line through labelled markers. Log axes where the values
+    span more than a factor of 30, unless ``log_x``/``log_y`` say."""
+    if not xs:
+        raise ArchcostError("sweep: no point to plot")
+    fig = _figure(9, 6)
+    ax = fig.add_subplot()
+    ax.scatter(xs, ys, s=12, color="C0", alpha=0.45, linewidths=0, zorder=2, gid="points",
+               label=f"{len(xs):,} points")
+    ax.plot(front_x, front_y, drawstyle="steps-post", color="C3", linewidth=1.2, marker="o", markersize=5,
+            zorder=3, gid="front", label=f"Pareto front ({len(front_x)})")
+    if log_x if log_x is not None else _log_scale(xs):
+        ax.set_xscale("log")
+    if log_y if log_y is not None else _log_scale(ys):
+        ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(_human_axis())
+        axis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    texts = [ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=7, ha="center",
+                         va="center", zorder=4, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+             for text, x, y in zip(labels, front_x, front_y)]
+    repel_labels(fig, texts, [5.0] * len(texts))
+    return fig
+
+
+def edf_plot(series: list[tuple[str, list[float]]], *, x_label: str, title: str = "",
+             log_x: bool | None = None) -> Figure:
+    """Empirical distribution functions, one step curve per (label, values): F(v), the share of
+    a space's points whose value is at most v (Radosavovic et al. 2020). Several spaces on one
+    axes compare them: the curve to the left holds more cheap (or good) points."""
+    series = [(label, sorted(values)) for label, values in series if values]
+    if not series:
+        raise ArchcostError("sweep: no value to plot an EDF of")
+    fig = _figure(8, 5)
+    ax = fig.add_subplot()
+    for k, (label, values) in enumerate(series):
+        n = len(values)
+        ax.step(values, [(i + 1) / n for i in range(n)], where="post", color=f"C{k % 10}", linewidth=1.4,
+                gid=f"edf:{k}", label=f"{label} ({n:,} points)")
+    everything = [v for _, values in series for v in values]
+    if log_x if log_x is not None else _log_scale(everything):
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(_human_axis())
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("cumulative share of points")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return fig
