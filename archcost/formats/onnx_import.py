@@ -385,6 +385,7 @@ class _Importer:
                     self.consumers.setdefault(t, []).append(i)
         self.producers = {t: i for i, n in enumerate(nodes) for t in n.output if t}
         self.graph_outputs = {o.name for o in graph.output}
+        self._fold_constants(nodes, order)
         self._find_patterns(nodes)
         for i in order:
             node = nodes[i]
@@ -409,6 +410,25 @@ class _Importer:
         if missing:
             raise ArchcostError(f"graph output {quote(missing[0])} is not produced by any node")
         return self.g
+
+    def _fold_constants(self, nodes, order) -> None:
+        """Evaluate, before any pattern is looked for, every Constant node and every foldable
+        node whose inputs are all constants, so that the patterns see their values: exporters
+        write GELU's sqrt(2), 1 and 0.5 as Constant nodes (or as arithmetic on them), and a Mul by
+        a Constant is a scale, not a gate. A node that fails to fold here is left to the walk,
+        which reports it naming the node."""
+        for i in order:
+            node = nodes[i]
+            if self._standard(i) is None or node.op_type not in FOLDABLE or node.op_type == "Shape":
+                continue
+            if node.op_type != "Constant" and not (node.input and all(t and self.is_const(t) for t in node.input)):
+                continue
+            self.current = i
+            try:
+                self._fold(node, self.where(i, node))
+            except (Unsupported, ArchcostError):
+                continue
+            self.skip.add(i)
 
     def _never_converts(self, node) -> str | None:
         """Why ``node`` could not convert whatever its inputs were, or None."""

@@ -229,3 +229,25 @@ def test_constant_products_are_scales_only_along_channels(tmp_path, capsys):
     g = load_onnx(path)
     assert [g.op(n) for n in g.topological_order()[1:]] == [Scale(None, 1), Scale(0.5)]
     assert analyze(g).totals["params"] == 3
+
+
+def test_constant_nodes_are_constants_to_the_patterns(tmp_path):
+    # Issue 17: exporters (torchvision convnext_tiny, shufflenet_v2; timm nfnets) write scalars as
+    # Constant nodes, sometimes as arithmetic on them. The pattern matcher saw only initializers:
+    # a GELU whose sqrt(2), 1 and 0.5 were Constants was refused ("erf outside the GELU pattern"),
+    # and a Mul by a Constant was taken for a gate (IndexError in _fuse_gated).
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], name=name,
+                                value=numpy_helper.from_array(np.asarray(value, np.float32), name))
+
+    path = save(tmp_path, [
+        const("two", 2.0), const("sqrt2", 2.0), node("Sqrt", ["two"], "s2"),    # sqrt(2) as arithmetic
+        const("one", 1.0), const("half", 0.5), const("k", 3.0),
+        node("Conv", ["input", "w"], "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Div", ["conv", "s2"], "d"), node("Erf", ["d"], "e"), node("Add", ["e", "one"], "a"),
+        node("Mul", ["conv", "a"], "m"), node("Mul", ["m", "half"], "gelu"),       # -> gelu
+        node("Mul", ["gelu", "k"], "y"),                                            # -> scale by 3
+    ], {"w": (4, 3, 3, 3)}, input_shape=(1, 3, 8, 8))
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(4, 3, padding=1, bias=False),
+                                                           Activation("gelu"), Scale(3.0)]
