@@ -24,7 +24,9 @@ Optional (``archcost.execute`` falls back to host wall-clock timing and a no-op)
   so kernel launches stay asynchronous; the fallback is ``time.perf_counter``).
 - ``synchronize()``: wait until the device has finished all queued work (for wall-clock timing).
 
-``BACKENDS`` names the module of each backend; it is imported only when first used.
+``BACKENDS`` names the module of each backend; it is imported only when first used. What both
+backends share is written once: the formulas (``formulas``: plain Python, compiled by each
+backend) and the op -> adapter table with the host half of the adapters (``adapters``).
 """
 
 import importlib

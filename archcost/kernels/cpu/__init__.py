@@ -1,57 +1,47 @@
 """The CPU backend: Numba kernels on host numpy float32 arrays.
 
 ``ADAPTERS`` maps each op type to its adapter (``prepare`` once per graph, ``run`` per forward,
-``count`` for conv and linear). Adding an op is one row here. Every kernel is
-``@njit(cache=True)``: nothing compiles at import; the first call compiles and caches to disk.
+``count`` for conv and linear), built from the op list both backends share
+(``archcost.kernels.adapters.KERNELS``). Every kernel is ``@njit(cache=True)``: nothing compiles
+at import; the first call compiles and caches to disk.
 """
+
+import hashlib
+import pathlib
 
 import numpy as np
 
-from archcost import ops
-from archcost.kernels.cpu.conv import Conv2dKernel
-from archcost.kernels.cpu.extra import (
-    AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
-)
-from archcost.kernels.cpu.linear import LinearKernel
-from archcost.kernels.cpu.peak import measure_peak  # noqa: F401 (backend interface)
-from archcost.kernels.cpu.pointwise import (
-    ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
-)
-from archcost.kernels.cpu.pool import AvgPool2dKernel, GlobalAvgPoolKernel, MaxPool2dKernel
-from archcost.kernels.cpu.tensor import (
-    AddKernel, ChannelPadKernel, ConcatKernel, MeanKernel, MulKernel, PermuteKernel, ViewKernel,
-)
+
+def _drop_stale_cache() -> None:
+    """Numba keys a cached kernel on its own source file only, not on the formulas it inlines
+    (archcost/kernels/formulas.py): after a formula changes, the cached kernels would go on
+    running the old one. So the cache is stamped with the formulas' hash and cleared when it
+    differs. Nothing compiles at import, so this runs before any cached kernel is loaded. On a
+    read-only install the cache cannot be written either, and nothing is done."""
+    here = pathlib.Path(__file__).parent
+    cache = here / "__pycache__"
+    formulas = here.parent / "formulas.py"
+    try:
+        digest = hashlib.sha256(formulas.read_bytes()).hexdigest()
+        stamp = cache / "formulas.sha256"
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        cache.mkdir(exist_ok=True)
+        for path in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+            path.unlink()
+        stamp.write_text(digest)
+    except OSError:
+        pass
+
+
+_drop_stale_cache()
+
+from archcost.kernels.adapters import adapter_table  # noqa: E402
+from archcost.kernels.cpu.peak import measure_peak  # noqa: E402, F401 (backend interface)
 
 NAME = "cpu"
 
-ADAPTERS = {
-    ops.Conv2d: Conv2dKernel,
-    ops.MaxPool2d: MaxPool2dKernel,
-    ops.AvgPool2d: AvgPool2dKernel,
-    ops.GlobalAvgPool: GlobalAvgPoolKernel,
-    ops.Linear: LinearKernel,
-    ops.Flatten: ViewKernel,
-    ops.Activation: ActivationKernel,
-    ops.BatchNorm: BatchNormKernel,
-    ops.LayerNorm: LayerNormKernel,
-    ops.LRN: LRNKernel,
-    ops.Dropout: ViewKernel,
-    ops.Concat: ConcatKernel,
-    ops.Add: AddKernel,
-    ops.Mean: MeanKernel,
-    ops.Mul: MulKernel,
-    ops.Scale: ScaleKernel,
-    ops.Softmax: SoftmaxKernel,
-    ops.ChannelPad: ChannelPadKernel,
-    ops.Permute: PermuteKernel,
-    ops.Reshape: ViewKernel,
-    ops.ChannelSelect: ChannelSelectKernel,
-    ops.Affine: AffineKernel,
-    ops.RBF: RBFKernel,
-    ops.Maxout: MaxoutKernel,
-    ops.AffineGrid: AffineGridKernel,
-    ops.GridSample: GridSampleKernel,
-}
+ADAPTERS = adapter_table(__name__)
 
 
 def empty(size: int, dtype=np.float32) -> np.ndarray:

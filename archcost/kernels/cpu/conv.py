@@ -29,6 +29,7 @@ block are wasted SIMD lanes, not counted multiplies.
 import numpy as np
 from numba import carray, njit, prange
 
+from archcost.kernels import adapters
 from archcost.kernels.cpu.stack import stack_array_intrinsic
 
 BLOCK = 8  # output channels per accumulator block
@@ -312,14 +313,13 @@ class Conv2dKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
         weight = params["weight"]
-        bias = np.ascontiguousarray(params["bias"] if op.bias else np.zeros(out_shape[1], np.float32), np.float32)
-        top, _, left, _ = op.pads(in_shapes[0][2], in_shapes[0][3])
+        bias = adapters.bias_or_zeros(op, out_shape[1], params)
+        geometry = adapters.conv_geometry(op, in_shapes[0])  # (sh, sw, top, left, dh, dw)
         if uses_blocked(op):
             padded_hw, taps, bases = blocked_geometry(op, in_shapes[0], out_shape)
-            pads = (top, left) if padded_hw != tuple(in_shapes[0][2:]) else None
+            pads = geometry[2:4] if padded_hw != tuple(in_shapes[0][2:]) else None
             scratch = {}  # the zero-bordered input copy, allocated on first run and reused
             return "blocked", pack_blocked_weights(weight, op.groups), bias, (taps, bases, padded_hw, pads, scratch)
-        geometry = (op.stride[0], op.stride[1], top, left, op.dilation[0], op.dilation[1])
         return "rows", pack_conv_weights(weight, op.groups), bias, geometry
 
     @staticmethod

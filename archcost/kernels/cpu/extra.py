@@ -4,15 +4,20 @@ trainable subsampling coefficient and bias) reuses ``pointwise.channel_affine``.
 
 AffineGrid and GridSample follow ``torch.nn.functional.affine_grid`` / ``grid_sample``
 (bilinear, zero padding) for both settings of ``align_corners``; coordinates are computed in
-float64 from the float32 inputs and rounded once, on the store.
+float64 from the float32 inputs and rounded once, on the store. Maxout's max, the grid's target
+points and the bilinear sample are the shared formulas (archcost/kernels/formulas.py).
 """
-
-import math
 
 import numpy as np
 from numba import njit
 
-from archcost.kernels.cpu.pointwise import axis_view, channel_affine
+from archcost.kernels import adapters, formulas
+from archcost.kernels.adapters import axis_view
+from archcost.kernels.cpu.pointwise import channel_affine
+
+_maxout_value = njit(inline="always")(formulas.maxout_value)
+_grid_target = njit(inline="always")(formulas.grid_target)
+_grid_sample_span = njit(inline="always")(formulas.grid_sample_span)
 
 
 @njit(cache=True)
@@ -32,14 +37,8 @@ def maxout(x, pieces, out):
     a_, c_, b_ = out.shape
     for a in range(a_):
         for c in range(c_):
-            first = c * pieces
             for b in range(b_):
-                top = x[a, first, b]
-                for j in range(1, pieces):
-                    v = x[a, first + j, b]
-                    if v > top:
-                        top = v
-                out[a, c, b] = top
+                out[a, c, b] = _maxout_value(x, a, c, b, pieces)
 
 
 @njit(cache=True)
@@ -57,16 +56,6 @@ def rbf(x, centres, out):
 
 
 @njit(cache=True)
-def _target(k, size, align_corners):
-    """The k-th of ``size`` target coordinates in [-1, 1] (torch's linspace_from_neg_one)."""
-    if size <= 1:
-        return 0.0
-    if align_corners:
-        return -1.0 + 2.0 * k / (size - 1)
-    return (2.0 * k + 1.0) / size - 1.0
-
-
-@njit(cache=True)
 def affine_grid(theta, out, align_corners):
     """theta (N, 6) = [[a, b, c], [d, e, f]] row-major; out (N, H, W, 2) = (x_s, y_s) with
     x_s = a*x_t + b*y_t + c, y_s = d*x_t + e*y_t + f."""
@@ -75,9 +64,9 @@ def affine_grid(theta, out, align_corners):
         a, b, c = np.float64(theta[n, 0]), np.float64(theta[n, 1]), np.float64(theta[n, 2])
         d, e, f = np.float64(theta[n, 3]), np.float64(theta[n, 4]), np.float64(theta[n, 5])
         for i in range(h_):
-            y_t = _target(i, h_, align_corners)
+            y_t = _grid_target(i, h_, align_corners)
             for j in range(w_):
-                x_t = _target(j, w_, align_corners)
+                x_t = _grid_target(j, w_, align_corners)
                 out[n, i, j, 0] = a * x_t + b * y_t + c
                 out[n, i, j, 1] = d * x_t + e * y_t + f
 
@@ -86,49 +75,14 @@ def affine_grid(theta, out, align_corners):
 def grid_sample(x, grid, out, align_corners):
     """Bilinear sampling of x (N, C, H, W) at grid (N, Ho, Wo, 2) into out (N, C, Ho, Wo);
     corners outside the input read as zero."""
-    n_, c_, h_, w_ = x.shape
-    _, ho_, wo_, _ = grid.shape
-    for n in range(n_):
+    _, c_, ho_, wo_ = out.shape
+    for n in range(x.shape[0]):
         for i in range(ho_):
-            for j in range(wo_):
-                gx, gy = np.float64(grid[n, i, j, 0]), np.float64(grid[n, i, j, 1])
-                if align_corners:
-                    u = (gx + 1.0) * (w_ - 1) / 2.0
-                    v = (gy + 1.0) * (h_ - 1) / 2.0
-                else:
-                    u = ((gx + 1.0) * w_ - 1.0) / 2.0
-                    v = ((gy + 1.0) * h_ - 1.0) / 2.0
-                # Every corner is outside (or the point is NaN): zero, before any int conversion.
-                if not (u > -1.0 and u < w_ and v > -1.0 and v < h_):
-                    for c in range(c_):
-                        out[n, c, i, j] = 0.0
-                    continue
-                fu, fv = math.floor(u), math.floor(v)
-                p0, q0 = int(fu), int(fv)
-                du, dv = u - fu, v - fv
-                w00, w01 = (1.0 - dv) * (1.0 - du), (1.0 - dv) * du
-                w10, w11 = dv * (1.0 - du), dv * du
-                in_p0, in_p1 = p0 >= 0, p0 + 1 < w_
-                in_q0, in_q1 = q0 >= 0, q0 + 1 < h_
-                for c in range(c_):
-                    total = 0.0
-                    if in_q0:
-                        if in_p0:
-                            total += w00 * x[n, c, q0, p0]
-                        if in_p1:
-                            total += w01 * x[n, c, q0, p0 + 1]
-                    if in_q1:
-                        if in_p0:
-                            total += w10 * x[n, c, q0 + 1, p0]
-                        if in_p1:
-                            total += w11 * x[n, c, q0 + 1, p0 + 1]
-                    out[n, c, i, j] = total
+            _grid_sample_span(x, grid, out, n, i, 0, wo_, 0, c_, align_corners)  # a row, all channels
 
 
 class ChannelSelectKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return np.asarray(op.channels, np.int64)
+    prepare = staticmethod(adapters.channel_select_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -136,9 +90,7 @@ class ChannelSelectKernel:
 
 
 class AffineKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return params["gamma"], params["beta"]
+    prepare = staticmethod(adapters.affine_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -156,9 +108,7 @@ class RBFKernel:
 
 
 class MaxoutKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return op.pieces
+    prepare = staticmethod(adapters.maxout_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -166,9 +116,7 @@ class MaxoutKernel:
 
 
 class AffineGridKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return bool(op.align_corners)
+    prepare = staticmethod(adapters.align_corners_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -176,9 +124,7 @@ class AffineGridKernel:
 
 
 class GridSampleKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return bool(op.align_corners)
+    prepare = staticmethod(adapters.align_corners_state)
 
     @staticmethod
     def run(op, state, inputs, out):

@@ -13,6 +13,8 @@ padding, so every counted multiply is performed.
 import numpy as np
 from numba import njit, prange
 
+from archcost.kernels import adapters
+
 ROWS = 4  # outputs per task, streamed together
 
 
@@ -67,9 +69,7 @@ def linear_count(x, w, out):
 class LinearKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        w = np.ascontiguousarray(params["weight"], np.float32)
-        bias = params["bias"] if op.bias else np.zeros(op.out_features, np.float32)
-        return w, np.ascontiguousarray(bias, np.float32)
+        return np.ascontiguousarray(params["weight"], np.float32), adapters.bias_or_zeros(op, op.out_features, params)
 
     @staticmethod
     def run(op, state, inputs, out):

@@ -1,61 +1,45 @@
 """Max, average and global average pooling on NCHW float32 maps.
 
-Windows are clipped to the input; padding never enters a max. Average pooling divides as
-PyTorch does: with ``count_include_pad`` the divisor counts the window's cells inside the
-padded input (input + declared padding, so a ceil-mode window hanging past the bottom/right
-padding counts fewer cells); without it, only the cells inside the input.
+The window formulas are the shared ones (``formulas.max_window``, ``formulas.avg_window``),
+inlined here by Numba: windows are clipped to the input, padding never enters a max, and
+average pooling divides as PyTorch does (with ``count_include_pad`` the window's cells inside
+the padded input, so a ceil-mode window hanging past the bottom/right padding counts fewer;
+without it, only the cells inside the input).
 """
 
 import numpy as np
 from numba import njit, prange
 
+from archcost.kernels import adapters, formulas
+
+_max_window = njit(inline="always")(formulas.max_window)
+_avg_window = njit(inline="always")(formulas.avg_window)
+
 
 @njit(parallel=True, cache=True)  # no fastmath: the max starts from -inf
 def max_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    n_, c_, h_, w_ = x.shape
+    n_, c_ = x.shape[0], x.shape[1]
     oh_, ow_ = out.shape[2], out.shape[3]
     for task in prange(n_ * c_):
         n = task // c_
         c = task % c_
         for oh in range(oh_):
-            hs = oh * sh - pt
-            h0, h1 = max(hs, 0), min(hs + kh, h_)
             for ow in range(ow_):
-                ws = ow * sw - pl
-                w0, w1 = max(ws, 0), min(ws + kw, w_)
-                best = -np.inf
-                for ih in range(h0, h1):
-                    for iw in range(w0, w1):
-                        v = x[n, c, ih, iw]
-                        if v > best:
-                            best = v
-                out[n, c, oh, ow] = best
+                out[n, c, oh, ow] = _max_window(x, n, c, oh * sh - pt, ow * sw - pl, kh, kw)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def avg_pool2d(x, out, kh, kw, sh, sw, pt, pb, pl, pr, count_include_pad):
-    n_, c_, h_, w_ = x.shape
+    n_, c_ = x.shape[0], x.shape[1]
     oh_, ow_ = out.shape[2], out.shape[3]
     for task in prange(n_ * c_):
         n = task // c_
         c = task % c_
         for oh in range(oh_):
-            hs = oh * sh - pt
-            he = min(hs + kh, h_ + pb)
-            h0, h1 = max(hs, 0), min(he, h_)
             for ow in range(ow_):
-                ws = ow * sw - pl
-                we = min(ws + kw, w_ + pr)
-                w0, w1 = max(ws, 0), min(we, w_)
-                total = np.float32(0.0)
-                for ih in range(h0, h1):
-                    for iw in range(w0, w1):
-                        total += x[n, c, ih, iw]
-                if count_include_pad:
-                    divisor = (he - hs) * (we - ws)
-                else:
-                    divisor = (h1 - h0) * (w1 - w0)
-                out[n, c, oh, ow] = total / divisor
+                # float32 sums (with fastmath): the window is small
+                out[n, c, oh, ow] = _avg_window(x, n, c, oh * sh - pt, ow * sw - pl, kh, kw, pb, pr,
+                                                count_include_pad, np.float32(0.0))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -72,9 +56,7 @@ def global_avg_pool(x, out):
 
 
 class MaxPool2dKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return (*op.kernel, *op.stride, op.padding[0], op.padding[2])
+    prepare = staticmethod(adapters.max_pool_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -82,9 +64,7 @@ class MaxPool2dKernel:
 
 
 class AvgPool2dKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return (*op.kernel, *op.stride, *op.padding, int(op.count_include_pad))
+    prepare = staticmethod(adapters.avg_pool_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -92,9 +72,7 @@ class AvgPool2dKernel:
 
 
 class GlobalAvgPoolKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from archcost.errors import ArchcostError
-from archcost.kernels.cpu.pointwise import axis_view
+from archcost.kernels import adapters
 
 
 @njit(fastmath=True, cache=True)
@@ -76,9 +76,7 @@ def _as4d(a: np.ndarray, what: str) -> np.ndarray:
 
 
 class AddKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -96,9 +94,7 @@ class MeanKernel(AddKernel):
 
 
 class MulKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -108,24 +104,16 @@ class MulKernel:
 
 
 class ConcatKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        target = axis_view(out, op.axis)
-        offset = 0
-        for x in inputs:
-            part = axis_view(x, op.axis)
+        for part, target, offset in adapters.concat_parts(op, inputs, out):
             copy_channels(part, target, offset)
-            offset += part.shape[1]
 
 
 class ChannelPadKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return op.stride
+    prepare = staticmethod(adapters.channel_pad_state)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -142,16 +130,9 @@ class PermuteKernel:
         copy4d(_as4d(inputs[0], "permute").transpose(state), _as4d(out, "permute"))
 
 
-class ViewKernel:
-    """Flatten, reshape, dropout (identity at inference): nothing to do when the op runs in place
-    on its input's buffer; a copy when the plan gave it a fresh buffer (its input has other readers)."""
+class ViewKernel(adapters.ViewAdapter):
+    same_buffer = staticmethod(np.shares_memory)
 
     @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
-
-    @staticmethod
-    def run(op, state, inputs, out):
-        x = inputs[0]
-        if not np.shares_memory(x, out):
-            copy1d(x.reshape(-1), out.reshape(-1))
+    def copy(x, out) -> None:
+        copy1d(x.reshape(-1), out.reshape(-1))

@@ -9,7 +9,11 @@
 - ``conv``, ``linear``, ``pool``, ``pointwise``, ``tensor``, ``extra`` (the zoo's variant ops:
   channel select, affine, RBF, maxout, affine grid, grid sample): the kernels, one family per
   module, each kernel a bounds-guarded index computation; launch geometry lives in the Python
-  wrappers.
+  wrappers. What is the same on the cpu is not repeated here: the formulas
+  (archcost/kernels/formulas.py, compiled as device functions), the op -> adapter table and the
+  prepared states that need no device layout (archcost/kernels/adapters.py).
+- ``common``: launch helpers, index -> coordinates device functions, ``uploaded`` (a shared
+  ``prepare`` whose arrays go to the device).
 
 Importing this package imports nothing from numba.
 """

@@ -13,7 +13,6 @@ raises one ``ArchcostError`` line saying which.
 
 import numpy as np
 
-from archcost import ops
 from archcost.errors import ArchcostError
 from archcost.kernels.cuda._numba import device_name, simulating, unavailable_reason
 
@@ -21,52 +20,14 @@ _reason = unavailable_reason()
 if _reason is not None:
     raise ArchcostError(f"backend 'cuda': {_reason}")
 
+from archcost.kernels.adapters import adapter_table  # noqa: E402
 from archcost.kernels.cuda._numba import cuda  # noqa: E402
-from archcost.kernels.cuda.conv import Conv2dKernel  # noqa: E402
-from archcost.kernels.cuda.extra import (  # noqa: E402
-    AffineGridKernel, AffineKernel, ChannelSelectKernel, GridSampleKernel, MaxoutKernel, RBFKernel,
-)
-from archcost.kernels.cuda.linear import LinearKernel  # noqa: E402
 from archcost.kernels.cuda.peak import measure_peak  # noqa: E402, F401 (backend interface)
-from archcost.kernels.cuda.pointwise import (  # noqa: E402
-    ActivationKernel, BatchNormKernel, LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxKernel,
-)
-from archcost.kernels.cuda.pool import AvgPool2dKernel, GlobalAvgPoolKernel, MaxPool2dKernel  # noqa: E402
-from archcost.kernels.cuda.tensor import (  # noqa: E402
-    AddKernel, ChannelPadKernel, ConcatKernel, MeanKernel, MulKernel, PermuteKernel, ViewKernel,
-)
 
 NAME = "cuda"
 DEVICE = device_name()
 
-ADAPTERS = {
-    ops.Conv2d: Conv2dKernel,
-    ops.MaxPool2d: MaxPool2dKernel,
-    ops.AvgPool2d: AvgPool2dKernel,
-    ops.GlobalAvgPool: GlobalAvgPoolKernel,
-    ops.Linear: LinearKernel,
-    ops.Flatten: ViewKernel,
-    ops.Activation: ActivationKernel,
-    ops.BatchNorm: BatchNormKernel,
-    ops.LayerNorm: LayerNormKernel,
-    ops.LRN: LRNKernel,
-    ops.Dropout: ViewKernel,
-    ops.Concat: ConcatKernel,
-    ops.Add: AddKernel,
-    ops.Mean: MeanKernel,
-    ops.Mul: MulKernel,
-    ops.Scale: ScaleKernel,
-    ops.Softmax: SoftmaxKernel,
-    ops.ChannelPad: ChannelPadKernel,
-    ops.Permute: PermuteKernel,
-    ops.Reshape: ViewKernel,
-    ops.ChannelSelect: ChannelSelectKernel,
-    ops.Affine: AffineKernel,
-    ops.RBF: RBFKernel,
-    ops.Maxout: MaxoutKernel,
-    ops.AffineGrid: AffineGridKernel,
-    ops.GridSample: GridSampleKernel,
-}
+ADAPTERS = adapter_table("archcost.kernels.cuda")  # the op list both backends share: adapters.KERNELS
 
 
 def empty(size: int, dtype=np.float32):

@@ -1,9 +1,38 @@
-"""Helpers shared by the CUDA kernel wrappers: launch geometry and views of device arrays."""
+"""Helpers shared by the CUDA kernel wrappers: launch geometry, device views, the upload of
+prepared states, and the device functions of the shared formulas."""
 
+import functools
 import math
+
+import numpy as np
 
 from archcost.errors import ArchcostError
 from archcost.kernels.cuda import config
+from archcost.kernels.cuda._numba import cuda
+
+
+def device_function(fn):
+    """``fn`` (a shared formula of archcost/kernels/formulas.py, or a helper here) as a CUDA device
+    function, inlined into each calling kernel at Numba IR level, as the cpu kernels inline it."""
+    return cuda.jit(device=True, inline="always")(fn)
+
+
+@device_function
+def coords3(i, d1, d2):
+    """Flat index -> 3-D coordinates of a C-contiguous (d0, d1, d2) array."""
+    c = i % d2
+    b = (i // d2) % d1
+    return i // (d2 * d1), b, c
+
+
+@device_function
+def coords4(i, d1, d2, d3):
+    """Flat index -> 4-D coordinates of a C-contiguous (d0, d1, d2, d3) array."""
+    d = i % d3
+    c = (i // d3) % d2
+    b = (i // (d3 * d2)) % d1
+    a = i // (d3 * d2 * d1)
+    return a, b, c, d
 
 
 def grid1d(n: int, threads: int | None = None) -> tuple[int, int]:
@@ -12,16 +41,30 @@ def grid1d(n: int, threads: int | None = None) -> tuple[int, int]:
     return max(1, -(-n // threads)), threads
 
 
+def launch(kernel, n: int, *args) -> None:
+    """Launch a one-thread-per-element ``kernel`` over ``n`` elements."""
+    blocks, threads = grid1d(n)
+    kernel[blocks, threads](*args)
+
+
 def flat(array):
     """1-D view of a C-contiguous device array."""
     return array.reshape(math.prod(array.shape))
 
 
-def axis_view(array, axis: int):
-    """(A, C, B) view of a C-contiguous device array around ``axis`` (as the cpu kernels use)."""
-    shape = tuple(array.shape)  # the simulator's shape object does not slice
-    axis %= len(shape)
-    return array.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+def uploaded(prepare):
+    """A ``prepare`` (e.g. a shared ``adapters.*_state``) whose state goes to the device: numpy
+    arrays, alone or in a tuple, are uploaded; scalars stay as they are."""
+
+    def upload(value):
+        return cuda.to_device(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+
+    @functools.wraps(prepare)
+    def prepare_on_device(op, in_shapes, out_shape, params):
+        state = prepare(op, in_shapes, out_shape, params)
+        return tuple(upload(v) for v in state) if isinstance(state, tuple) else upload(state)
+
+    return prepare_on_device
 
 
 def shape4(shape, what: str) -> tuple:

@@ -26,6 +26,7 @@ import numpy as np
 from numba import float32, int64
 
 from archcost.errors import ArchcostError
+from archcost.kernels import adapters
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
 from archcost.kernels.cuda.common import grid1d
@@ -204,12 +205,9 @@ def conv2d_count(x, wp, out, geometry, kernel_hw) -> tuple[int, int]:
 class Conv2dKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        weight = params["weight"]
-        bias = params["bias"] if op.bias else np.zeros(out_shape[1], np.float32)
-        top, _, left, _ = op.pads(in_shapes[0][2], in_shapes[0][3])
-        geometry = (op.stride[0], op.stride[1], top, left, op.dilation[0], op.dilation[1])
-        wp = cuda.to_device(pack_conv_weights(weight, op.groups))
-        return wp, cuda.to_device(np.ascontiguousarray(bias, np.float32)), geometry, tuple(op.kernel)
+        wp = cuda.to_device(pack_conv_weights(params["weight"], op.groups))
+        bias = cuda.to_device(adapters.bias_or_zeros(op, out_shape[1], params))
+        return wp, bias, adapters.conv_geometry(op, in_shapes[0]), tuple(op.kernel)
 
     @staticmethod
     def run(op, state, inputs, out):

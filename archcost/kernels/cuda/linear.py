@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 from numba import float32, int64
 
+from archcost.kernels import adapters
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
 from archcost.kernels.cuda.common import grid1d
@@ -124,8 +125,7 @@ class LinearKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
         wt = np.ascontiguousarray(params["weight"].T, np.float32)
-        bias = params["bias"] if op.bias else np.zeros(op.out_features, np.float32)
-        return cuda.to_device(wt), cuda.to_device(np.ascontiguousarray(bias, np.float32))
+        return cuda.to_device(wt), cuda.to_device(adapters.bias_or_zeros(op, op.out_features, params))
 
     @staticmethod
     def run(op, state, inputs, out):

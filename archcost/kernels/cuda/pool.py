@@ -1,7 +1,8 @@
 """Max, average and global average pooling on NCHW float32 device maps.
 
-Max and average pooling: one thread per output element, its window clipped to the input
-(padding never enters a max); the average divides as PyTorch does (see the cpu kernels: with
+Max and average pooling: one thread per output element, computing the shared window formula
+(``formulas.max_window``, ``formulas.avg_window``, as the cpu kernels do): its window clipped to
+the input (padding never enters a max); the average divides as PyTorch does (with
 ``count_include_pad`` the cells inside the padded input, else those inside the input; a ceil-mode
 window hanging past the padding counts fewer). Global average pooling: one block per (sample,
 channel), each thread summing a strided share of the map in float64, then a tree reduction in
@@ -14,9 +15,13 @@ from functools import lru_cache
 from numba import float64
 
 from archcost.errors import ArchcostError
+from archcost.kernels import adapters, formulas
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
-from archcost.kernels.cuda.common import grid1d
+from archcost.kernels.cuda.common import coords4, device_function, launch
+
+_max_window = device_function(formulas.max_window)
+_avg_window = device_function(formulas.avg_window)
 
 
 @cuda.jit
@@ -24,20 +29,8 @@ def _max_pool(x, out, kh, kw, sh, sw, pt, pl):
     i = cuda.grid(1)
     n_, c_, oh_, ow_ = out.shape
     if i < n_ * c_ * oh_ * ow_:
-        h_, w_ = x.shape[2], x.shape[3]
-        ow = i % ow_
-        oh = (i // ow_) % oh_
-        c = (i // (ow_ * oh_)) % c_
-        n = i // (ow_ * oh_ * c_)
-        hs = oh * sh - pt
-        ws = ow * sw - pl
-        best = -math.inf
-        for ih in range(max(hs, 0), min(hs + kh, h_)):
-            for iw in range(max(ws, 0), min(ws + kw, w_)):
-                v = x[n, c, ih, iw]
-                if v > best:
-                    best = v
-        out[n, c, oh, ow] = best
+        n, c, oh, ow = coords4(i, c_, oh_, ow_)
+        out[n, c, oh, ow] = _max_window(x, n, c, oh * sh - pt, ow * sw - pl, kh, kw)
 
 
 @cuda.jit
@@ -45,26 +38,9 @@ def _avg_pool(x, out, kh, kw, sh, sw, pt, pb, pl, pr, count_include_pad):
     i = cuda.grid(1)
     n_, c_, oh_, ow_ = out.shape
     if i < n_ * c_ * oh_ * ow_:
-        h_, w_ = x.shape[2], x.shape[3]
-        ow = i % ow_
-        oh = (i // ow_) % oh_
-        c = (i // (ow_ * oh_)) % c_
-        n = i // (ow_ * oh_ * c_)
-        hs = oh * sh - pt
-        he = min(hs + kh, h_ + pb)
-        ws = ow * sw - pl
-        we = min(ws + kw, w_ + pr)
-        h0, h1 = max(hs, 0), min(he, h_)
-        w0, w1 = max(ws, 0), min(we, w_)
-        total = 0.0
-        for ih in range(h0, h1):
-            for iw in range(w0, w1):
-                total += x[n, c, ih, iw]
-        if count_include_pad:
-            divisor = (he - hs) * (we - ws)
-        else:
-            divisor = (h1 - h0) * (w1 - w0)
-        out[n, c, oh, ow] = total / divisor
+        n, c, oh, ow = coords4(i, c_, oh_, ow_)
+        # the window sums in float64 here, as it always has (the cpu kernel sums in float32)
+        out[n, c, oh, ow] = _avg_window(x, n, c, oh * sh - pt, ow * sw - pl, kh, kw, pb, pr, count_include_pad, 0.0)
 
 
 @lru_cache(maxsize=None)
@@ -93,35 +69,24 @@ def _global_avg_kernel(threads):
     return kernel
 
 
-def _launch(kernel, out, *args):
-    blocks, threads = grid1d(math.prod(out.shape))
-    kernel[blocks, threads](*args)
-
-
 class MaxPool2dKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return (*op.kernel, *op.stride, op.padding[0], op.padding[2])
+    prepare = staticmethod(adapters.max_pool_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        _launch(_max_pool, out, inputs[0], out, *state)
+        launch(_max_pool, math.prod(out.shape), inputs[0], out, *state)
 
 
 class AvgPool2dKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return (*op.kernel, *op.stride, *op.padding, int(op.count_include_pad))
+    prepare = staticmethod(adapters.avg_pool_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        _launch(_avg_pool, out, inputs[0], out, *state)
+        launch(_avg_pool, math.prod(out.shape), inputs[0], out, *state)
 
 
 class GlobalAvgPoolKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):

@@ -9,8 +9,9 @@ a broadcast axis has stride 0, a permuted input has its strides permuted.
 
 import math
 
+from archcost.kernels import adapters
 from archcost.kernels.cuda._numba import cuda, device_address
-from archcost.kernels.cuda.common import axis_view, flat, grid1d, shape4, strides4
+from archcost.kernels.cuda.common import coords3, coords4, flat, launch, shape4, strides4
 
 
 @cuda.jit
@@ -35,22 +36,12 @@ def _copy(x, out):
         out[i] = x[i]
 
 
-@cuda.jit(device=True)
-def _coords(i, d1, d2, d3):
-    """Flat index -> 4-D coordinates of a C-contiguous (d0, d1, d2, d3) array."""
-    d = i % d3
-    c = (i // d3) % d2
-    b = (i // (d3 * d2)) % d1
-    a = i // (d3 * d2 * d1)
-    return a, b, c, d
-
-
 @cuda.jit
 def _gather(x, out, d1, d2, d3, s0, s1, s2, s3):
     """out[a, b, c, d] = x[a*s0 + b*s1 + c*s2 + d*s3] (flat x, flat out of shape (., d1, d2, d3))."""
     i = cuda.grid(1)
     if i < out.size:
-        a, b, c, d = _coords(i, d1, d2, d3)
+        a, b, c, d = coords4(i, d1, d2, d3)
         out[i] = x[a * s0 + b * s1 + c * s2 + d * s3]
 
 
@@ -58,7 +49,7 @@ def _gather(x, out, d1, d2, d3, s0, s1, s2, s3):
 def _mul(x, y, out, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3):
     i = cuda.grid(1)
     if i < out.size:
-        a, b, c, d = _coords(i, d1, d2, d3)
+        a, b, c, d = coords4(i, d1, d2, d3)
         out[i] = x[a * xs0 + b * xs1 + c * xs2 + d * xs3] * y[a * ys0 + b * ys1 + c * ys2 + d * ys3]
 
 
@@ -68,9 +59,7 @@ def _copy_channels(x, out, c0):
     i = cuda.grid(1)
     a_, ci_, b_ = x.shape
     if i < a_ * ci_ * b_:
-        b = i % b_
-        c = (i // b_) % ci_
-        a = i // (b_ * ci_)
+        a, c, b = coords3(i, ci_, b_)
         out[a, c0 + c, b] = x[a, c, b]
 
 
@@ -79,33 +68,23 @@ def _channel_pad(x, out, stride):
     i = cuda.grid(1)
     n_, k_, oh_, ow_ = out.shape
     if i < n_ * k_ * oh_ * ow_:
-        ow = i % ow_
-        oh = (i // ow_) % oh_
-        k = (i // (ow_ * oh_)) % k_
-        n = i // (ow_ * oh_ * k_)
+        n, k, oh, ow = coords4(i, k_, oh_, ow_)
         v = 0.0
         if k < x.shape[1]:
             v = x[n, k, oh * stride, ow * stride]
         out[n, k, oh, ow] = v
 
 
-def _launch(kernel, n, *args):
-    blocks, threads = grid1d(n)
-    kernel[blocks, threads](*args)
-
-
 class AddKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out, factor=1.0):
         o = flat(out)
         last = len(inputs) - 2
-        _launch(_add, o.size, flat(inputs[0]), flat(inputs[1]), o, factor if last == 0 else 1.0)
+        launch(_add, o.size, flat(inputs[0]), flat(inputs[1]), o, factor if last == 0 else 1.0)
         for j, x in enumerate(inputs[2:], start=1):
-            _launch(_add, o.size, o, flat(x), o, factor if j == last else 1.0)
+            launch(_add, o.size, o, flat(x), o, factor if j == last else 1.0)
 
 
 class MeanKernel(AddKernel):
@@ -130,32 +109,24 @@ class MulKernel:
     def run(op, state, inputs, out):
         dims, xs, ys = state
         o = flat(out)
-        _launch(_mul, o.size, flat(inputs[0]), flat(inputs[1]), o, *dims, *xs, *ys)
+        launch(_mul, o.size, flat(inputs[0]), flat(inputs[1]), o, *dims, *xs, *ys)
 
 
 class ConcatKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
+    prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        target = axis_view(out, op.axis)
-        offset = 0
-        for x in inputs:
-            part = axis_view(x, op.axis)
-            _launch(_copy_channels, part.size, part, target, offset)
-            offset += part.shape[1]
+        for part, target, offset in adapters.concat_parts(op, inputs, out):
+            launch(_copy_channels, part.size, part, target, offset)
 
 
 class ChannelPadKernel:
-    @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return op.stride
+    prepare = staticmethod(adapters.channel_pad_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        _launch(_channel_pad, math.prod(out.shape), inputs[0], out, state)
+        launch(_channel_pad, math.prod(out.shape), inputs[0], out, state)
 
 
 class PermuteKernel:
@@ -169,20 +140,15 @@ class PermuteKernel:
     def run(op, state, inputs, out):
         dims, strides = state
         o = flat(out)
-        _launch(_gather, o.size, flat(inputs[0]), o, *dims, *strides)
+        launch(_gather, o.size, flat(inputs[0]), o, *dims, *strides)
 
 
-class ViewKernel:
-    """Flatten, reshape, dropout (identity at inference): nothing to do when the op runs in place
-    on its input's buffer; a copy when the plan gave it a fresh buffer (its input has other readers)."""
+class ViewKernel(adapters.ViewAdapter):
+    @staticmethod
+    def same_buffer(x, out) -> bool:
+        return device_address(x) == device_address(out)
 
     @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
-        return None
-
-    @staticmethod
-    def run(op, state, inputs, out):
-        x = inputs[0]
-        if device_address(x) != device_address(out):
-            o = flat(out)
-            _launch(_copy, o.size, flat(x), o)
+    def copy(x, out) -> None:
+        o = flat(out)
+        launch(_copy, o.size, flat(x), o)

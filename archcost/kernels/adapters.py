@@ -1,0 +1,183 @@
+"""What the cpu and CUDA backends share on the host: the op -> adapter table and the host half of
+the adapters.
+
+- ``KERNELS``: one row per op type naming the kernel module and adapter class that serve it.
+  Both backends have modules of these names (``conv``, ``linear``, ``pool``, ``pointwise``,
+  ``tensor``, ``extra``) holding classes of these names, so ``adapter_table(package)`` builds
+  either backend's ``ADAPTERS`` from this one list. Adding an op is one row here and one adapter
+  class in each backend.
+- ``*_state``: the ``prepare`` of the adapters whose prepared state is the same on both backends,
+  as host values (the cpu uses them as they are; the cuda backend uploads their arrays, see
+  ``cuda.common.uploaded``). Each has the signature of ``prepare``.
+- ``axis_view`` and ``concat_parts``: views both backends' kernels take (numpy arrays and
+  numba-cuda device arrays alike); ``ViewAdapter``: flatten, reshape and dropout, less the copy.
+
+Importing this module imports no numba.
+"""
+
+import importlib
+import math
+
+import numpy as np
+
+from archcost import ops
+from archcost.kernels.formulas import ACTIVATION_CODES
+
+KERNELS = {  # op type: (kernel module, adapter class)
+    ops.Conv2d: ("conv", "Conv2dKernel"),
+    ops.MaxPool2d: ("pool", "MaxPool2dKernel"),
+    ops.AvgPool2d: ("pool", "AvgPool2dKernel"),
+    ops.GlobalAvgPool: ("pool", "GlobalAvgPoolKernel"),
+    ops.Linear: ("linear", "LinearKernel"),
+    ops.Flatten: ("tensor", "ViewKernel"),
+    ops.Activation: ("pointwise", "ActivationKernel"),
+    ops.BatchNorm: ("pointwise", "BatchNormKernel"),
+    ops.LayerNorm: ("pointwise", "LayerNormKernel"),
+    ops.LRN: ("pointwise", "LRNKernel"),
+    ops.Dropout: ("tensor", "ViewKernel"),
+    ops.Concat: ("tensor", "ConcatKernel"),
+    ops.Add: ("tensor", "AddKernel"),
+    ops.Mean: ("tensor", "MeanKernel"),
+    ops.Mul: ("tensor", "MulKernel"),
+    ops.Scale: ("pointwise", "ScaleKernel"),
+    ops.Softmax: ("pointwise", "SoftmaxKernel"),
+    ops.ChannelPad: ("tensor", "ChannelPadKernel"),
+    ops.Permute: ("tensor", "PermuteKernel"),
+    ops.Reshape: ("tensor", "ViewKernel"),
+    ops.ChannelSelect: ("extra", "ChannelSelectKernel"),
+    ops.Affine: ("extra", "AffineKernel"),
+    ops.RBF: ("extra", "RBFKernel"),
+    ops.Maxout: ("extra", "MaxoutKernel"),
+    ops.AffineGrid: ("extra", "AffineGridKernel"),
+    ops.GridSample: ("extra", "GridSampleKernel"),
+}
+
+
+def adapter_table(package: str) -> dict:
+    """``ADAPTERS`` of the backend whose kernel modules live in ``package``
+    (e.g. ``"archcost.kernels.cpu"``): op type -> adapter class."""
+    return {op: getattr(importlib.import_module(f"{package}.{module}"), name)
+            for op, (module, name) in KERNELS.items()}
+
+
+def axis_view(array, axis: int):
+    """(A, C, B) view of a C-contiguous array around ``axis``: A the axes before it, B those after,
+    so one channel-wise kernel serves NCHW maps, (N, F) vectors and channels-last maps alike."""
+    shape = tuple(array.shape)  # numba-cuda's simulator arrays have a shape that does not slice
+    axis %= len(shape)
+    return array.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+def concat_parts(op, inputs, out):
+    """(part, target, offset) per input of a Concat: its (A, Ci, B) view, the output's (A, C, B)
+    view, and the channel at which it starts there."""
+    target = axis_view(out, op.axis)
+    offset = 0
+    for x in inputs:
+        part = axis_view(x, op.axis)
+        yield part, target, offset
+        offset += part.shape[1]
+
+
+def bias_or_zeros(op, size: int, params) -> np.ndarray:
+    """A conv's or linear layer's bias as contiguous float32; zeros when it has none."""
+    return np.ascontiguousarray(params["bias"] if op.bias else np.zeros(size, np.float32), np.float32)
+
+
+def conv_geometry(op, in_shape) -> tuple:
+    """(stride h, stride w, top pad, left pad, dilation h, dilation w) of a conv on ``in_shape``."""
+    top, _, left, _ = op.pads(in_shape[2], in_shape[3])
+    return op.stride[0], op.stride[1], top, left, op.dilation[0], op.dilation[1]
+
+
+# --- prepared states shared by both backends ------------------------------------------------
+
+def no_state(op, in_shapes, out_shape, params):
+    return None
+
+
+class ViewAdapter:
+    """Flatten, reshape, dropout (identity at inference): nothing to do when the op runs in place
+    on its input's buffer; a copy when the plan gave it a fresh buffer (its input has other
+    readers). A backend's ``ViewKernel`` says how to tell the two apart and how to copy."""
+
+    prepare = staticmethod(no_state)
+
+    @staticmethod
+    def same_buffer(x, out) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def copy(x, out) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def run(cls, op, state, inputs, out):
+        if not cls.same_buffer(inputs[0], out):
+            cls.copy(inputs[0], out)
+
+
+def activation_state(op, in_shapes, out_shape, params):
+    return ACTIVATION_CODES[op.fn], np.float32(op.slope)
+
+
+def batch_norm_state(op, in_shapes, out_shape, params):
+    """(scale, shift) per channel, folded once in float64:
+    y = x * gamma / sqrt(var + eps) + (beta - mean * gamma / sqrt(var + eps))."""
+    inv = 1.0 / np.sqrt(params["var"].astype(np.float64) + op.eps)
+    gamma = params["gamma"].astype(np.float64) if op.affine else 1.0
+    beta = params["beta"].astype(np.float64) if op.affine else 0.0
+    scale = gamma * inv
+    shift = beta - params["mean"].astype(np.float64) * scale
+    return scale.astype(np.float32), shift.astype(np.float32)
+
+
+def scale_state(op, in_shapes, out_shape, params):
+    """(scale, zero shift) per channel of ``op.axis``: the learned gamma, or the fixed factor."""
+    if op.factor is None:
+        gamma = params["gamma"]
+    else:
+        gamma = np.full(out_shape[op.axis], op.factor, np.float32)
+    gamma = np.ascontiguousarray(gamma, np.float32)
+    return gamma, np.zeros_like(gamma)
+
+
+def layer_norm_state(op, in_shapes, out_shape, params):
+    return params["gamma"], params["beta"], float(op.eps)
+
+
+def lrn_state(op, in_shapes, out_shape, params):
+    return op.size, float(op.alpha), float(op.beta), float(op.k)
+
+
+def max_pool_state(op, in_shapes, out_shape, params):
+    """(kh, kw, sh, sw, top pad, left pad)."""
+    return (*op.kernel, *op.stride, op.padding[0], op.padding[2])
+
+
+def avg_pool_state(op, in_shapes, out_shape, params):
+    """(kh, kw, sh, sw, top, bottom, left, right pads, count_include_pad)."""
+    return (*op.kernel, *op.stride, *op.padding, int(op.count_include_pad))
+
+
+def channel_pad_state(op, in_shapes, out_shape, params):
+    return op.stride
+
+
+def channel_select_state(op, in_shapes, out_shape, params):
+    return np.asarray(op.channels, np.int64)
+
+
+def affine_state(op, in_shapes, out_shape, params):
+    """(gamma, beta) per channel of ``op.axis``."""
+    return (np.ascontiguousarray(params["gamma"], np.float32),
+            np.ascontiguousarray(params["beta"], np.float32))
+
+
+def maxout_state(op, in_shapes, out_shape, params):
+    return op.pieces
+
+
+def align_corners_state(op, in_shapes, out_shape, params):
+    """AffineGrid and GridSample."""
+    return bool(op.align_corners)
