@@ -135,7 +135,7 @@ _INT_ATTRS = {"axis", "group", "size", "transA", "transB", "keepdims", "ceil_mod
               "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
 _INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends"}
 _FLOAT_ATTRS = {"alpha", "beta", "bias", "epsilon", "ratio", "min", "max"}
-_STRING_ATTRS = {"auto_pad", "mode"}
+_STRING_ATTRS = {"auto_pad", "mode", "approximate"}
 
 
 def _attr_problem(name: str, value) -> str | None:
@@ -182,7 +182,7 @@ def _type_name(data_type: int) -> str:
         return str(data_type)
 
 
-ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish", "Gelu": "gelu"}
+ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
 # Shape arithmetic evaluated when every input is known (Constant/Shape are always evaluated).
 FOLDABLE = {"Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape",
             "Mul", "Div", "Add", "Sub", "Identity", "ConstantOfShape", "Range", "Floor", "Ceil", "Sqrt"}
@@ -909,6 +909,13 @@ class _Importer:
     def on_Gemm(self, i, node, where, attrs):
         if attrs.get("transA", 0):
             raise Unsupported("transA=1")
+        # Y = alpha * A @ B + beta * C: an fc layer computes alpha = beta = 1 only (they were
+        # imported as a plain fc, and executed wrong, before).
+        alpha, beta = _f(attrs.get("alpha", 1.0)), _f(attrs.get("beta", 1.0))
+        if alpha != 1.0:
+            raise Unsupported(f"alpha={alpha:g} (an fc layer computes alpha = 1)")
+        if beta != 1.0 and len(node.input) > 2 and node.input[2]:
+            raise Unsupported(f"beta={beta:g} (an fc layer adds its bias with beta = 1)")
         if not self.is_const(node.input[1]):
             raise Unsupported("weights computed at run time")
         if len(self.g.shape(self.act(node.input[0], where))) != 2:
@@ -980,13 +987,37 @@ class _Importer:
     def on_Dropout(self, i, node, where, attrs):
         if len(node.output) > 1 and node.output[1]:
             raise Unsupported("mask output")
+        # Opset 12+: a third input turns on training mode, a random mask at run time; archcost's
+        # dropout is inference's identity (it was taken as that, silently, before).
+        if len(node.input) > 2 and node.input[2]:
+            if not self.is_const(node.input[2]):
+                raise Unsupported("training_mode computed at run time")
+            if bool(self.const(node.input[2]).reshape(-1)[0]):
+                raise Unsupported("training_mode=1 (a random mask at run time)")
+        if attrs.get("is_test", 1) == 0 and self.opset < 7:
+            raise Unsupported("is_test=0 (training mode)")
         ratio = attrs.get("ratio", 0.5)
         if len(node.input) > 1 and node.input[1] and self.is_const(node.input[1]):
             ratio = _f(self.const(node.input[1]).reshape(-1)[0])
         self.out(node, Dropout(_f(ratio)), [self.act(node.input[0], where)])
 
     def on_Softmax(self, i, node, where, attrs):
-        self.out(node, Softmax(int(attrs.get("axis", -1 if self.opset >= 13 else 1))), [self.act(node.input[0], where)])
+        x = self.act(node.input[0], where)
+        axis = int(attrs.get("axis", -1 if self.opset >= 13 else 1))
+        rank = len(self.g.shape(x))
+        if self.opset < 13 and -rank <= axis < rank and axis % rank != rank - 1:
+            # Before opset 13, Softmax flattens the input to 2-D at ``axis`` and normalises over
+            # every axis from it on together; archcost's softmax is over one axis.
+            raise Unsupported(f"opset {self.opset} softmax over all axes from {axis} on (archcost's is over one axis)")
+        self.out(node, Softmax(axis), [x])
+
+    def on_Gelu(self, i, node, where, attrs):
+        approximate = attrs.get("approximate", b"none")
+        approximate = approximate.decode(errors="replace") if isinstance(approximate, bytes) else str(approximate)
+        if approximate != "none":
+            # archcost's gelu is the exact erf form; the tanh approximation differs by up to ~1e-3.
+            raise Unsupported(f"approximate={quote(approximate)} (archcost's gelu is the exact erf form)")
+        self._activation(node, where, "gelu")
 
     def on_Identity(self, i, node, where, attrs):
         self.tensors[node.output[0]] = self.act(node.input[0], where)

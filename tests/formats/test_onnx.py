@@ -251,3 +251,46 @@ def test_constant_nodes_are_constants_to_the_patterns(tmp_path):
     g = load_onnx(path)
     assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(4, 3, padding=1, bias=False),
                                                            Activation("gelu"), Scale(3.0)]
+
+
+def _one_node_model(tmp_path, onnx_node, inits, shape, opset):
+    tensors = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()]
+    graph = helper.make_graph([onnx_node], "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=tensors)
+    path = pathlib.Path(tmp_path) / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+W58, B5 = np.ones((5, 8), np.float32), np.ones(5, np.float32)
+
+
+@pytest.mark.parametrize("onnx_node,inits,shape,opset,refusal", [
+    (node("Gemm", ["input", "w", "b"], "y", alpha=2.0, transB=1), {"w": W58, "b": B5}, [1, 8], 17, "alpha=2"),
+    (node("Gemm", ["input", "w", "b"], "y", beta=0.5, transB=1), {"w": W58, "b": B5}, [1, 8], 17, "beta=0.5"),
+    (node("Gelu", ["input"], "y", approximate="tanh"), {}, [1, 4, 2, 2], 20, "approximate='tanh'"),
+    (node("Dropout", ["input", "r", "t"], "y"), {"r": np.array(0.5, np.float32), "t": np.array(True)},
+     [1, 4, 2, 2], 13, "training_mode=1"),
+    (node("Softmax", ["input"], "y", axis=1), {}, [1, 4, 2, 2], 11, "softmax over all axes from 1 on"),
+])
+def test_semantics_archcost_cannot_honour_are_refused_not_approximated(tmp_path, onnx_node, inits, shape, opset,
+                                                                       refusal, capsys):
+    # Issue 13: each of these was imported without a word and executed wrong (Gemm's alpha and
+    # beta dropped, tanh-GELU run as exact GELU, training-mode dropout as identity, an opset-11
+    # softmax over C, H and W together run over C alone).
+    path = _one_node_model(tmp_path, onnx_node, inits, shape, opset)
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and refusal in err and onnx_node.op_type in err
+
+
+@pytest.mark.parametrize("onnx_node,inits,shape,opset,label", [
+    (node("Gemm", ["input", "w", "b"], "y", alpha=1.0, beta=1.0, transB=1), {"w": W58, "b": B5}, [1, 8], 17, "fc 5"),
+    (node("Gelu", ["input"], "y"), {}, [1, 4, 2, 2], 20, "gelu"),
+    (node("Dropout", ["input", "r", "t"], "y"), {"r": np.array(0.5, np.float32), "t": np.array(False)},
+     [1, 4, 2, 2], 13, "dropout"),
+    (node("Softmax", ["input"], "y", axis=1), {}, [1, 4], 11, "softmax"),  # 2-D: the last axis, as at opset 13
+])
+def test_the_same_ops_within_what_archcost_computes_still_import(tmp_path, onnx_node, inits, shape, opset, label):
+    g = load_onnx(_one_node_model(tmp_path, onnx_node, inits, shape, opset))
+    assert [g.op(n).label() for n in g.topological_order()[1:]] == [label]
