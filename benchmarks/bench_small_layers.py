@@ -6,9 +6,16 @@ to split. This is the measurement a serial threshold for small layers (issue 18)
 Measured (2-core EPYC, omp threading layer, quiet machine): conv 3x3 0.6-0.7 up to ~1.2 MFLOP,
 1.1 at 19 MFLOP, 2.0 at 1.2 GFLOP; max/avg pool 0.5-0.8 up to ~5 KFLOP, 1.25-2.1 from 33 KFLOP;
 fc 0.9 at 8 KFLOP, 1.2-2.4 from 131 KFLOP; tanh ~1 everywhere (not a parallel kernel).
-Switching numba.set_num_threads per layer to act on this costs more than it saves (LeNet-5's
-forward went 0.35 -> 0.55 ms, MobileNet v1 at 64x64 4.0 -> 8.0 ms): a threshold needs serially
-compiled twins of the parallel kernels.
+Acting on it was tried twice and measured on whole forwards, and neither is in:
+- numba.set_num_threads(1) around small layers: slower than not switching (LeNet-5's forward
+  0.35 -> 0.55 ms, MobileNet v1 at 64x64 4.0 -> 8.0 ms).
+- serially compiled twins of the parallel conv, pool and fc kernels (same Python function
+  without parallel=True, own cache entry) below thresholds set from the table: A/B in one process,
+  interleaved, median of 15 whole forwards, twins / all-parallel: lenet5 1.10 (0.31 vs 0.28 ms),
+  resnet18 at 32x32 1.05, mobilenet_v1 at 64x64 1.10, squeezenet1_1 at 64x64 1.09, resnet50
+  at 224 1.02. In a whole forward the worker threads stay awake between layers, so a parallel
+  region on a small layer costs little; the single-layer timings above include waking them.
+So every layer runs parallel.
 
     PYTHONPATH=. python benchmarks/bench_small_layers.py [--repeat 50]
 """
