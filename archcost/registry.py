@@ -151,16 +151,19 @@ def build(name: str, input_shape=None, **options):
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
     given = ", ".join(f"{k}={quote(v)}" for k, v in options.items())
+    asked = ", ".join(([f"input {'x'.join(map(str, input_shape))}"] if input_shape is not None else [])
+                      + ([given] if given else []))
     try:
         graph = builder(**kwargs)
     except ArchcostError as exc:
         # Name the model and the options that led here: a builder's message names a layer
         # field ("Linear: out_features ...") or its family, not what the user typed.
-        raise ArchcostError(f"model {name!r}{' with ' + given if given else ''}: {exc}") from None
+        raise ArchcostError(f"model {quote(name)}{' with ' + given if given else ''}: {exc}") from None
     except _OPTION_FAILURES as exc:
-        if not options:
+        if not asked:
             raise  # the builder's own defaults failed: a bug, not bad input
-        raise ArchcostError(f"model {name!r} with {given}: cannot build ({type(exc).__name__}: {exc})") from None
+        # e.g. a vector --input for a model that reads its height and width from it
+        raise ArchcostError(f"model {quote(name)} with {asked}: cannot build ({type(exc).__name__}: {exc})") from None
     # With options, the graph is not the registered variant: say what was built, in the name
     # every report prints ("resnet50 (depth=18)"), not the registered name over other numbers.
     graph.name = f"{name} ({given})" if options else name

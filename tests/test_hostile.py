@@ -81,6 +81,9 @@ case("option-on-fixed-model", ["table", "vgg16", "-o", "depth=5"], "depth")
 case("validate-huge-batch", ["validate", "vgg16", "--batch", "100000000"], "--batch")
 case("bench-huge-batch", ["bench", "vgg16", "--batch", "100000000"], "--batch")
 case("validate-huge-input", ["validate", "lenet5", "--input", "1x100000x100000"], "--batch")
+# A size every builder accepts as a shape but some cannot build from (found by building every
+# model at 3x1x1, 1x2x2, 7x500x3, 3x33x17 and 10: only this one crashed).
+case("vector-input-for-a-map-model", ["table", "stn_mnist", "--input", "10"], "input 10")
 
 # Models, commands and flags that do not exist; arguments missing.
 for name in ("vgg17", "", "resnet-50", "x" * 10_000, "vgg16\nvgg19", "../../etc/passwd", "-"):
