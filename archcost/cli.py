@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -18,18 +19,20 @@ class _Parser(argparse.ArgumentParser):
         raise ArchcostError(f"{prog}: {message}" if prog else message)
 
     def add_argument(self, *args, **kwargs):
-        # argparse %-formats help texts ("%(default)s"): a literal % ("% of peak") would crash
-        # `--help`. No help text here uses %-formatting, so every % is literal.
-        if isinstance(kwargs.get("help"), str):
-            kwargs["help"] = kwargs["help"].replace("%", "%%")
-        return super().add_argument(*args, **kwargs)
+        return super().add_argument(*args, **_literal_percent(kwargs))
 
 
 class _SubParsers(argparse._SubParsersAction):
     def add_parser(self, name, **kwargs):
-        if isinstance(kwargs.get("help"), str):
-            kwargs["help"] = kwargs["help"].replace("%", "%%")
-        return super().add_parser(name, **kwargs)
+        return super().add_parser(name, **_literal_percent(kwargs))
+
+
+def _literal_percent(kwargs: dict) -> dict:
+    # argparse %-formats help texts ("%(default)s"): a literal % ("% of peak") would crash
+    # `--help`. No help text here uses %-formatting, so every % is literal.
+    if isinstance(kwargs.get("help"), str):
+        kwargs["help"] = kwargs["help"].replace("%", "%%")
+    return kwargs
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`archcost list | head`): stop quietly, and keep Python from
         # complaining again while it flushes stdout at exit.
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
@@ -95,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"internal error ({type(exc).__name__}: {exc}); please report it, "
                       "and rerun with ARCHCOST_DEBUG=1 for the traceback", 3)
 
-
-def _suppress():
-    import contextlib
-
-    return contextlib.suppress(OSError)
 
 
 if __name__ == "__main__":

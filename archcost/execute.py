@@ -98,6 +98,15 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
     return {}
 
 
+def buffer_names(op) -> set[str]:
+    """Which of init_params' arrays for ``op`` are buffers (kept, never trained): BN's running
+    statistics and LeNet-5's fixed RBF centres; the rest are trainable parameters."""
+    names = {"mean", "var"}
+    if isinstance(op, ops.RBF) and not op.trainable:
+        names.add("centres")
+    return names
+
+
 def calibrate_batch_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Running (mean, var) for a BN that sees ``x``: keeps its output at scale ~1 (see module doc).
     Half the batch mean, not all of it, so a 1x1 map at batch 1 is not flattened to zero."""
@@ -199,7 +208,7 @@ def rule_shapes(graph: Graph, batch: int) -> dict[str, tuple]:
         try:
             shapes[node] = tuple(op.infer(tuple(shapes[src] for src in graph.inputs(node))))
         except ShapeError as exc:
-            raise ArchcostError(f"layer {node!r} ({op.label()}): {exc}") from None
+            raise ArchcostError(f"layer {quote(node)} ({op.label()}): {exc}") from None
     return shapes
 
 
@@ -285,7 +294,7 @@ class Executor:
         self._state: dict[str, object] = {}
 
     def _layer(self, node) -> str:
-        return f"layer {node!r} ({self.graph.op(node).label()})"
+        return f"layer {quote(node)} ({self.graph.op(node).label()})"
 
     def _output_view(self, node, flat):
         """The output array of ``node``: its flat buffer ``flat`` viewed at the expected shape,
@@ -310,7 +319,7 @@ class Executor:
         for i, (src, x) in enumerate(zip(srcs, xs)):
             if not _fits(x, expected[src]):
                 raise ArchcostError(
-                    f"{self._layer(node)}: input {i} ({src!r}) {_describe(x)} does not match the inferred "
+                    f"{self._layer(node)}: input {i} ({quote(src)}) {_describe(x)} does not match the inferred "
                     f"{_fmt(expected[src])}"
                 )
 

@@ -14,7 +14,7 @@ from archcost.errors import ArchcostError, quote
 ASCII_DIGITS = re.compile(r"[0-9]+")
 # The most input axes a size may have, and the largest value a size entry may take: beyond this,
 # nothing can be analysed usefully and numbers would only slow every pass down.
-MAX_SIZEASCII_DIGITS = 30
+MAX_SIZE_DIGITS = 30
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -22,11 +22,11 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
     if not isinstance(text, str) or not text.strip():
         raise ArchcostError("--input: expected CxHxW like 3x224x224 (or F for a vector), got an empty value")
     parts = re.split(r"[x,×]", text.strip().lower())
-    ok = len(parts) in (1, 3) and all(ASCII_DIGITS.fullmatch(p) and len(p) <= MAX_SIZEASCII_DIGITS and int(p) > 0
+    ok = len(parts) in (1, 3) and all(ASCII_DIGITS.fullmatch(p) and len(p) <= MAX_SIZE_DIGITS and int(p) > 0
                                       for p in parts)
     if not ok:
         raise ArchcostError(f"--input: expected CxHxW like 3x224x224 (or F for a vector), "
-                            f"each a positive integer of at most {MAX_SIZEASCII_DIGITS} digits; got {quote(text)}")
+                            f"each a positive integer of at most {MAX_SIZE_DIGITS} digits; got {quote(text)}")
     return tuple(int(p) for p in parts)
 
 
@@ -43,8 +43,8 @@ def parse_option(text: str) -> tuple[str, object]:
     if lowered in ("none", "null"):
         return key, None
     if ASCII_DIGITS.fullmatch(value.lstrip("+-")) and value.isascii():
-        if len(value.lstrip("+-")) > MAX_SIZEASCII_DIGITS:
-            raise ArchcostError(f"--option {key}: {len(value):,}-digit integer; at most {MAX_SIZEASCII_DIGITS} digits")
+        if len(value.lstrip("+-")) > MAX_SIZE_DIGITS:
+            raise ArchcostError(f"--option {key}: {len(value):,}-digit integer; at most {MAX_SIZE_DIGITS} digits")
         return key, int(value)
     if value.isascii():
         try:

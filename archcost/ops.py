@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 from archcost.cost import Cost
-from archcost.errors import ShapeError
+from archcost.errors import ShapeError, quote
 from archcost.shapes import conv_out_size, pair, padding4, same_padding
 
 Shape = tuple
@@ -122,14 +122,10 @@ def check_field_types(op: "Op") -> None:
         ):
             raise ShapeError(f"{name}: field {f.name!r} holds an integer of more than {MAX_FIELD_INT_BITS:,} bits")
         if not any(_FIELD_TYPES[k](value) for k in kinds):
-            from archcost.errors import quote
-
             if isinstance(value, float) and not math.isfinite(value) and "float" in kinds:
                 raise ShapeError(f"{name}: field {f.name!r} must be a finite number, got {value!r}")
             raise ShapeError(f"{name}: field {f.name!r} must be {' or '.join(kinds)}, got {quote(value)}")
         if isinstance(value, (tuple, list)) and not isinstance(value, str):
-            from archcost.errors import quote
-
             if len(value) > MAX_TUPLE_FIELD:
                 raise ShapeError(f"{name}: field {f.name!r} has {len(value):,} entries (at most {MAX_TUPLE_FIELD:,})")
             for v in value:

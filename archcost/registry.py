@@ -87,29 +87,19 @@ def options_of(builder: Callable) -> list[str]:
     return [p for p in inspect.signature(builder).parameters if p != "input_shape"]
 
 
-def _type_word(default) -> str | None:
-    """What an option must be, judged by the builder's default (None: anything goes)."""
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, int):
-        return "an integer"
-    if isinstance(default, float):
-        return "a number"
-    if isinstance(default, str):
-        return "a word"
-    return None
+# What an option must be, judged by the builder's default: (type of the default, what to call it,
+# which values fit). bool before int: True is an int to Python, not to a user.
+_OPTION_KINDS = (
+    (bool, "true or false", lambda v: isinstance(v, bool)),
+    (int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    (float, "a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    (str, "a word", lambda v: isinstance(v, str)),
+)
 
 
-def _fits(value, default) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return True
+def _option_kind(default):
+    """(word, fits) for a default of a known kind, else None (anything goes)."""
+    return next(((word, fits) for kind, word, fits in _OPTION_KINDS if isinstance(default, kind)), None)
 
 
 def check_options(name: str, builder: Callable, options: dict) -> None:
@@ -129,11 +119,14 @@ def check_options(name: str, builder: Callable, options: dict) -> None:
         if default is None:
             if value is None or str(params[key].annotation).replace(" ", "") != "int|None":
                 continue
-            if not _fits(value, 0):
-                raise ArchcostError(f"model {name!r}: option {key} must be an integer or none, got {quote(value)}")
-        elif not _fits(value, default):
+            word, fits = _option_kind(0)
+            if not fits(value):
+                raise ArchcostError(f"model {quote(name)}: option {key} must be {word} or none, got {quote(value)}")
+            continue
+        kind = _option_kind(default)
+        if kind is not None and not kind[1](value):
             raise ArchcostError(
-                f"model {name!r}: option {key} must be {_type_word(default)} (like its default "
+                f"model {quote(name)}: option {key} must be {kind[0]} (like its default "
                 f"{default!r}), got {quote(value)}"
             )
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from archcost import ops
 from archcost.analysis import analyze
-from archcost.execute import Executor
+from archcost.execute import Executor, buffer_names
 from archcost.errors import ArchcostError, quote
 from archcost.graph import Graph
 from archcost.kernels import reference
@@ -71,10 +71,8 @@ class Validation:
 
 def allocated_params(op, arrays: dict) -> tuple[int, int]:
     """(trainable, buffer) elements among the arrays the executor allocated for ``op``
-    (execute.init_params): running statistics and fixed RBF centres are buffers."""
-    buffers = {"mean", "var"}
-    if isinstance(op, ops.RBF) and not op.trainable:
-        buffers.add("centres")
+    (execute.init_params; execute.buffer_names says which are buffers)."""
+    buffers = buffer_names(op)
     trainable = sum(int(a.size) for k, a in arrays.items() if k not in buffers)
     return trainable, sum(int(a.size) for k, a in arrays.items() if k in buffers)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from archcost.errors import ArchcostError, quote
-from archcost.loading import ASCII_DIGITS, MAX_SIZEASCII_DIGITS
+from archcost.loading import ASCII_DIGITS, MAX_SIZE_DIGITS
 
 def available_memory_bytes() -> int | None:
     """Memory the kernels may still take: MemAvailable from /proc/meminfo (Linux), else None."""
@@ -23,7 +23,7 @@ def available_memory_bytes() -> int | None:
 
 def positive_int(text: str) -> int:
     """argparse type of counts such as --batch and --repeat: ASCII digits, at least 1."""
-    if not ASCII_DIGITS.fullmatch(text.strip()) or len(text.strip()) > MAX_SIZEASCII_DIGITS or int(text) < 1:
+    if not ASCII_DIGITS.fullmatch(text.strip()) or len(text.strip()) > MAX_SIZE_DIGITS or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
     return int(text)
 
@@ -39,8 +39,8 @@ def dtype_name(text: str) -> str:
 
 def check_fits_memory(graph, batch: int, command: str, copies: int = 1) -> None:
     """Refuse, in one line, a run whose arrays cannot fit in this machine's free memory: the
-    peak of live float32 activations (``copies`` times, e.g. 2 when a float64 reference is kept
-    beside each) plus the parameters, predicted by the analysis before anything is allocated.
+    peak of live float32 activations (``copies`` times: 3 for validate, which keeps a float64
+    reference beside each) plus the parameters, predicted by the analysis before anything is allocated.
     Without this, an enormous --batch is a MemoryError deep in numpy, or the OOM killer."""
     from archcost.analysis import analyze
 

@@ -471,10 +471,13 @@ class _Builder:
         return self.g.add(op, *sources, name=local)
 
     def layout_of(self, node: str) -> str:
-        """Axis letters of a node's output ("NCHW", "NHWC", "NC"), from the ops' layout rules."""
+        """Axis letters of a node's output ("NCHW", "NHWC", "NC"), from the ops' layout rules,
+        for every node so far in build (= topological) order, in one pass, without recursion."""
         if node not in self.layouts:
-            inputs = tuple(self.layout_of(src) for src in self.g.inputs(node))
-            self.layouts[node] = self.g.op(node).layout(inputs, self.g.shape(node))
+            for n in self.g.topological_order():
+                if n not in self.layouts:
+                    inputs = tuple(self.layouts[src] for src in self.g.inputs(n))
+                    self.layouts[n] = self.g.op(n).layout(inputs, self.g.shape(n))
         return self.layouts[node]
 
     def do_block(self, head, item, x, env, where):
