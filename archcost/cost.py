@@ -43,3 +43,44 @@ class Cost:
             self.macs + rhs.macs,
             self.other + rhs.other,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BackwardCost:
+    """What one layer's backward pass costs, in the same convention as ``Cost``.
+
+    - ``data_macs``: MACs of the gradient with respect to the layer's inputs (conv: the forward
+      count in direct form, each forward multiply pair met once; zero when no input needs a
+      gradient, e.g. the first conv, whose input is the data).
+    - ``weight_macs``: MACs of the gradient with respect to its weights (conv and linear: the
+      forward count again; zero when the layer is frozen).
+    - ``other``: every other arithmetic operation of the backward (bias-gradient sums, BN's
+      sums and rescaling, activation derivatives, pooling scatters), one per elementary op; the
+      per-op counts are listed in docs/training.md. Summing the gradients of a tensor read by
+      several layers is counted by the training pass, not here.
+    """
+
+    data_macs: int = 0
+    weight_macs: int = 0
+    other: int = 0
+
+    @property
+    def macs(self) -> int:
+        return self.data_macs + self.weight_macs
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What one layer keeps from its forward pass for its backward, under one saving policy.
+
+    ``inputs``: indices of the inputs it keeps (their storage, shared with whoever else keeps it);
+    ``output``: whether it keeps its output; ``extras``: tensors it creates only for backward, as
+    ``(name, shape, dtype)`` (max-pool indices, BN's batch statistics, a dropout mask)."""
+
+    inputs: tuple = ()
+    output: bool = False
+    extras: tuple = ()

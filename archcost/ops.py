@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
-from archcost.cost import Cost
+from archcost.cost import BackwardCost, Cost, Saved
 from archcost.errors import ShapeError, quote
 from archcost.shapes import conv_out_size, pair, padding4, same_padding
 
@@ -133,6 +133,17 @@ def check_field_types(op: "Op") -> None:
                     raise ShapeError(f"{name}: field {f.name!r} must hold numbers, got {quote(value)}")
 
 
+# The saving policies a training analysis can follow (see archcost/training.py and
+# docs/training.md): ``archcost`` keeps what archcost's own training executor keeps;
+# ``pytorch`` what PyTorch's autograd keeps for the equivalent torch.nn modules (the rules cite
+# the ATen functions whose derivative formulas, tools/autograd/derivatives.yaml, read them).
+POLICIES = ("archcost", "pytorch")
+
+
+def _saved_for(policy: str, archcost: Saved, pytorch: Saved) -> Saved:
+    return pytorch if policy == "pytorch" else archcost
+
+
 def check_axis(op: "Op", axis: int, x: Shape) -> int:
     """``axis`` as a non-negative index of a non-batch axis of ``x``, or a ShapeError."""
     rank = len(x)
@@ -166,11 +177,34 @@ class Op:
             __post_init__._checks_types = True
             cls.__post_init__ = __post_init__
 
+    # True where the output is the input's storage seen at another shape (flatten, reshape):
+    # in training too, no copy and nothing to compute. In-place ops that are not views
+    # (activations, dropout) overwrite their input, which training allows only when no layer
+    # keeps that input for its backward (archcost/training.py decides).
+    view: ClassVar[bool] = False
+
     def infer(self, inputs: tuple[Shape, ...]) -> Shape:
         return _one_input(self, inputs)
 
     def cost(self, inputs: tuple[Shape, ...], output: Shape) -> Cost:
         return Cost()
+
+    def backward(self, inputs: tuple[Shape, ...], output: Shape, grad_inputs: tuple[bool, ...],
+                 grad_params: bool) -> BackwardCost:
+        """The backward pass's cost. ``grad_inputs[i]``: input i needs a gradient;
+        ``grad_params``: the layer's params are trained (not frozen)."""
+        return BackwardCost()
+
+    def train_forward_other(self, inputs: tuple[Shape, ...], output: Shape) -> int:
+        """Ops the training-mode forward does beyond ``cost().other`` (BN's batch statistics,
+        applying a dropout mask)."""
+        return 0
+
+    def saves(self, inputs: tuple[Shape, ...], output: Shape, policy: str, grad_inputs: tuple[bool, ...],
+              grad_params: bool) -> Saved:
+        """What the layer keeps for its backward under ``policy`` (one of ``POLICIES``), given
+        which gradients are wanted. The default: nothing (shapes only)."""
+        return Saved()
 
     def window(self, inputs: tuple[Shape, ...]) -> Window | None:
         return None
@@ -274,6 +308,22 @@ class Conv2d(Op):
             other=_numel(output) if self.bias else 0,
         )
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # Direct form: the data gradient meets each forward (input, weight) pair once, and so does
+        # the weight gradient; the bias gradient sums grad_out over (N, H, W).
+        macs = self.cost(inputs, output).macs
+        return BackwardCost(
+            data_macs=macs if grad_inputs[0] else 0,
+            weight_macs=macs if grad_params else 0,
+            other=_numel(output) if self.bias and grad_params else 0,
+        )
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost: the input only feeds the weight gradient (the data gradient reads the weight).
+        # PyTorch: convolution's formula reads input and weight for either gradient, so autograd
+        # keeps the input whenever the layer is in the graph (derivatives.yaml: convolution).
+        return _saved_for(policy, Saved(inputs=(0,) if grad_params else ()), Saved(inputs=(0,)))
+
     def window(self, inputs):
         top, _, left, _ = self.pads(inputs[0][2], inputs[0][3])
         return Window(*self.kernel, *self.stride, top, left, *self.dilation)
@@ -333,6 +383,15 @@ class MaxPool2d(_Pool2d):
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * (self.kernel[0] * self.kernel[1] - 1))
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_numel(output) if grad_inputs[0] else 0)  # one scatter-add per output
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost: the argmax as an int32 index into the input plane. PyTorch:
+        # max_pool2d_with_indices keeps its input and int64 indices.
+        return _saved_for(policy, Saved(extras=(("indices", output, "int32"),)),
+                          Saved(inputs=(0,), extras=(("indices", output, "int64"),)))
+
 
 @dataclass(frozen=True)
 class AvgPool2d(_Pool2d):
@@ -343,6 +402,14 @@ class AvgPool2d(_Pool2d):
 
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * self.kernel[0] * self.kernel[1])
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # Per output: one divide, then one add into each of the kh*kw inputs of its window.
+        return BackwardCost(other=_numel(output) * (self.kernel[0] * self.kernel[1] + 1) if grad_inputs[0] else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # PyTorch's avg_pool2d_backward reads its input (self); archcost needs only the shape.
+        return _saved_for(policy, Saved(), Saved(inputs=(0,)))
 
 
 @dataclass(frozen=True)
@@ -357,6 +424,13 @@ class GlobalAvgPool(Op):
 
     def cost(self, inputs, output):
         return Cost(other=_numel(inputs[0]))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # A divide per output, an add into each input element.
+        return BackwardCost(other=_numel(inputs[0]) + _numel(output) if grad_inputs[0] else 0)
+
+    # Nothing kept under either policy: PyTorch's adaptive_avg_pool2d to 1x1 is a mean over
+    # (H, W), whose backward reads only the input's sizes.
 
     def window(self, inputs):
         _, _, h, w = inputs[0]
@@ -393,6 +467,20 @@ class Linear(Op):
             other=_numel(output) if self.bias else 0,
         )
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        macs = self.cost(inputs, output).macs
+        return BackwardCost(
+            data_macs=macs if grad_inputs[0] else 0,
+            weight_macs=macs if grad_params else 0,
+            other=_numel(output) if self.bias and grad_params else 0,
+        )
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # PyTorch: addmm/matmul keep mat1 (the input) for the weight gradient and the weight
+        # for the data gradient (derivatives.yaml: addmm, mm).
+        return _saved_for(policy, Saved(inputs=(0,) if grad_params else ()),
+                          Saved(inputs=(0,) if grad_params else ()))
+
     def label(self):
         return f"fc {self.out_features}"
 
@@ -403,6 +491,7 @@ class Flatten(Op):
 
     kind: ClassVar[str] = "flatten"
     inplace: ClassVar[bool] = True
+    view: ClassVar[bool] = True
 
     def infer(self, inputs):
         x = _one_input(self, inputs)
@@ -416,6 +505,17 @@ class Flatten(Op):
 
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid")
+
+# Ops per element of each activation's derivative times the incoming gradient: relu-like ones
+# select (1); elu: (y + alpha) * dy (2); sigmoid: y * (1 - y) * dy (3); tanh: (1 - y*y) * dy (3);
+# gelu: (Phi(x) + x * phi(x)) * dy with Phi from erf and phi from exp (8); silu: s = sigmoid(x)
+# (3), s * (1 + x * (1 - s)) * dy (5); hardswish: compare, x/3 + 1/2, * dy (3); hardsigmoid:
+# compare, * dy/6 (2).
+ACTIVATION_BACKWARD_OPS = {"relu": 1, "relu6": 1, "leaky_relu": 1, "elu": 2, "sigmoid": 3, "tanh": 3,
+                           "gelu": 8, "silu": 8, "hardswish": 3, "hardsigmoid": 2}
+# The activations whose derivative follows from the output alone, so the output is what is kept
+# (a leaky ReLU only when its slope keeps the sign: then y > 0 exactly where x > 0).
+_FROM_OUTPUT = ("relu", "relu6", "sigmoid", "tanh", "elu")
 
 
 @dataclass(frozen=True)
@@ -433,6 +533,21 @@ class Activation(Op):
 
     def cost(self, inputs, output):
         return Cost(other=_numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=ACTIVATION_BACKWARD_OPS[self.fn] * _numel(output) if grad_inputs[0] else 0)
+
+    def keeps_output(self) -> bool:
+        return self.fn in _FROM_OUTPUT or (self.fn == "leaky_relu" and self.slope >= 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # PyTorch keeps the result for relu, sigmoid, tanh and, run in place (as torchvision
+        # builds them), hardtanh (relu6), leaky_relu and elu; self for gelu, silu, hardswish,
+        # hardsigmoid (derivatives.yaml). archcost keeps the same tensor: it runs an activation
+        # in place only when it keeps its output, as PyTorch allows.
+        if not grad_inputs[0]:
+            return Saved()
+        return Saved(output=True) if self.keeps_output() else Saved(inputs=(0,))
 
     def label(self):
         return self.fn
@@ -463,6 +578,28 @@ class BatchNorm(Op):
             weights=c if self.affine else 0, biases=c if self.affine else 0, buffers=2 * c, other=2 * _numel(output)
         )
 
+    def train_forward_other(self, inputs, output):
+        # Batch statistics before the per-channel scale and shift: accumulate x, subtract the
+        # mean, square, accumulate: 4 per element.
+        return 4 * _numel(output)
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # x_hat (subtract, multiply), dy * x_hat, and the two sums that are dbeta and dgamma:
+        # 5 per element; the data gradient k * (dy - mean(dy) - x_hat * mean(dy * x_hat)) needs
+        # both sums and 4 more per element.
+        n = _numel(output)
+        if grad_inputs[0]:
+            return BackwardCost(other=9 * n)
+        return BackwardCost(other=5 * n if grad_params and self.affine else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # Both: the input and the batch mean and inverse standard deviation per channel
+        # (PyTorch: native_batch_norm's save_mean and save_invstd, float32).
+        if not (grad_inputs[0] or (grad_params and self.affine)):
+            return Saved()
+        c = (output[1],)
+        return Saved(inputs=(0,), extras=(("mean", c, "float32"), ("invstd", c, "float32")))
+
 
 @dataclass(frozen=True)
 class LayerNorm(Op):
@@ -482,6 +619,20 @@ class LayerNorm(Op):
     def cost(self, inputs, output):
         c = output[self.axis]
         return Cost(weights=c, biases=c, other=5 * _numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        n = _numel(output)  # as BatchNorm, over the normalised axis
+        if grad_inputs[0]:
+            return BackwardCost(other=9 * n)
+        return BackwardCost(other=5 * n if grad_params else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # Both: the input and a mean and inverse standard deviation per normalised vector
+        # (PyTorch: native_layer_norm's mean and rstd, float32).
+        if not (grad_inputs[0] or grad_params):
+            return Saved()
+        stats = tuple(d for i, d in enumerate(output) if i != self.axis % len(output))
+        return Saved(inputs=(0,), extras=(("mean", stats, "float32"), ("invstd", stats, "float32")))
 
 
 @dataclass(frozen=True)
@@ -506,6 +657,19 @@ class LRN(Op):
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * (2 * self.size + 3))
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # da = dy * s^-beta - (2 alpha beta / size) * a * sum_window(dy * b / s): dy * b / s (2),
+        # the window sum (size), the power, two products, the constant and the subtraction (5).
+        return BackwardCost(other=_numel(output) * (self.size + 7) if grad_inputs[0] else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost: the input and the scale s = k + alpha/size * sum of squares (as Caffe keeps
+        # it). PyTorch's LocalResponseNorm is a chain of functions; see docs/training.md.
+        if not grad_inputs[0]:
+            return Saved()
+        return _saved_for(policy, Saved(inputs=(0,), extras=(("scale", inputs[0], "float32"),)),
+                          _torch_lrn_saves(self, inputs[0]))
+
 
 @dataclass(frozen=True)
 class Dropout(Op):
@@ -518,6 +682,21 @@ class Dropout(Op):
     def __post_init__(self):
         if not 0.0 <= self.p < 1.0:
             raise ShapeError(f"Dropout: p must be in [0, 1), got {self.p!r}")
+
+    def train_forward_other(self, inputs, output):
+        return _numel(output) if self.p else 0  # x * mask / (1 - p), the scale folded into the mask
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_numel(output) if grad_inputs[0] and self.p else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost: a uint8 mask. PyTorch on the CPU (measured, torch 2.14.1): dropout is
+        # input * noise with a float32 noise tensor (0 or 1/(1-p)), and mul keeps the noise: 4 bytes
+        # per element. (On CUDA, native_dropout keeps a 1-byte bool mask instead.)
+        if not grad_inputs[0] or not self.p:
+            return Saved()
+        return _saved_for(policy, Saved(extras=(("mask", output, "uint8"),)),
+                          Saved(extras=(("noise", output, "float32"),)))
 
 
 @dataclass(frozen=True)
@@ -581,6 +760,9 @@ class Mean(Op):
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * len(inputs))
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_numel(output) if any(grad_inputs) else 0)  # dy / k, shared by all inputs
+
 
 @dataclass(frozen=True)
 class Mul(Op):
@@ -598,6 +780,21 @@ class Mul(Op):
 
     def cost(self, inputs, output):
         return Cost(other=_numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # Per input wanted: dy * other (one per output element), plus the sum over broadcast
+        # axes when that input is smaller than the output (one add per output element).
+        other = 0
+        for x, wanted in zip(inputs, grad_inputs):
+            if wanted:
+                other += _numel(output) * (1 if tuple(x) == tuple(output) else 2)
+        return BackwardCost(other=other)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # Each input's gradient reads the other input (PyTorch: mul keeps self for other's
+        # gradient and other for self's).
+        keep = tuple(1 - i for i, wanted in enumerate(grad_inputs) if wanted)
+        return Saved(inputs=tuple(sorted(keep)))
 
 
 @dataclass(frozen=True)
@@ -618,6 +815,15 @@ class Scale(Op):
         weights = output[self.axis] if self.factor is None else 0
         return Cost(weights=weights, other=_numel(output))
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        n = _numel(output)
+        learned = self.factor is None and grad_params
+        return BackwardCost(other=(n if grad_inputs[0] else 0) + (2 * n if learned else 0))
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # A learned gamma's gradient sums dy * x: the input is kept (PyTorch: mul keeps self).
+        return Saved(inputs=(0,) if self.factor is None and grad_params else ())
+
 
 @dataclass(frozen=True)
 class Softmax(Op):
@@ -633,6 +839,13 @@ class Softmax(Op):
 
     def cost(self, inputs, output):
         return Cost(other=3 * _numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # dx = y * (dy - sum(dy * y)): product, sum, subtract, product.
+        return BackwardCost(other=4 * _numel(output) if grad_inputs[0] else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        return Saved(output=bool(grad_inputs[0]))  # PyTorch: _softmax keeps its result
 
 
 @dataclass(frozen=True)
@@ -690,6 +903,7 @@ class Reshape(Op):
 
     kind: ClassVar[str] = "reshape"
     inplace: ClassVar[bool] = True
+    view: ClassVar[bool] = True
     shape: tuple = field(default=(-1,))
 
     def __post_init__(self):
@@ -747,6 +961,12 @@ class ChannelSelect(Op):
             raise ShapeError(f"ChannelSelect: channel {max(self.channels)} is out of range for {x[1]} channels")
         return (x[0], len(self.channels), *x[2:])
 
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # PyTorch's index_select keeps its int64 index; archcost reads the op's own field.
+        if policy == "pytorch" and grad_inputs[0]:
+            return Saved(extras=(("index", (len(self.channels),), "int64"),))
+        return Saved()
+
     def label(self):
         return f"select {','.join(map(str, self.channels))}"
 
@@ -769,6 +989,14 @@ class Affine(Op):
     def cost(self, inputs, output):
         c = output[self.axis]
         return Cost(weights=c, biases=c, other=2 * _numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # dx = a * dy (1); da = sum dy * x (2), db = sum dy (1).
+        n = _numel(output)
+        return BackwardCost(other=(n if grad_inputs[0] else 0) + (3 * n if grad_params else 0))
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        return Saved(inputs=(0,) if grad_params else ())
 
 
 @dataclass(frozen=True)
@@ -798,6 +1026,17 @@ class RBF(Op):
             buffers=0 if self.trainable else centres,
             other=3 * _numel(output) * inputs[0][-1],
         )
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # Each (sample, unit, feature) term: 2 (x - w) dy is a subtract, a product and an add
+        # into dx, and the same into dw when the centres are trained.
+        terms = _numel(output) * inputs[0][-1]
+        trained = self.trainable and grad_params
+        return BackwardCost(other=(3 * terms if grad_inputs[0] else 0) + (3 * terms if trained else 0))
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # No PyTorch module: both policies keep the input, from which x - w is recomputed.
+        return Saved(inputs=(0,) if grad_inputs[0] or (self.trainable and grad_params) else ())
 
     def label(self):
         return f"rbf {self.out_features}"
@@ -830,6 +1069,16 @@ class Maxout(Op):
 
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * (self.pieces - 1))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_numel(output) if grad_inputs[0] else 0)  # one scatter per output
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # The winning piece per output: archcost int32; PyTorch (a view then max over the pieces
+        # axis) keeps max's int64 indices.
+        if not grad_inputs[0]:
+            return Saved()
+        return Saved(extras=(("indices", output, "int64" if policy == "pytorch" else "int32"),))
 
     def label(self):
         return f"maxout {self.pieces}"
@@ -865,6 +1114,18 @@ class AffineGrid(Op):
 
     def cost(self, inputs, output):
         return Cost(other=4 * _numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # dtheta[r, k] = sum over points of dgrid[r] * base[k]: 3 products and 3 adds per output
+        # element (base = (x_t, y_t, 1)).
+        return BackwardCost(other=6 * _numel(output) if grad_inputs[0] else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost recomputes the target grid; PyTorch's affine_grid_generator keeps its base grid
+        # (N, out_h, out_w, 3).
+        if policy == "pytorch" and grad_inputs[0]:
+            return Saved(extras=(("base_grid", (inputs[0][0], self.out_h, self.out_w, 3), "float32"),))
+        return Saved()
 
     def layout(self, in_layouts, output):
         return "NHWC"  # (x_s, y_s) pairs last, as torch.nn.functional.affine_grid
@@ -918,12 +1179,40 @@ class GridSample(Op):
         grid_points = _numel(inputs[1][:3])
         return Cost(other=_BILINEAR_OPS * _numel(output) + _GRID_POINT_OPS * grid_points)
 
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # dx: the four corner weights times dy, added in (8 per output element); dgrid: per output
+        # element the two corner differences times dy, in x and y (12), plus the point's
+        # coordinates and weights again (14 per grid point).
+        n, points = _numel(output), _numel(inputs[1][:3])
+        other = (8 * n if grad_inputs[0] else 0)
+        if grad_inputs[1]:
+            other += 12 * n + _GRID_POINT_OPS * points
+        return BackwardCost(other=other)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # Both policies: the input (for dgrid) and the grid (for both gradients).
+        if not any(grad_inputs):
+            return Saved()
+        return Saved(inputs=(0, 1))
+
     def window(self, inputs):
         _, _, h, w = inputs[0]
         return Window(h, w, 1, 1, 0, 0)
 
     def label(self):
         return "grid sample bilinear"
+
+
+def _torch_lrn_saves(op: LRN, x: Shape) -> Saved:
+    """What PyTorch's functional local_response_norm keeps (torch/nn/functional.py): div =
+    x * x (mul keeps both operands: x), padded by size // 2 channels and average-pooled over
+    ``size`` channels (avg_pool3d keeps its padded input, (N, 1, C + size - 1, H, W)), then
+    div * alpha + k (no storage kept) and .pow(beta) (keeps its base and its result), and
+    x / div (keeps both: x and the powered div)."""
+    n, c = x[0], x[1]
+    padded = (n, 1, c + op.size - 1, *x[2:])
+    return Saved(inputs=(0,), extras=(("padded_squares", padded, "float32"), ("base", x, "float32"),
+                                      ("div", x, "float32")))
 
 
 # The closed set of ops. Kernels, exporters and conventions map from these types.
