@@ -187,7 +187,4 @@ def _totals(records: list[LayerRecord], live: list[int], itemsize: int) -> dict:
         "param_bytes": params * itemsize,
         "buffer_bytes": buffers * itemsize,
         "peak_activation_bytes": max(live) * itemsize,
-        # Kept for backward: every forward activation; plus params, their gradients and buffers.
-        # Optimizer state (momentum, Adam's moments) is not included.
-        "training_bytes": (activations + 2 * params + buffers) * itemsize,
     }

@@ -823,8 +823,6 @@ def analysis_problems(spec: Spec, graph: Graph) -> list[str]:
     expect(totals["peak_activation_bytes"] == max(r.live_bytes for r in records), "peak is not the largest live")
     expect(max(r.activation_bytes for r in records) <= totals["peak_activation_bytes"] <= totals["activation_bytes"],
            "peak below one layer's output or above all activations")
-    expect(totals["training_bytes"] == 4 * (totals["activations"] + 2 * totals["params"] + totals["buffers"]),
-           "training_bytes")
     for r in records:
         expect(r.flops == 2 * r.macs + r.other and r.params == r.weights + r.biases, f"{r.name}: flops or params")
         expect(r.activation_bytes == 4 * r.activations and (r.activations == 0) == r.inplace, f"{r.name}: activations")

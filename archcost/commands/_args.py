@@ -64,3 +64,37 @@ def add_model_args(p: argparse.ArgumentParser, many: bool = False) -> None:
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
         help="family option, e.g. -o depth=28 -o width=10 (repeatable)",
     )
+
+
+def add_training_args(p: argparse.ArgumentParser, flag: bool = True) -> None:
+    """The options of one training step (archcost.training.analyze_training); ``flag``: add
+    ``--train`` itself (the command also works without it)."""
+    from archcost.ops import POLICIES
+    from archcost.training import OPTIMIZERS
+
+    g = p.add_argument_group("training (docs/training.md)")
+    if flag:
+        g.add_argument("--train", action="store_true",
+                       help="one training step: backward MACs, kept bytes, gradients, optimizer state, exact peak")
+    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
+                   help="sgd (no state, default), momentum (1 x params), adam or adamw (2 x params)")
+    g.add_argument("--policy", choices=POLICIES, default="archcost",
+                   help="what is kept for backward: archcost's own executor (default) or PyTorch autograd's")
+    g.add_argument("--mixed-precision", action="store_true",
+                   help="float16/bfloat16 params and gradients (--dtype) with float32 master weights and optimizer state")
+    g.add_argument("--freeze", default="", metavar="PATTERNS",
+                   help="comma-separated layer-name patterns whose params are not trained, e.g. 'conv1*,layer1.*'")
+    g.add_argument("--freeze-until", metavar="LAYER", help="freeze every layer up to and including LAYER")
+    g.add_argument("--checkpoint", default="none", metavar="MODE",
+                   help="activation recomputation: none (default), sqrt (segments of ceil(sqrt(n)) layers), every:K")
+
+
+def training_options(args) -> dict:
+    return {"policy": args.policy, "optimizer": args.optimizer, "mixed_precision": args.mixed_precision,
+            "freeze": args.freeze, "freeze_until": args.freeze_until, "checkpoint": args.checkpoint}
+
+
+def uses_training_options(args) -> bool:
+    """Whether any training option differs from its default (they mean nothing without --train)."""
+    return bool(args.optimizer != "sgd" or args.policy != "archcost" or args.mixed_precision or args.freeze
+                or args.freeze_until or args.checkpoint != "none")

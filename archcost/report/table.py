@@ -135,8 +135,7 @@ def summary_lines(report: Report) -> list[str]:
         f"params: {t['params']:,} (weights {t['weights']:,} + biases {t['biases']:,}) = "
         f"{human_bytes(t['param_bytes'])}; buffers (BN running stats): {t['buffers']:,}",
         f"memory: {t['activations']:,} activation elements = {human_bytes(t['activation_bytes'])}{per} "
-        f"(forward only); peak live {human_bytes(t['peak_activation_bytes'])}; "
-        f"training estimate {human_bytes(t['training_bytes'])}",
+        f"(forward only); peak live {human_bytes(t['peak_activation_bytes'])} (training: --train)",
         f"MACs: {t['macs']:,} ({human(t['macs'])}); other ops: {t['other']:,}; "
         f"FLOPs (2 x MACs + other): {human(t['flops'])}",
     ]
@@ -184,16 +183,23 @@ def _csv(header, rows) -> str:
     return out.getvalue()
 
 
-def layer_table(report: Report, fmt: str = "text", fold: bool = True, extra: list | None = None) -> str:
+def layer_table(report: Report, fmt: str = "text", fold: bool = True, extra: list | None = None,
+                train=None) -> str:
     """The per-layer table in ``fmt`` (one of FORMATS); the same rows and totals in every format.
 
     ``fold``: rows of ``report.folded()`` (default) or one row per node. ``extra``: further
     columns, each ``(header, values, total)`` with one int per row (per folded row when ``fold``),
     e.g. a peer tool's count from archcost/conventions.py."""
     _check_format(fmt)
+    if train is not None:
+        extra = [*(extra or []), *train_columns(report, train, fold)]
     records, extra = _rows_and_extra(report, fold, extra)
     if fmt == "json":
-        return json.dumps(to_json(report, fold=fold, extra=extra), indent=2)
+        data = to_json(report, fold=fold, extra=extra)
+        if train is not None:
+            data["training"] = dict(train.config)
+            data["totals"].update(train.totals)
+        return json.dumps(data, indent=2)
     if fmt == "csv":
         header = (*MACHINE_FIELDS, *(h for h, _, _ in extra))
         rows = []
@@ -209,14 +215,67 @@ def layer_table(report: Report, fmt: str = "text", fold: bool = True, extra: lis
     rows = [display_row(r, [values[i] for _, values, _ in extra]) for i, r in enumerate(records)]
     totals = display_total(report, extra)
     title = title_line(report)
+    notes = summary_lines(report) + (train_summary_lines(train) if train is not None else [])
     if fmt == "html":
-        return _html("archcost-layers", title, columns, rows, foot=[totals], notes=summary_lines(report))
+        return _html("archcost-layers", title, columns, rows, foot=[totals], notes=notes)
     if fmt == "markdown":
         body = _markdown(columns, [*rows, totals], left=3)
-        return "\n".join([f"**{title}**", "", *body, "", *(f"- {s}" for s in summary_lines(report))])
+        return "\n".join([f"**{title}**", "", *body, "", *(f"- {s}" for s in notes)])
     lines = _grid(columns, rows + [totals], right_from=3)
     lines.insert(-1, lines[1])
-    return "\n".join([title, "", *lines, "", *summary_lines(report)])
+    return "\n".join([title, "", *lines, "", *notes])
+
+
+# --- the training columns ----------------------------------------------------------------------
+
+# Per-layer keys of a training report shown as columns (the JSON/CSV names are these keys).
+TRAIN_COLUMNS = ("backward_macs", "saved_bytes", "train_live_bytes")
+
+
+def _folded_spans(report: Report) -> list[tuple[int, int]]:
+    """(start, end) record positions of each row of ``report.folded()``."""
+    names = [rec.name for rec in report.records]
+    starts, position = [], 0
+    for row in report.folded():
+        position = names.index(row.name, position)
+        starts.append(position)
+    return list(zip(starts, starts[1:] + [len(names)]))
+
+
+def train_columns(report: Report, train, fold: bool) -> list:
+    """Extra columns of a training report (archcost.training.TrainingReport), aligned with the
+    table's rows: backward MACs and saved bytes add up over a folded row, live bytes take its
+    maximum. The totals are the report's: backward_macs, train_saved_bytes, train_peak_bytes."""
+    recs = train.records
+    spans = _folded_spans(report) if fold else [(i, i + 1) for i in range(len(recs))]
+    macs = [sum(r.backward_macs for r in recs[a:b]) for a, b in spans]
+    saved = [sum(r.saved_bytes for r in recs[a:b]) for a, b in spans]
+    live = [max(r.train_live_bytes for r in recs[a:b]) for a, b in spans]
+    t = train.totals
+    return [("backward_macs", macs, t["backward_macs"]), ("saved_bytes", saved, t["train_saved_bytes"]),
+            ("train_live_bytes", live, t["train_peak_bytes"])]
+
+
+def train_summary_lines(train) -> list[str]:
+    t, c = train.totals, train.config
+    mp = ", mixed precision" if c["mixed_precision"] else ""
+    frozen = f", {len(c['frozen'])} layers frozen" if c["frozen"] else ""
+    ckpt = f", checkpoint {c['checkpoint']}" if c["checkpoint"] != "none" else ""
+    recompute = f" + recompute {human(t['recompute_macs'])}" if t["recompute_macs"] else ""
+    return [
+        f"training step ({c['policy']} saving policy, {c['optimizer']}{mp}{frozen}{ckpt}): MACs forward "
+        f"{human(t['forward_macs'])} + backward {human(t['backward_macs'])} (data {human(t['backward_data_macs'])}, "
+        f"weight {human(t['backward_weight_macs'])}){recompute} = {human(t['train_step_macs'])}, "
+        f"{t['train_step_ratio']:.2f}x the forward; FLOPs {human(t['train_step_flops'])}",
+        f"training memory: peak {human_bytes(t['train_peak_bytes'])} at {t['peak_step']}: params "
+        f"{human_bytes(t['at_peak_param_bytes'])}, buffers {human_bytes(t['at_peak_buffer_bytes'])}, "
+        f"master weights {human_bytes(t['at_peak_master_bytes'])}, gradients {human_bytes(t['at_peak_param_grad_bytes'])}, "
+        f"optimizer {human_bytes(t['at_peak_optimizer_bytes'])}, input and labels "
+        f"{human_bytes(t['at_peak_input_bytes'] + t['at_peak_labels_bytes'])}, activations and kept tensors "
+        f"{human_bytes(t['at_peak_activation_bytes'] + t['at_peak_extra_bytes'] + t['at_peak_probs_bytes'])}, activation "
+        f"gradients {human_bytes(t['at_peak_grad_bytes'])}",
+        f"kept for backward: {human_bytes(t['train_saved_bytes'])} (rules: docs/training.md)",
+    ]
 
 
 def to_json(report: Report, fold: bool = False, extra: list | None = None) -> dict:
@@ -257,7 +316,6 @@ COMPARE_ROWS = (
     ("activations", "activations"),
     ("activation bytes", "activation_bytes"),
     ("peak live bytes", "peak_activation_bytes"),
-    ("training bytes", "training_bytes"),
     ("layers", "layers"),
 )
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from archcost.errors import ArchcostError, one_line, quote
-from archcost.sweep.space import QUANTITIES, TOTALS, Space
+from archcost.sweep.space import TRAIN_TOTALS, QUANTITIES, TOTALS, Space
 
 BUILT, REJECTED, SKIPPED = "built", "rejected", "skipped"
 MAX_REASON = 300
@@ -63,12 +63,14 @@ def build(space: Space, options: dict):
 
 
 def quantities(graph, space: Space) -> tuple:
-    from archcost.analysis import analyze
+    from archcost.training import analyze_training
 
-    report = analyze(graph, batch=space.batch, dtype=space.dtype)
+    train = analyze_training(graph, batch=space.batch, dtype=space.dtype)
+    report = train.forward
     out = graph.output_nodes()[-1]
     rec = next(r for r in reversed(report.records) if r.name == out)
-    return tuple(report.totals[k] for k in TOTALS) + (rec.rf_h, rec.rf_w)
+    return (tuple(report.totals[k] for k in TOTALS) + tuple(train.totals[k] for k in TRAIN_TOTALS)
+            + (rec.rf_h, rec.rf_w))
 
 
 def check_constraints(space: Space, env: dict, pre: bool) -> str:

@@ -25,11 +25,14 @@ from archcost.errors import ArchcostError, limit_from_env, quote
 
 TOP_KEYS = ("name", "description", "model", "spec", "input", "batch", "dtype", "fixed", "parameters", "tied",
             "constraints", "sample", "accuracy")
-# The computed quantities of a point: every total of archcost.analysis, and the receptive field
-# of the graph's output. Constraints may name them; every results file has a column for each.
+# The computed quantities of a point: every total of archcost.analysis, two of
+# archcost.training (one SGD step under the archcost saving policy: its MACs and its exact peak
+# bytes) and the receptive field of the graph's output. Constraints may name them; every
+# results file has a column for each.
 TOTALS = ("layers", "params", "weights", "biases", "buffers", "macs", "other", "flops", "activations",
-          "activation_bytes", "param_bytes", "buffer_bytes", "peak_activation_bytes", "training_bytes")
-QUANTITIES = (*TOTALS, "rf_h", "rf_w")
+          "activation_bytes", "param_bytes", "buffer_bytes", "peak_activation_bytes")
+TRAIN_TOTALS = ("train_step_macs", "train_peak_bytes")
+QUANTITIES = (*TOTALS, *TRAIN_TOTALS, "rf_h", "rf_w")
 # Columns every results file has besides the parameters (see results.columns()).
 RESERVED = ("point", "status", "model", "accuracy", "same_as", "hash", "reason", *QUANTITIES)
 # The most values one parameter may list, and the most points a sweep may enumerate or sample
