@@ -201,3 +201,171 @@ def grid_sample_span(x, grid, out, n, i, j0, j1, c0, c1, align_corners):
                 if p0 + 1 < w_:
                     total += dv * du * x[n, c, q0 + 1, p0 + 1]
             out[n, c, i, j] = total
+
+
+# --- training: derivatives and per-column backward formulas ----------------------------------
+# Added for the backward kernels. Each returns or accumulates in float64 (``float()`` of each
+# float32 element first); a backward kernel ADDS into its input gradient (``dx[...] += ...``).
+
+
+def activation_grad_from_output(y, code, slope):
+    """d(activation)/d(input) of activation ``code`` from its OUTPUT ``y``, for the fns whose
+    output is kept: relu, relu6, leaky_relu (slope >= 0), elu (alpha = slope >= 0), sigmoid, tanh.
+    As PyTorch's backward from the result: relu is 0 at 0, relu6 is 1 only strictly inside (0, 6),
+    leaky_relu is ``slope`` and elu ``y + alpha`` (= alpha * exp(x)) where y <= 0. NaN for the
+    other codes (their derivative is not a function of the output)."""
+    t = float(y)
+    if code == 0:
+        return 1.0 if t > 0.0 else 0.0
+    if code == 1:
+        return 1.0 if (t > 0.0 and t < 6.0) else 0.0
+    if code == 2:
+        return 1.0 if t > 0.0 else float(slope)
+    if code == 3:
+        return 1.0 if t > 0.0 else t + float(slope)
+    if code == 4:
+        return t * (1.0 - t)
+    if code == 5:
+        return 1.0 - t * t
+    return math.nan
+
+
+def activation_grad_from_input(v, code, slope):
+    """d(activation)/d(input) of activation ``code`` at input ``v``, every code, with PyTorch's
+    values at the kinks: relu 0 at 0; relu6 1 only inside (0, 6); leaky_relu and elu take the
+    negative branch at 0; hardswish is 0 below -3, x/3 + 1/2 on [-3, 3], 1 above; hardsigmoid 1/6
+    strictly inside (-3, 3). gelu is the exact (erf) one: Phi(x) + x phi(x). The sigmoid of
+    sigmoid and silu is formed without overflow on either side."""
+    x = float(v)
+    if code == 0:
+        return 1.0 if x > 0.0 else 0.0
+    if code == 1:
+        return 1.0 if (x > 0.0 and x < 6.0) else 0.0
+    if code == 2:
+        return 1.0 if x > 0.0 else float(slope)
+    if code == 3:
+        return 1.0 if x > 0.0 else float(slope) * math.exp(x)
+    if code == 4 or code == 7:
+        if x >= 0.0:
+            s = 1.0 / (1.0 + math.exp(-x))
+        else:
+            e = math.exp(x)
+            s = e / (1.0 + e)
+        if code == 4:
+            return s * (1.0 - s)
+        return s * (1.0 + x * (1.0 - s))
+    if code == 5:
+        t = math.tanh(x)
+        return 1.0 - t * t
+    if code == 6:
+        return 0.5 * (1.0 + math.erf(x * 0.7071067811865476)) + x * math.exp(-0.5 * x * x) * 0.3989422804014327
+    if code == 8:
+        if x < -3.0:
+            return 0.0
+        if x <= 3.0:
+            return x / 3.0 + 0.5
+        return 1.0
+    return 1.0 / 6.0 if (x > -3.0 and x < 3.0) else 0.0
+
+
+def layer_norm_train_column(x, gamma, beta, eps, out, mean_out, invstd_out, a, b):
+    """``layer_norm_column`` that also keeps its statistics: mean_out[a, b] and
+    invstd_out[a, b] = 1 / sqrt(biased variance + eps) (float64 sums)."""
+    c_ = x.shape[1]
+    mean = 0.0
+    for c in range(c_):
+        mean += x[a, c, b]
+    mean /= c_
+    var = 0.0
+    for c in range(c_):
+        d = x[a, c, b] - mean
+        var += d * d
+    inv = 1.0 / math.sqrt(var / c_ + eps)
+    for c in range(c_):
+        out[a, c, b] = (x[a, c, b] - mean) * inv * gamma[c] + beta[c]
+    mean_out[a, b] = mean
+    invstd_out[a, b] = inv
+
+
+def layer_norm_grad_column(x, gamma, mean, invstd, dy, dx, a, b):
+    """dx[a, :, b] += the layer norm's input gradient of column (a, b), from the kept statistics:
+    with g = dy * gamma and xh = (x - mean) * invstd, dx = invstd * (g - mean(g) - xh * mean(g xh))."""
+    c_ = x.shape[1]
+    m = float(mean[a, b])
+    inv = float(invstd[a, b])
+    sg = 0.0
+    sgx = 0.0
+    for c in range(c_):
+        g = float(dy[a, c, b]) * float(gamma[c])
+        sg += g
+        sgx += g * (float(x[a, c, b]) - m) * inv
+    sg /= c_
+    sgx /= c_
+    for c in range(c_):
+        g = float(dy[a, c, b]) * float(gamma[c])
+        dx[a, c, b] += inv * (g - sg - (float(x[a, c, b]) - m) * inv * sgx)
+
+
+def lrn_train_column(x, out, scale, size, alpha, beta, k, a, b):
+    """``lrn_column`` that also keeps scale[a, c, b] = k + alpha / size * (sum of squares over
+    channel c's window)."""
+    c_ = x.shape[1]
+    lo_off = size // 2
+    hi_off = (size - 1) // 2
+    for c in range(c_):
+        total = 0.0
+        for j in range(max(c - lo_off, 0), min(c + hi_off + 1, c_)):
+            v = x[a, j, b]
+            total += v * v
+        s = k + alpha / size * total
+        scale[a, c, b] = s
+        out[a, c, b] = x[a, c, b] / s ** beta
+
+
+def lrn_grad_column(x, scale, dy, dx, size, alpha, beta, a, b):
+    """dx[a, :, b] += the LRN input gradient of column (a, b). Channel c's window holds
+    j in [c - size//2, c + (size-1)//2], so channel j is in the windows of
+    c in [j - (size-1)//2, j + size//2]:
+    dx_j = dy_j s_j^-beta - (2 alpha beta / size) x_j sum_c dy_c x_c s_c^(-beta-1)."""
+    c_ = x.shape[1]
+    lo_off = size // 2
+    hi_off = (size - 1) // 2
+    coef = 2.0 * alpha * beta / size
+    for j in range(c_):
+        total = 0.0
+        for c in range(max(j - hi_off, 0), min(j + lo_off + 1, c_)):
+            total += float(dy[a, c, b]) * float(x[a, c, b]) * float(scale[a, c, b]) ** (-beta - 1.0)
+        dx[a, j, b] += float(dy[a, j, b]) * float(scale[a, j, b]) ** (-beta) - coef * float(x[a, j, b]) * total
+
+
+def softmax_grad_column(y, dy, dx, a, b):
+    """dx[a, :, b] += y * (dy - sum(dy * y)) over column (a, b) of the kept softmax output y."""
+    c_ = y.shape[1]
+    total = 0.0
+    for c in range(c_):
+        total += float(y[a, c, b]) * float(dy[a, c, b])
+    for c in range(c_):
+        dx[a, c, b] += float(y[a, c, b]) * (float(dy[a, c, b]) - total)
+
+
+def softmax_cross_entropy_column(x, label, probs, a, b):
+    """Softmax of logits column (a, b) of x (A, C, B) into probs; returns -log probs[label] in
+    float64 (log-sum-exp of the shifted logits minus the label's shifted logit)."""
+    c_ = x.shape[1]
+    top = -math.inf
+    for c in range(c_):
+        top = max(top, float(x[a, c, b]))
+    total = 0.0
+    for c in range(c_):
+        total += math.exp(float(x[a, c, b]) - top)
+    for c in range(c_):
+        probs[a, c, b] = math.exp(float(x[a, c, b]) - top) / total
+    return math.log(total) - (float(x[a, label, b]) - top)
+
+
+def cross_entropy_grad_column(probs, label, dx, weight, a, b):
+    """dx[a, :, b] += (probs - onehot(label)) * weight (weight: 1 / the number of positions)."""
+    c_ = probs.shape[1]
+    for c in range(c_):
+        hot = 1.0 if c == label else 0.0
+        dx[a, c, b] += (float(probs[a, c, b]) - hot) * weight

@@ -24,6 +24,16 @@ archcost's MAC convention (cost.py) counts padded taps as multiplies by zero, so
 padded`` must equal the analytic MACs. The blocked kernel multiplies padded taps by the zero
 border (padded = 0); the row kernel skips them. Zero-filled lanes of a last, partial channel
 block are wasted SIMD lanes, not counted multiplies.
+
+**Training** (``Conv2dKernel.train_forward``/``backward``/``backward_count``): the training
+forward is the inference forward. The backward reads the raw (K, Cg, KH, KW) weight:
+``conv2d_grad_data`` (one prange task per input plane (n, c), which only it writes: a float64
+copy of the plane gathers the taps of every output channel of c's group, ``GRAD_KB`` channels a
+pass, then is added into the gradient), ``conv2d_grad_weight`` (one task per ``GRAD_KB`` output
+channels x one input channel, whose weight rows only it writes: per tap a float64 sum over the
+batch's output plane of float32 row dot products) and ``conv2d_grad_bias``. Both skip padded
+taps; their counts (``conv2d_grad_data_count``, ``conv2d_grad_weight_count``) walk the same
+loops, so for either gradient performed + padded equals the forward MACs.
 """
 
 import numpy as np
@@ -309,6 +319,267 @@ def uses_blocked(op) -> bool:
     return op.out_channels // op.groups >= MIN_BLOCKED_CHANNELS
 
 
+# --- training: the backward kernels ----------------------------------------------------------
+#
+# Both gradients read the raw (K, Cg, KH, KW) weight, not a packed one (the weight changes every
+# step, so there is nothing to pack once). Taps are indexed as in ``conv2d``: output (oh, ow),
+# tap (ky, kx) reads input row ``oh*sh - pt + ky*dh`` and column ``ow*sw + kx*dw - pl``; taps on
+# the padding are skipped (never multiplied) and counted as padded, so that performed + padded
+# equals the forward MACs for either gradient.
+
+
+@njit(cache=True)
+def _column_ranges(kw_, sw, dw, pl, w_, ow_):
+    """Per kx, the output columns [lo, hi) whose tap lands inside the input row."""
+    los = np.empty(kw_, np.int64)
+    his = np.empty(kw_, np.int64)
+    for kx in range(kw_):
+        lo, hi = _valid_range(kx * dw - pl, sw, w_, ow_)
+        los[kx] = lo
+        his[kx] = hi
+    return los, his
+
+
+GRAD_KB = 4  # output channels whose grad_out rows one pass of the backward kernels takes together
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def conv2d_grad_data(gy, weight, dx, sh, sw, pt, pl, dh, dw):
+    """dx (N, C, H, W) += the data gradient of a conv with weight (K, Cg, KH, KW) for grad_out gy
+    (N, K, OH, OW). One prange task per input plane (n, c), which no other task writes: it
+    scatters w[k, c, ky, kx] * gy[n, k, oh, ow] for every k of c's group into a float64 copy of
+    the plane (K * KH * KW / stride terms meet in one element), then adds the plane into dx.
+
+    The group's output channels go GRAD_KB at a time: each element of the plane gets the float32
+    sum of their GRAD_KB products in one float64 add (a partial last block goes a channel at a
+    time). Inner loops run over row slices from index 0, with unsigned indices for a stride (a
+    signed index costs a wraparound test per element, and the vectorization)."""
+    n_, c_, h_, w_ = dx.shape
+    k_, cg, kh_, kw_ = weight.shape
+    oh_, ow_ = gy.shape[2], gy.shape[3]
+    kg = k_ // (c_ // cg)
+    los, his = _column_ranges(kw_, sw, dw, pl, w_, ow_)
+    step = np.uint64(sw)
+    for task in prange(n_ * c_):
+        n = task // c_
+        ci = task % c_
+        g = ci // cg
+        c = ci - g * cg
+        acc = np.zeros((h_, w_), np.float64)
+        k_end = (g + 1) * kg
+        for k in range(g * kg, k_end, GRAD_KB):
+            nk = min(GRAD_KB, k_end - k)
+            for oh in range(oh_):
+                for ky in range(kh_):
+                    ih = oh * sh - pt + ky * dh
+                    if ih < 0 or ih >= h_:
+                        continue
+                    arow = acc[ih]
+                    for kx in range(kw_):
+                        lo = los[kx]
+                        hi = his[kx]
+                        a = arow[lo * sw + kx * dw - pl:]  # from the input column of output lo
+                        if nk == GRAD_KB:
+                            w0 = weight[k, c, ky, kx]
+                            w1 = weight[k + 1, c, ky, kx]
+                            w2 = weight[k + 2, c, ky, kx]
+                            w3 = weight[k + 3, c, ky, kx]
+                            g0 = gy[n, k, oh, lo:hi]
+                            g1 = gy[n, k + 1, oh, lo:hi]
+                            g2 = gy[n, k + 2, oh, lo:hi]
+                            g3 = gy[n, k + 3, oh, lo:hi]
+                            if sw == 1:
+                                for j in range(hi - lo):
+                                    a[j] += np.float64(w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j])
+                            else:
+                                for j in range(hi - lo):
+                                    a[np.uint64(j) * step] += np.float64(w0 * g0[j] + w1 * g1[j] + w2 * g2[j]
+                                                                         + w3 * g3[j])
+                        else:
+                            for r in range(nk):
+                                wv = np.float64(weight[k + r, c, ky, kx])
+                                gr = gy[n, k + r, oh, lo:hi]
+                                if sw == 1:
+                                    for j in range(hi - lo):
+                                        a[j] += wv * gr[j]
+                                else:
+                                    for j in range(hi - lo):
+                                        a[np.uint64(j) * step] += wv * gr[j]
+        for ih in range(h_):
+            for iw in range(w_):
+                dx[n, ci, ih, iw] += acc[ih, iw]
+
+
+@njit(cache=True)
+def conv2d_grad_data_count(n_, c_, h_, w_, k_, groups, kh_, kw_, oh_, ow_, sh, sw, pt, pl, dh, dw):
+    """The loops of ``conv2d_grad_data`` with each innermost row replaced by its trip count, and
+    the loop over the group's channel blocks (whose taps are all alike) by its total trip count,
+    the kg channels of a group: (performed, padded)."""
+    kg = k_ // groups
+    los, his = _column_ranges(kw_, sw, dw, pl, w_, ow_)
+    performed = 0
+    padded = 0
+    for task in range(n_ * c_):
+        for oh in range(oh_):
+            for ky in range(kh_):
+                ih = oh * sh - pt + ky * dh
+                if ih < 0 or ih >= h_:
+                    padded += kg * kw_ * ow_
+                    continue
+                for kx in range(kw_):
+                    inside = his[kx] - los[kx]
+                    performed += kg * inside
+                    padded += kg * (ow_ - inside)
+    return performed, padded
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def conv2d_grad_weight(x, gy, dwt, sh, sw, pt, pl, dh, dw):
+    """dwt (K, Cg, KH, KW) = the weight gradient: sum over (n, oh, ow) of gy[n, k, oh, ow] times
+    the input under tap (ky, kx). One prange task per (group, block of GRAD_KB output channels,
+    input channel c), writing those channels' weight rows for c: each input row under a tap is
+    read once for the GRAD_KB grad_out rows, each product row summed in float32 (at most OW
+    terms), the rows summed over the batch's output plane in float64. Row slices from index 0
+    and unsigned stride indices, as in ``conv2d_grad_data``."""
+    n_, c_, h_, w_ = x.shape
+    k_, cg, kh_, kw_ = dwt.shape
+    oh_, ow_ = gy.shape[2], gy.shape[3]
+    groups = c_ // cg
+    kg = k_ // groups
+    blocks = (kg + GRAD_KB - 1) // GRAD_KB
+    los, his = _column_ranges(kw_, sw, dw, pl, w_, ow_)
+    step = np.uint64(sw)
+    for task in prange(groups * blocks * cg):
+        c = task % cg
+        rest = task // cg
+        b = rest % blocks
+        g = rest // blocks
+        k0 = g * kg + b * GRAD_KB
+        nk = min(GRAD_KB, (g + 1) * kg - k0)
+        ci = g * cg + c
+        acc = np.zeros((GRAD_KB, kh_, kw_), np.float64)
+        for n in range(n_):
+            for oh in range(oh_):
+                for ky in range(kh_):
+                    ih = oh * sh - pt + ky * dh
+                    if ih < 0 or ih >= h_:
+                        continue
+                    xrow = x[n, ci, ih]
+                    for kx in range(kw_):
+                        lo = los[kx]
+                        hi = his[kx]
+                        xs = xrow[lo * sw + kx * dw - pl:]  # from the input column of output lo
+                        if nk == GRAD_KB:
+                            g0 = gy[n, k0, oh, lo:hi]
+                            g1 = gy[n, k0 + 1, oh, lo:hi]
+                            g2 = gy[n, k0 + 2, oh, lo:hi]
+                            g3 = gy[n, k0 + 3, oh, lo:hi]
+                            s0 = np.float32(0.0)
+                            s1 = np.float32(0.0)
+                            s2 = np.float32(0.0)
+                            s3 = np.float32(0.0)
+                            if sw == 1:
+                                for j in range(hi - lo):
+                                    xv = xs[j]
+                                    s0 += g0[j] * xv
+                                    s1 += g1[j] * xv
+                                    s2 += g2[j] * xv
+                                    s3 += g3[j] * xv
+                            else:
+                                for j in range(hi - lo):
+                                    xv = xs[np.uint64(j) * step]
+                                    s0 += g0[j] * xv
+                                    s1 += g1[j] * xv
+                                    s2 += g2[j] * xv
+                                    s3 += g3[j] * xv
+                            acc[0, ky, kx] += s0
+                            acc[1, ky, kx] += s1
+                            acc[2, ky, kx] += s2
+                            acc[3, ky, kx] += s3
+                        else:
+                            for r in range(nk):
+                                gr = gy[n, k0 + r, oh, lo:hi]
+                                s = np.float32(0.0)
+                                if sw == 1:
+                                    for j in range(hi - lo):
+                                        s += gr[j] * xs[j]
+                                else:
+                                    for j in range(hi - lo):
+                                        s += gr[j] * xs[np.uint64(j) * step]
+                                acc[r, ky, kx] += s
+        for r in range(nk):
+            for ky in range(kh_):
+                for kx in range(kw_):
+                    dwt[k0 + r, c, ky, kx] = acc[r, ky, kx]
+
+
+@njit(cache=True)
+def conv2d_grad_weight_count(n_, c_, h_, w_, k_, groups, kh_, kw_, oh_, ow_, sh, sw, pt, pl, dh, dw):
+    """The loops of ``conv2d_grad_weight`` with each innermost row replaced by its trip count, the
+    loop over the batch (whose samples' taps are all alike) by its trip count N and the loop over
+    a block's channels by its nk: (performed, padded)."""
+    cg = c_ // groups
+    kg = k_ // groups
+    blocks = (kg + GRAD_KB - 1) // GRAD_KB
+    los, his = _column_ranges(kw_, sw, dw, pl, w_, ow_)
+    performed = 0
+    padded = 0
+    for task in range(groups * blocks * cg):
+        b = (task // cg) % blocks
+        nk = min(GRAD_KB, kg - b * GRAD_KB)
+        for oh in range(oh_):
+            for ky in range(kh_):
+                ih = oh * sh - pt + ky * dh
+                if ih < 0 or ih >= h_:
+                    padded += n_ * nk * kw_ * ow_
+                    continue
+                for kx in range(kw_):
+                    inside = his[kx] - los[kx]
+                    performed += n_ * nk * inside
+                    padded += n_ * nk * (ow_ - inside)
+    return performed, padded
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def conv2d_grad_bias(gy, db):
+    """db (K,) = sum of gy (N, K, OH, OW) over (n, oh, ow), one float64 sum per prange task k."""
+    n_, k_, oh_, ow_ = gy.shape
+    for k in prange(k_):
+        acc = 0.0
+        for n in range(n_):
+            for oh in range(oh_):
+                for ow in range(ow_):
+                    acc += gy[n, k, oh, ow]
+        db[k] = acc
+
+
+def as_float32(a):
+    """``a`` as a C-contiguous float32 array (itself when it already is one)."""
+    return np.ascontiguousarray(a, np.float32)
+
+
+def accumulate_into(target, compute):
+    """Run ``compute(buffer)`` (a kernel that adds into ``buffer``) on ``target`` itself when it is
+    a C-contiguous float32 array, else on a zeroed contiguous buffer added into ``target``."""
+    if target.dtype == np.float32 and target.flags.c_contiguous:
+        compute(target)
+    else:
+        buffer = np.zeros(target.shape, np.float32)
+        compute(buffer)
+        target += buffer
+
+
+def write_into(target, compute):
+    """Run ``compute(buffer)`` (a kernel that writes every element of ``buffer``) on ``target``,
+    through a contiguous float32 buffer copied back when ``target`` is not one."""
+    if target.dtype == np.float32 and target.flags.c_contiguous:
+        compute(target)
+    else:
+        buffer = np.empty(target.shape, np.float32)
+        compute(buffer)
+        target[...] = buffer
+
+
 class Conv2dKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
@@ -350,3 +621,46 @@ class Conv2dKernel:
             xp = Conv2dKernel._padded(inputs[0], geometry)
             return conv2d_blocked_count(xp, wp, geometry[0], geometry[1], out)
         return conv2d_count(inputs[0], wp, out, *geometry)
+
+    # --- training ------------------------------------------------------------------------------
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The training forward is the inference forward, its weights packed afresh (they change
+        every step). Nothing goes in ``extras``: the backward keeps only input 0."""
+        in_shapes = tuple(tuple(x.shape) for x in inputs)
+        state = Conv2dKernel.prepare(op, in_shapes, tuple(out.shape), params)
+        Conv2dKernel.run(op, state, [as_float32(x) for x in inputs], out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_inputs[0] += the data gradient (from params["weight"]); param_grads["weight"] = the
+        weight gradient (from the kept input 0); param_grads["bias"] = the bias gradient. A name
+        missing from ``param_grads`` is a frozen param and is not computed."""
+        gy = as_float32(grad_out)
+        dx = grad_inputs[0] if grad_inputs else None
+        if dx is not None:
+            weight = as_float32(params["weight"])
+            geometry = adapters.conv_geometry(op, dx.shape)
+            accumulate_into(dx, lambda buf: conv2d_grad_data(gy, weight, buf, *geometry))
+        if "weight" in param_grads:
+            if inputs[0] is None:
+                raise ValueError("Conv2d backward: the weight gradient needs the kept input 0")
+            x = as_float32(inputs[0])
+            geometry = adapters.conv_geometry(op, x.shape)
+            write_into(param_grads["weight"], lambda buf: conv2d_grad_weight(x, gy, buf, *geometry))
+        if op.bias and "bias" in param_grads:
+            write_into(param_grads["bias"], lambda buf: conv2d_grad_bias(gy, buf))
+
+    @staticmethod
+    def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
+        """(data performed, data padded, weight performed, weight padded): the multiplies of
+        ``conv2d_grad_data`` and ``conv2d_grad_weight`` on these shapes, counted by their loops;
+        a gradient not wanted counts (0, 0). The bias gradient is adds only."""
+        n, c, h, w = in_shapes[0]
+        k, oh, ow = out_shape[1], out_shape[2], out_shape[3]
+        sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shapes[0])
+        args = (n, c, h, w, k, op.groups, *op.kernel, oh, ow, sh, sw, top, left, dh, dw)
+        data = conv2d_grad_data_count(*args) if want_data else (0, 0)
+        weight = conv2d_grad_weight_count(*args) if want_weight else (0, 0)
+        return int(data[0]), int(data[1]), int(weight[0]), int(weight[1])

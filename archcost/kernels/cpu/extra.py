@@ -6,11 +6,25 @@ AffineGrid and GridSample follow ``torch.nn.functional.affine_grid`` / ``grid_sa
 (bilinear, zero padding) for both settings of ``align_corners``; coordinates are computed in
 float64 from the float32 inputs and rounded once, on the store. Maxout's max, the grid's target
 points and the bilinear sample are the shared formulas (archcost/kernels/formulas.py).
+
+Training: the forward in training mode is the inference forward except Maxout's, which also
+writes the winning piece (``extras["indices"]``, int32, first max wins as in the inference scan).
+The backward kernels accumulate (``+=``) the input gradients and write (``=``) the parameter
+gradients: the gather's scatter for ChannelSelect; dx = g * gamma, dgamma = sum g * x,
+dbeta = sum g for Affine; dx_j = 2 sum_i g_i (x_j - c_ij) and dc_ij = -2 sum_n g_ni (x_nj - c_ij)
+for RBF (the centres only when trainable); the winning piece for Maxout; dtheta = sum g * (x_t,
+y_t, 1) for AffineGrid; and for GridSample the bilinear weights scattered back into x and the
+derivative of the weights in (u, v) times du/dx_s, dv/dy_s into the grid (points whose corners all
+lie outside the input, and NaN points, read zero in the forward and get no gradient). Long sums
+(over the batch, positions, channels) run in float64 locals.
 """
 
-import numpy as np
-from numba import njit
+import math
 
+import numpy as np
+from numba import njit, prange
+
+from archcost.errors import ArchcostError
 from archcost.kernels import adapters, formulas
 from archcost.kernels.adapters import axis_view
 from archcost.kernels.cpu.pointwise import channel_affine
@@ -81,12 +95,272 @@ def grid_sample(x, grid, out, align_corners):
             _grid_sample_span(x, grid, out, n, i, 0, wo_, 0, c_, align_corners)  # a row, all channels
 
 
+# --- training kernels ------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def channel_select_grad(grad_out, channels, grad):
+    """grad (A, C, B)[a, channels[k], b] += grad_out (A, K, B)[a, k, b]; the channels never
+    repeat, so the (a, k) tasks write disjoint rows."""
+    a_, k_, b_ = grad_out.shape
+    for task in prange(a_ * k_):
+        a = task // k_
+        k = task % k_
+        c = channels[k]
+        for b in range(b_):
+            grad[a, c, b] += grad_out[a, k, b]
+
+
+@njit(parallel=True, cache=True)
+def affine_data_grad(grad_out, gamma, grad):
+    """grad (A, C, B) += grad_out * gamma[c]."""
+    a_, c_, b_ = grad.shape
+    for task in prange(a_ * c_):
+        a = task // c_
+        c = task % c_
+        s = gamma[c]
+        for b in range(b_):
+            grad[a, c, b] += grad_out[a, c, b] * s
+
+
+@njit(parallel=True, cache=True)
+def affine_param_grad(grad_out, x, dgamma, dbeta, want_gamma, want_beta):
+    """dgamma[c] = sum over (a, b) of grad_out * x, dbeta[c] = sum of grad_out (written, float64
+    sums); one task per channel."""
+    a_, c_, b_ = grad_out.shape
+    for c in prange(c_):
+        sg = 0.0
+        sb = 0.0
+        for a in range(a_):
+            for b in range(b_):
+                g = np.float64(grad_out[a, c, b])
+                sb += g
+                if want_gamma:
+                    sg += g * np.float64(x[a, c, b])
+        if want_gamma:
+            dgamma[c] = sg
+        if want_beta:
+            dbeta[c] = sb
+
+
+@njit(parallel=True, cache=True)
+def rbf_data_grad(grad_out, x, centres, grad):
+    """grad (N, F) += 2 sum_i grad_out[n, i] (x[n, j] - centres[i, j]); one task per sample."""
+    n_, f_ = x.shape
+    o_ = centres.shape[0]
+    for n in prange(n_):
+        for j in range(f_):
+            xv = np.float64(x[n, j])
+            total = 0.0
+            for i in range(o_):
+                total += np.float64(grad_out[n, i]) * (xv - np.float64(centres[i, j]))
+            grad[n, j] += 2.0 * total
+
+
+@njit(parallel=True, cache=True)
+def rbf_centres_grad(grad_out, x, centres, dcentres):
+    """dcentres (O, F) = -2 sum_n grad_out[n, i] (x[n, j] - centres[i, j]) (written); one task
+    per unit."""
+    n_, f_ = x.shape
+    o_ = centres.shape[0]
+    for i in prange(o_):
+        for j in range(f_):
+            cv = np.float64(centres[i, j])
+            total = 0.0
+            for n in range(n_):
+                total += np.float64(grad_out[n, i]) * (np.float64(x[n, j]) - cv)
+            dcentres[i, j] = -2.0 * total
+
+
+@njit(parallel=True, cache=True)
+def maxout_train(x, pieces, out, indices):
+    """maxout, and indices[a, c, b] = the piece j that won (the first max, the scan of
+    ``formulas.maxout_value``)."""
+    a_, c_, b_ = out.shape
+    for task in prange(a_ * c_):
+        a = task // c_
+        c = task % c_
+        first = c * pieces
+        for b in range(b_):
+            top = x[a, first, b]
+            best = 0
+            for j in range(1, pieces):
+                v = x[a, first + j, b]
+                if v > top:
+                    top = v
+                    best = j
+            out[a, c, b] = top
+            indices[a, c, b] = best
+
+
+@njit(parallel=True, cache=True)
+def maxout_grad(grad_out, indices, pieces, grad):
+    """grad (A, C * pieces, B)[a, c * pieces + indices[a, c, b], b] += grad_out[a, c, b]; the
+    (a, c) tasks write disjoint groups of channels."""
+    a_, c_, b_ = grad_out.shape
+    for task in prange(a_ * c_):
+        a = task // c_
+        c = task % c_
+        for b in range(b_):
+            grad[a, c * pieces + indices[a, c, b], b] += grad_out[a, c, b]
+
+
+@njit(parallel=True, cache=True)
+def affine_grid_grad(grad_out, grad, align_corners):
+    """grad (N, 6) += sum over the target points of grad_out[n, i, j, (x_s, y_s)] times
+    (x_t, y_t, 1): theta's row 0 from the x_s gradients, row 1 from the y_s ones."""
+    n_, h_, w_, _ = grad_out.shape
+    for n in prange(n_):
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        for i in range(h_):
+            y_t = _grid_target(i, h_, align_corners)
+            for j in range(w_):
+                x_t = _grid_target(j, w_, align_corners)
+                gx = np.float64(grad_out[n, i, j, 0])
+                gy = np.float64(grad_out[n, i, j, 1])
+                s0 += gx * x_t
+                s1 += gx * y_t
+                s2 += gx
+                s3 += gy * x_t
+                s4 += gy * y_t
+                s5 += gy
+        grad[n, 0] += s0
+        grad[n, 1] += s1
+        grad[n, 2] += s2
+        grad[n, 3] += s3
+        grad[n, 4] += s4
+        grad[n, 5] += s5
+
+
+@njit(inline="always")
+def _source_point(grid, n, i, j, h_, w_, align_corners):
+    """(u, v, inside) of grid point (n, i, j): the unnormalised source coordinates as the forward
+    (``formulas.grid_sample_span``) computes them, and whether any corner can be inside."""
+    gx = float(grid[n, i, j, 0])
+    gy = float(grid[n, i, j, 1])
+    if align_corners:
+        u = (gx + 1.0) * (w_ - 1) / 2.0
+        v = (gy + 1.0) * (h_ - 1) / 2.0
+    else:
+        u = ((gx + 1.0) * w_ - 1.0) / 2.0
+        v = ((gy + 1.0) * h_ - 1.0) / 2.0
+    return u, v, (u > -1.0 and u < w_ and v > -1.0 and v < h_)
+
+
+@njit(parallel=True, cache=True)
+def grid_sample_data_grad(grad_out, grid, grad, align_corners):
+    """grad (N, C, H, W) += each output gradient spread over its four corners with the bilinear
+    weights (corners outside the input dropped). One task per (n, c) plane, summed in a float64
+    plane first."""
+    n_, c_, h_, w_ = grad.shape
+    ho_, wo_ = grad_out.shape[2], grad_out.shape[3]
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        plane = np.zeros((h_, w_))
+        for i in range(ho_):
+            for j in range(wo_):
+                u, v, inside = _source_point(grid, n, i, j, h_, w_, align_corners)
+                if not inside:
+                    continue
+                fu = math.floor(u)
+                fv = math.floor(v)
+                p0 = int(fu)
+                q0 = int(fv)
+                du = u - fu
+                dv = v - fv
+                g = np.float64(grad_out[n, c, i, j])
+                if q0 >= 0:
+                    if p0 >= 0:
+                        plane[q0, p0] += (1.0 - dv) * (1.0 - du) * g
+                    if p0 + 1 < w_:
+                        plane[q0, p0 + 1] += (1.0 - dv) * du * g
+                if q0 + 1 < h_:
+                    if p0 >= 0:
+                        plane[q0 + 1, p0] += dv * (1.0 - du) * g
+                    if p0 + 1 < w_:
+                        plane[q0 + 1, p0 + 1] += dv * du * g
+        for q in range(h_):
+            for p in range(w_):
+                grad[n, c, q, p] += plane[q, p]
+
+
+@njit(parallel=True, cache=True)
+def grid_sample_grid_grad(x, grad_out, grid, grad, align_corners):
+    """grad (N, Ho, Wo, 2) += d out / d (x_s, y_s) . grad_out summed over the channels: the
+    bilinear sample's slopes in u and v (differences of the corners, outside ones zero) times
+    du/dx_s and dv/dy_s. One task per (n, output row)."""
+    n_, c_, h_, w_ = x.shape
+    ho_, wo_ = grad_out.shape[2], grad_out.shape[3]
+    if align_corners:
+        su = (w_ - 1) / 2.0
+        sv = (h_ - 1) / 2.0
+    else:
+        su = w_ / 2.0
+        sv = h_ / 2.0
+    for task in prange(n_ * ho_):
+        n = task // ho_
+        i = task % ho_
+        for j in range(wo_):
+            u, v, inside = _source_point(grid, n, i, j, h_, w_, align_corners)
+            if not inside:
+                continue
+            fu = math.floor(u)
+            fv = math.floor(v)
+            p0 = int(fu)
+            q0 = int(fv)
+            du = u - fu
+            dv = v - fv
+            top = q0 >= 0
+            bottom = q0 + 1 < h_
+            left = p0 >= 0
+            right = p0 + 1 < w_
+            gu = 0.0
+            gv = 0.0
+            for c in range(c_):
+                x00 = np.float64(x[n, c, q0, p0]) if top and left else 0.0
+                x01 = np.float64(x[n, c, q0, p0 + 1]) if top and right else 0.0
+                x10 = np.float64(x[n, c, q0 + 1, p0]) if bottom and left else 0.0
+                x11 = np.float64(x[n, c, q0 + 1, p0 + 1]) if bottom and right else 0.0
+                g = np.float64(grad_out[n, c, i, j])
+                gu += g * ((1.0 - dv) * (x01 - x00) + dv * (x11 - x10))
+                gv += g * ((1.0 - du) * (x10 - x00) + du * (x11 - x01))
+            grad[n, i, j, 0] += gu * su
+            grad[n, i, j, 1] += gv * sv
+
+
+def _inference(adapter, op, params, inputs, out) -> None:
+    """The training forward of an op whose training forward is its inference forward."""
+    state = adapter.prepare(op, tuple(x.shape for x in inputs), tuple(out.shape), params)
+    adapter.run(op, state, inputs, out)
+
+
+def _kept(array, what: str):
+    if array is None:
+        raise ArchcostError(f"{what} backward: a tensor it keeps was not given")
+    return array
+
+
 class ChannelSelectKernel:
     prepare = staticmethod(adapters.channel_select_state)
 
     @staticmethod
     def run(op, state, inputs, out):
         channel_select(axis_view(inputs[0], 1), state, axis_view(out, 1))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(ChannelSelectKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        if grad_inputs[0] is not None:
+            channel_select_grad(axis_view(grad_out, 1), np.asarray(op.channels, np.int64),
+                                axis_view(grad_inputs[0], 1))
 
 
 class AffineKernel:
@@ -95,6 +369,23 @@ class AffineKernel:
     @staticmethod
     def run(op, state, inputs, out):
         channel_affine(axis_view(inputs[0], op.axis), *state, axis_view(out, op.axis))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(AffineKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        g = axis_view(grad_out, op.axis)
+        if grad_inputs[0] is not None:
+            gamma = np.ascontiguousarray(params["gamma"], np.float32)
+            affine_data_grad(g, gamma, axis_view(grad_inputs[0], op.axis))
+        want_gamma, want_beta = "gamma" in param_grads, "beta" in param_grads
+        if want_gamma or want_beta:
+            x = axis_view(_kept(inputs[0], "affine"), op.axis) if want_gamma else g
+            spare = np.empty(g.shape[1], np.float32)
+            affine_param_grad(g, x, param_grads["gamma"] if want_gamma else spare,
+                              param_grads["beta"] if want_beta else spare, want_gamma, want_beta)
 
 
 class RBFKernel:
@@ -106,6 +397,24 @@ class RBFKernel:
     def run(op, state, inputs, out):
         rbf(inputs[0], state, out)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(RBFKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """The input's gradient whenever wanted; the centres' only when they are trained
+        (``trainable``; fixed centres are a buffer) and not frozen (named in param_grads)."""
+        want_centres = op.trainable and "centres" in param_grads
+        if grad_inputs[0] is None and not want_centres:
+            return
+        x = _kept(inputs[0], "rbf")
+        centres = np.ascontiguousarray(params["centres"], np.float32)
+        if grad_inputs[0] is not None:
+            rbf_data_grad(grad_out, x, centres, grad_inputs[0])
+        if want_centres:
+            rbf_centres_grad(grad_out, x, centres, param_grads["centres"])
+
 
 class MaxoutKernel:
     prepare = staticmethod(adapters.maxout_state)
@@ -113,6 +422,17 @@ class MaxoutKernel:
     @staticmethod
     def run(op, state, inputs, out):
         maxout(axis_view(inputs[0], 1), state, axis_view(out, 1))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The inference maxout, and extras["indices"] (int32, output shape): the winning piece."""
+        maxout_train(axis_view(inputs[0], 1), op.pieces, axis_view(out, 1), axis_view(extras["indices"], 1))
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        if grad_inputs[0] is not None:
+            maxout_grad(axis_view(grad_out, 1), axis_view(extras["indices"], 1), op.pieces,
+                        axis_view(grad_inputs[0], 1))
 
 
 class AffineGridKernel:
@@ -122,6 +442,15 @@ class AffineGridKernel:
     def run(op, state, inputs, out):
         affine_grid(inputs[0], out, state)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(AffineGridKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        if grad_inputs[0] is not None:
+            affine_grid_grad(grad_out, grad_inputs[0], bool(op.align_corners))
+
 
 class GridSampleKernel:
     prepare = staticmethod(adapters.align_corners_state)
@@ -129,3 +458,20 @@ class GridSampleKernel:
     @staticmethod
     def run(op, state, inputs, out):
         grid_sample(inputs[0], inputs[1], out, state)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(GridSampleKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """d x needs the grid; d grid needs x and the grid (both inputs are kept)."""
+        align = bool(op.align_corners)
+        grad_x, grad_grid = grad_inputs
+        if grad_x is None and grad_grid is None:
+            return
+        grid = _kept(inputs[1], "grid sample")
+        if grad_x is not None:
+            grid_sample_data_grad(grad_out, grid, grad_x, align)
+        if grad_grid is not None:
+            grid_sample_grid_grad(_kept(inputs[0], "grid sample"), grad_out, grid, grad_grid, align)

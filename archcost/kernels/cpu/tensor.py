@@ -1,10 +1,21 @@
 """Data-movement and multi-input kernels: add, mean, broadcast mul, concat, channel padding,
 permute, and the copy behind flatten/reshape/dropout (which are free views when they run in
-place on their input's buffer, as the memory plan arranges whenever it can)."""
+place on their input's buffer, as the memory plan arranges whenever it can).
+
+Training (see the adapters' ``train_forward``/``backward``): the forward in training mode is the
+inference forward for all of these (dropout's, which is not, lives in
+``pointwise.DropoutTrain``); the backward kernels accumulate (``+=``) into the input gradients:
+a copy back for flatten/reshape, the concat's channel slice, the (scaled) output gradient for
+add/mean, the product with the other input reduced over the broadcast axes for mul, the kept
+positions and channels for the channel pad, the inverse permutation for permute. None of these
+ops keeps a tensor for its backward except mul (both inputs): the shapes come from the gradient
+buffers.
+"""
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from archcost import ops
 from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 
@@ -69,10 +80,97 @@ def channel_pad(x, out, stride):
                     out[n, k, oh, ow] = x[n, k, oh * stride, ow * stride] if k < c_ else 0.0
 
 
+# --- backward kernels ------------------------------------------------------------------------
+
+BLOCK = 4096  # elements per prange task of the 1-D accumulation
+
+
+@njit(parallel=True, cache=True)
+def accumulate_scaled(grad, src, factor):
+    """grad[i] += src[i] * factor (1-D; factor 1 for add and the views: exact)."""
+    size = grad.size
+    for task in prange((size + BLOCK - 1) // BLOCK):
+        for i in range(task * BLOCK, min((task + 1) * BLOCK, size)):
+            grad[i] += src[i] * factor
+
+
+@njit(parallel=True, cache=True)
+def accumulate_channels(grad_out, grad_part, c0):
+    """grad_part (A, Ci, B) += grad_out (A, C, B) at channels c0 .. c0 + Ci (one concat input)."""
+    a_, ci_, b_ = grad_part.shape
+    for task in prange(a_ * ci_):
+        a = task // ci_
+        c = task % ci_
+        for b in range(b_):
+            grad_part[a, c, b] += grad_out[a, c0 + c, b]
+
+
+@njit(parallel=True, cache=True)
+def mul_grad(grad_out, other, grad):
+    """grad (the input's 4-D shape, 1 on its broadcast axes) += the sum, over the output positions
+    each of its elements broadcast to, of grad_out * other (both the output's 4-D shape; other may
+    be a broadcast view). Float64 sums; one prange task per (axis 0, axis 1) element of grad."""
+    o0, o1, o2, o3 = grad_out.shape
+    s0, s1, s2, s3 = grad.shape
+    for task in prange(s0 * s1):
+        i0 = task // s1
+        i1 = task % s1
+        lo0, hi0 = (i0, i0 + 1) if s0 == o0 else (0, o0)
+        lo1, hi1 = (i1, i1 + 1) if s1 == o1 else (0, o1)
+        for i2 in range(s2):
+            lo2, hi2 = (i2, i2 + 1) if s2 == o2 else (0, o2)
+            for i3 in range(s3):
+                lo3, hi3 = (i3, i3 + 1) if s3 == o3 else (0, o3)
+                total = 0.0
+                for j0 in range(lo0, hi0):
+                    for j1 in range(lo1, hi1):
+                        for j2 in range(lo2, hi2):
+                            for j3 in range(lo3, hi3):
+                                total += np.float64(grad_out[j0, j1, j2, j3]) * np.float64(other[j0, j1, j2, j3])
+                grad[i0, i1, i2, i3] += total
+
+
+@njit(parallel=True, cache=True)
+def channel_pad_grad(grad_out, grad, stride):
+    """grad (N, C, H, W) += grad_out (N, K, OH, OW) at the kept positions (oh * stride, ow * stride)
+    of the first C channels; the padded channels and the skipped positions get nothing."""
+    n_, c_ = grad.shape[0], grad.shape[1]
+    oh_, ow_ = grad_out.shape[2], grad_out.shape[3]
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        for oh in range(oh_):
+            for ow in range(ow_):
+                grad[n, c, oh * stride, ow * stride] += grad_out[n, c, oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def accumulate4d(grad, src):
+    """grad[...] += src[...] for any strides of src (the output gradient's inverse permutation)."""
+    a_, b_, c_, d_ = grad.shape
+    for task in prange(a_ * b_):
+        a = task // b_
+        b = task % b_
+        for c in range(c_):
+            for d in range(d_):
+                grad[a, b, c, d] += src[a, b, c, d]
+
+
 def _as4d(a: np.ndarray, what: str) -> np.ndarray:
     if a.ndim > 4:
         raise ArchcostError(f"{what}: the cpu kernels handle up to 4 axes, got {a.ndim}")
     return a.reshape(a.shape + (1,) * (4 - a.ndim))
+
+
+def _inference(adapter, op, params, inputs, out) -> None:
+    """The training forward of an op whose training forward is its inference forward: the
+    adapter's own prepare and run."""
+    state = adapter.prepare(op, tuple(x.shape for x in inputs), tuple(out.shape), params)
+    adapter.run(op, state, inputs, out)
+
+
+def _accumulate(grad, src, factor=1.0) -> None:
+    accumulate_scaled(grad.reshape(-1), src.reshape(-1), np.float32(factor))
 
 
 class AddKernel:
@@ -85,12 +183,32 @@ class AddKernel:
         for x in inputs[2:]:
             add2(flat, x.reshape(-1), flat)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(AddKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        for grad in grad_inputs:
+            if grad is not None:
+                _accumulate(grad, grad_out)
+
 
 class MeanKernel(AddKernel):
     @staticmethod
     def run(op, state, inputs, out):
         AddKernel.run(op, state, inputs, out)
         scale_inplace(out.reshape(-1), np.float32(1.0 / len(inputs)))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(MeanKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        for grad in grad_inputs:
+            if grad is not None:
+                _accumulate(grad, grad_out, 1.0 / len(grad_inputs))
 
 
 class MulKernel:
@@ -102,6 +220,23 @@ class MulKernel:
         x, y = (np.broadcast_to(_as4d(a, "mul"), out4.shape) for a in inputs)
         mul4d(x, y, out4)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(MulKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """d x = grad_out * y, d y = grad_out * x, each summed over the axes its input was
+        broadcast along (SE gating: the (N, C, 1, 1) gate's gradient sums over H x W)."""
+        g4 = _as4d(grad_out, "mul")
+        for i, grad in enumerate(grad_inputs):
+            if grad is None:
+                continue
+            other = inputs[1 - i]
+            if other is None:
+                raise ArchcostError("mul backward: the other input was not kept")
+            mul_grad(g4, np.broadcast_to(_as4d(other, "mul"), g4.shape), _as4d(grad, "mul"))
+
 
 class ConcatKernel:
     prepare = staticmethod(adapters.no_state)
@@ -111,6 +246,36 @@ class ConcatKernel:
         for part, target, offset in adapters.concat_parts(op, inputs, out):
             copy_channels(part, target, offset)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(ConcatKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Each input's gradient is its slice of grad_out along the axis. Concat keeps nothing:
+        an input's size on the axis comes from its gradient buffer (or from ``inputs[i]`` where
+        the executor passes an array, any with that input's shape); a wanted input's offset is
+        the sum of the sizes before it, or the output's size less those from it on, whichever
+        are all known (a single input of unknown size is the rest of the output's)."""
+        axis = op.axis % grad_out.ndim
+        total = grad_out.shape[axis]
+        known = [g if g is not None else x for g, x in zip(grad_inputs, inputs or [None] * len(grad_inputs))]
+        sizes = [None if k is None else k.shape[axis] for k in known]
+        if sizes.count(None) == 1:
+            sizes[sizes.index(None)] = total - sum(s for s in sizes if s is not None)
+        target = adapters.axis_view(grad_out, axis)
+        for i, grad in enumerate(grad_inputs):
+            if grad is None:
+                continue
+            if None not in sizes[:i]:
+                offset = sum(sizes[:i])
+            elif None not in sizes[i:]:
+                offset = total - sum(sizes[i:])
+            else:
+                raise ArchcostError(f"concat backward: the offset of input {i} is unknown: the sizes of the "
+                                    "inputs on both sides of it are not all known (no gradient, no array)")
+            accumulate_channels(target, adapters.axis_view(grad, axis), offset)
+
 
 class ChannelPadKernel:
     prepare = staticmethod(adapters.channel_pad_state)
@@ -118,6 +283,15 @@ class ChannelPadKernel:
     @staticmethod
     def run(op, state, inputs, out):
         channel_pad(inputs[0], out, state)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(ChannelPadKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        if grad_inputs[0] is not None:
+            channel_pad_grad(grad_out, grad_inputs[0], op.stride)
 
 
 class PermuteKernel:
@@ -129,6 +303,20 @@ class PermuteKernel:
     def run(op, state, inputs, out):
         copy4d(_as4d(inputs[0], "permute").transpose(state), _as4d(out, "permute"))
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(PermuteKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_in += grad_out under the inverse permutation (out axis k is input axis dims[k])."""
+        grad = grad_inputs[0]
+        if grad is None:
+            return
+        dims = tuple(op.dims) + tuple(range(len(op.dims), 4))
+        inverse = tuple(int(k) for k in np.argsort(dims))
+        accumulate4d(_as4d(grad, "permute"), _as4d(grad_out, "permute").transpose(inverse))
+
 
 class ViewKernel(adapters.ViewAdapter):
     same_buffer = staticmethod(np.shares_memory)
@@ -136,3 +324,25 @@ class ViewKernel(adapters.ViewAdapter):
     @staticmethod
     def copy(x, out) -> None:
         copy1d(x.reshape(-1), out.reshape(-1))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        if isinstance(op, ops.Dropout):  # not the identity in training: pointwise's own kernel
+            from archcost.kernels.cpu.pointwise import DropoutTrain
+            DropoutTrain.train_forward(op, params, inputs, out, extras)
+            return
+        ViewKernel.run(op, None, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Flatten/reshape: grad_in += grad_out read in the input's shape (same element order).
+        Where the executor made the gradient a free view too (grad_out is grad_in's own buffer,
+        as the forward's output may be its input's), it is already in place: nothing to add
+        (adding would double it)."""
+        if isinstance(op, ops.Dropout):
+            from archcost.kernels.cpu.pointwise import DropoutTrain
+            DropoutTrain.backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads)
+            return
+        grad = grad_inputs[0]
+        if grad is not None and not ViewKernel.same_buffer(grad, grad_out):
+            _accumulate(grad, grad_out)
