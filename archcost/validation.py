@@ -138,3 +138,174 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") 
         graph.name, report.input_shape, batch, checks, result.peak_bytes,
         report.totals["peak_activation_bytes"], time.perf_counter() - start,
     )
+
+
+# --- one training step ---------------------------------------------------------------------------
+
+TRAIN_TOLERANCE = 1e-4
+
+
+@dataclass
+class TrainLayerCheck:
+    name: str
+    label: str
+    data_macs: int
+    weight_macs: int
+    counted_data: int | None
+    counted_weight: int | None
+    forward_error: float
+    grad_error: float  # the largest over its input and param gradients
+    problem: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+@dataclass
+class TrainValidation:
+    model: str
+    input_shape: tuple
+    batch: int
+    loss: float
+    layers: list
+    peak_bytes: int
+    predicted_peak_bytes: int
+    loss_error: float
+    seconds: float
+
+    @property
+    def peak_ok(self) -> bool:
+        return self.peak_bytes == self.predicted_peak_bytes
+
+    @property
+    def failures(self) -> list:
+        return [c for c in self.layers if not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.peak_ok and self.loss_error < TRAIN_TOLERANCE
+
+
+def _reference_train_forward(op, params, xs, out_shape, extras):
+    from archcost.kernels import reference_grad_pointwise
+
+    if isinstance(op, (ops.BatchNorm, ops.LayerNorm, ops.LRN, ops.Dropout)):
+        out, _, _ = reference_grad_pointwise.train_forward(op, params, xs, extras)
+        return out
+    return reference.forward(op, xs, params, out_shape)
+
+
+def _reference_backward(op, params, xs, out, grad_out, want_inputs, want_params, extras):
+    from archcost.kernels import reference_grad_conv, reference_grad_pointwise, reference_grad_tensor
+
+    if isinstance(op, (ops.Conv2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)):
+        return reference_grad_conv.backward(op, params, xs, out, grad_out, want_inputs, want_params)
+    if isinstance(op, (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.LRN, ops.Scale, ops.Softmax, ops.Dropout)):
+        return reference_grad_pointwise.backward(op, params, xs, out, grad_out, want_inputs, want_params, extras)
+    return reference_grad_tensor.backward(op, params, xs, out, grad_out, want_inputs, want_params)
+
+
+def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) -> TrainValidation:
+    """One training step on the cpu kernels (archcost.training_execute), checked per layer:
+    the training-mode forward output and every gradient the layer's backward adds (to each input,
+    to each param) against the layer's float64 reference computed from the same executed values;
+    the conv/linear backward multiplies counted by the kernels against the analytic data- and
+    weight-gradient MACs; the loss gradient against its reference; and the arena's measured peak
+    against the predicted ``train_peak_bytes`` (the ``archcost`` saving policy)."""
+    from archcost.kernels import reference_grad_pointwise
+    from archcost.training_execute import TrainingExecutor
+
+    start = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ArchcostError(f"validate: seed must be an int from 0 to {2**32 - 1}, got {quote(seed)}")
+    ex = TrainingExecutor(graph, batch, seed, **options)
+    params64 = {}
+    values: dict[str, np.ndarray] = {}
+    kept_extras: dict[str, dict] = {}
+    fwd_error: dict[str, float] = {}
+    problems: dict[str, list] = {}
+    records = {r.name: r for r in ex.report.records}
+
+    def p64(node):
+        if node not in params64:
+            params64[node] = {k: v.astype(np.float64) for k, v in ex.params[node].items()}
+        return params64[node]
+
+    for node in graph.input_nodes():
+        pass
+
+    def on_forward(node, xs, out, extras):
+        op = graph.op(node)
+        srcs = graph.inputs(node)
+        ins = [values[s] for s in srcs]
+        # BN's running stats are updated in place by the kernel; the reference normalises with
+        # batch statistics, so the params it reads (gamma, beta) are unaffected.
+        ref = _reference_train_forward(op, p64(node), ins, out.shape, {k: v.copy() for k, v in extras.items()})
+        fwd_error[node] = relative_error(out, ref) if ref.shape == out.shape else float("inf")
+        values[node] = out.astype(np.float64)
+        kept_extras[node] = {k: v.copy() for k, v in extras.items()}
+
+    for node in graph.input_nodes():
+        values[node] = None  # filled below from the drawn batch
+    inputs, labels = ex.random_batch()
+    for node in graph.input_nodes():
+        values[node] = inputs[node].astype(np.float64)
+    grad_error: dict[str, float] = {}
+    loss_error = [0.0]
+
+    def on_backward(node, grad_out, deltas, param_grads):
+        op = graph.op(node)
+        srcs = graph.inputs(node)
+        want_inputs = list(ex.plan.grad_inputs[node])
+        ref_in, ref_params = _reference_backward(op, p64(node), [values[s] for s in srcs], values[node],
+                                                 grad_out.astype(np.float64), want_inputs, list(param_grads),
+                                                 kept_extras.get(node, {}))
+        worst = 0.0
+        for i, (d, r) in enumerate(zip(deltas, ref_in)):
+            if d is None:
+                continue
+            if r is None or r.shape != d.shape:
+                problems.setdefault(node, []).append(f"no reference gradient for input {i}")
+                continue
+            worst = max(worst, relative_error(d, r))
+        for name, grad in param_grads.items():
+            if name not in ref_params:
+                problems.setdefault(node, []).append(f"no reference gradient for {name!r}")
+                continue
+            worst = max(worst, relative_error(grad, ref_params[name]))
+        grad_error[node] = worst
+
+    def on_loss(output, probs, lab, grad):
+        _, ref_probs, ref_grad = reference_grad_pointwise.softmax_cross_entropy(values[output], lab)
+        loss_error[0] = max(loss_error[0], relative_error(grad, ref_grad), relative_error(probs, ref_probs))
+
+    result = ex.step(inputs, labels, count=True, on_forward=on_forward, on_backward=on_backward, on_loss=on_loss,
+                     update=False)
+    checks = []
+    for node in ex.plan.order:
+        op = graph.op(node)
+        if isinstance(op, ops.Input):
+            continue
+        rec = records[node]
+        errs = list(problems.get(node, []))
+        fe = fwd_error.get(node, 0.0)
+        ge = grad_error.get(node, 0.0)
+        if not fe < TRAIN_TOLERANCE:
+            errs.append(f"training forward relative error {fe:.2e} exceeds {TRAIN_TOLERANCE:.0e}")
+        if not ge < TRAIN_TOLERANCE:
+            errs.append(f"gradient relative error {ge:.2e} exceeds {TRAIN_TOLERANCE:.0e}")
+        cd = cw = None
+        if node in result.counts:
+            dp, dpad, wp, wpad = result.counts[node]
+            cd, cw = dp + dpad, wp + wpad
+            if cd != rec.data_macs:
+                errs.append(f"counted data-gradient multiplies {cd} != analytic {rec.data_macs}")
+            if cw != rec.weight_macs:
+                errs.append(f"counted weight-gradient multiplies {cw} != analytic {rec.weight_macs}")
+        elif rec.backward_macs:
+            errs.append(f"no counted backward multiplies for {rec.backward_macs} analytic MACs")
+        checks.append(TrainLayerCheck(node, rec.label, rec.data_macs, rec.weight_macs, cd, cw, fe, ge, "; ".join(errs)))
+    return TrainValidation(graph.name, tuple(graph.op(graph.input_nodes()[0]).shape), batch, result.loss, checks,
+                           result.peak_bytes, ex.report.totals["train_peak_bytes"], loss_error[0],
+                           time.perf_counter() - start)

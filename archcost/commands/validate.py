@@ -2,7 +2,7 @@
 the output shape, the counted multiplies against the analytic MACs, and the output against a
 float64 reference; and the measured peak activation memory against the predicted one."""
 
-from archcost.commands._args import add_model_args, check_fits_memory
+from archcost.commands._args import add_model_args, add_training_args, check_fits_memory, training_options, uses_training_options
 from archcost.loading import build_model
 
 
@@ -13,6 +13,7 @@ def add_parser(sub):
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="run on the cpu kernels (default) or the CUDA kernels (needs numba-cuda and a GPU, "
                         "or NUMBA_ENABLE_CUDASIM=1 for numba-cuda's simulator)")
+    add_training_args(p)
     p.set_defaults(run=run)
 
 
@@ -42,7 +43,11 @@ def run(args) -> int:
         from archcost.kernels.cuda._numba import device_name
 
         device = f"cuda ({device_name()})"
+    if not args.train and uses_training_options(args):
+        raise ArchcostError("validate: the training options need --train")
     graph = build_model(args.model, args.input, args.option)
+    if args.train:
+        return _run_training(args, graph)
     # The float64 reference of each layer is kept beside its float32 output: about three copies.
     check_fits_memory(graph, args.batch, "validate", copies=3)
     result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)
@@ -68,5 +73,51 @@ def run(args) -> int:
     if not result.peak_ok:
         print(f"archcost: validate: measured peak {result.peak_bytes} B != predicted {result.predicted_peak_bytes} B",
               file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_training(args, graph) -> int:
+    import sys
+
+    from archcost.errors import ArchcostError
+    from archcost.validation import TRAIN_TOLERANCE, validate_training
+
+    if args.device != "cpu":
+        raise ArchcostError("validate --train: the backward kernels run on the cpu only (--device cpu)")
+    if args.policy != "archcost":
+        raise ArchcostError("validate --train: the executor keeps what the archcost policy keeps; "
+                            "--policy pytorch is an analysis (archcost table --train --policy pytorch)")
+    if args.mixed_precision:
+        raise ArchcostError("validate --train: the kernels execute float32 only (no --mixed-precision)")
+    options = training_options(args)
+    for key in ("policy", "mixed_precision"):
+        options.pop(key)
+    # The float64 copies of every layer's output and gradient: about four copies of the step.
+    check_fits_memory(graph, args.batch, "validate", copies=4)
+    result = validate_training(graph, batch=args.batch, seed=args.seed, **options)
+    name_w = max(len(c.name) for c in result.layers)
+    print(f"{args.model}: one training step, input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, "
+          f"float32, {args.optimizer}, loss {result.loss:.4f}")
+    print(f"{'layer'.ljust(name_w)}  {'data MACs':>14}  {'counted':>14}  {'weight MACs':>14}  {'counted':>14}  "
+          f"{'fwd err':>8}  {'grad err':>8}  check")
+    for c in result.layers:
+        def n(v):
+            return "" if not v else f"{v:,}"
+
+        print(f"{c.name.ljust(name_w)}  {n(c.data_macs):>14}  {n(c.counted_data):>14}  {n(c.weight_macs):>14}  "
+              f"{n(c.counted_weight):>14}  {c.forward_error:8.1e}  {c.grad_error:8.1e}  "
+              f"{'ok' if c.ok else 'FAIL: ' + c.problem}")
+    print(f"loss gradient: relative error {result.loss_error:.1e} -> {'ok' if result.loss_error < TRAIN_TOLERANCE else 'FAIL'}")
+    print(f"peak training memory: measured {result.peak_bytes:,} B, predicted {result.predicted_peak_bytes:,} B"
+          f" -> {'ok' if result.peak_ok else 'FAIL'}")
+    passed = sum(c.ok for c in result.layers)
+    print(f"{passed}/{len(result.layers)} layers validated in {result.seconds:.1f} s")
+    if result.failures:
+        first = result.failures[0]
+        print(f"archcost: validate: layer {first.name!r} failed: {first.problem}", file=sys.stderr)
+        return 1
+    if not result.ok:
+        print("archcost: validate: the loss gradient or the measured peak does not match", file=sys.stderr)
         return 1
     return 0
