@@ -102,3 +102,52 @@ def benchmark(graph, batch: int = 1, backend: str = "cpu", repeat: int = 5, prog
 def all_layers(data: dict) -> list[dict]:
     """Every timed layer in graph order (flop-free views and copies included)."""
     return sorted(data["layers"] + data["other_layers"], key=lambda layer: layer["index"])
+
+
+def benchmark_training(graph, batch: int = 1, repeat: int = 3, optimizer: str = "sgd", progress=None, **options) -> dict:
+    """Time one training step per layer on the cpu kernels (archcost.training_execute): the
+    median over ``repeat`` steps, after a warm-up step (compiles). Per layer: forward and backward
+    seconds and the backward's FLOPs (2 x backward MACs + other); totals: the loss, the optimizer
+    and the whole step. (With checkpointing, a layer's recomputation counts in its forward.)"""
+    from archcost.training_execute import TrainingExecutor
+
+    ex = TrainingExecutor(graph, batch, optimizer=optimizer, **options)
+    inputs, labels = ex.random_batch()
+    ex.step(inputs, labels)
+    runs = []
+    for i in range(repeat):
+        runs.append(ex.step(inputs, labels).seconds)
+        if progress is not None:
+            progress(i + 1, repeat)
+    def median(key):
+        return statistics.median(r.get(key, 0.0) for r in runs)
+
+    records = {r.name: r for r in ex.report.records}
+    layers = []
+    for node in ex.plan.order:
+        rec = records[node]
+        if rec.op == "input":
+            continue
+        fwd = median(("forward", node)) + median(("recompute", node))
+        bwd = median(("backward", node))
+        flops = 2 * rec.backward_macs + rec.backward_other
+        layers.append({"name": node, "op": rec.op, "label": rec.label, "forward_s": fwd, "backward_s": bwd,
+                       "backward_macs": rec.backward_macs, "backward_flops": flops,
+                       "backward_gflops": flops / bwd / 1e9 if bwd > 0 else None})
+    step_s = statistics.median(sum(r.values()) for r in runs)
+    t = ex.report.totals
+    return {
+        "model": graph.name, "batch": batch, "optimizer": optimizer, "machine": machine_name(),
+        "threads": _threads(), "repeat": repeat, "layers": layers,
+        "totals": {"forward_s": sum(l["forward_s"] for l in layers), "backward_s": sum(l["backward_s"] for l in layers),
+                   "loss_s": median(("loss_forward", "")) + median(("loss_backward", "")),
+                   "optimizer_s": median(("optimizer", "")), "step_s": step_s,
+                   "train_step_macs": t["train_step_macs"], "train_step_flops": t["train_step_flops"],
+                   "train_peak_bytes": t["train_peak_bytes"]},
+    }
+
+
+def _threads() -> int:
+    import numba
+
+    return numba.get_num_threads()

@@ -149,6 +149,11 @@ class TrainingReport:
 
         return pd.DataFrame([asdict(r) for r in self.records]).set_index("name", drop=False)
 
+    @property
+    def curve(self) -> list[dict]:
+        """Live bytes per step of the schedule, by group (``memory_curve``)."""
+        return memory_curve(self.plan)
+
     def __repr__(self) -> str:
         return f"TrainingReport({self.model!r}, batch={self.batch}, {self.config['policy']} policy)"
 
@@ -162,7 +167,7 @@ def frozen_layers(graph: Graph, freeze=(), freeze_until: str | None = None) -> s
     order = graph.topological_order()
     frozen: set[str] = set()
     if isinstance(freeze, str):
-        freeze = [p for p in freeze.split(",") if p]
+        freeze = freeze.split(",") if freeze else []
     for pattern in freeze:
         if not isinstance(pattern, str) or not pattern:
             raise ArchcostError(f"freeze: patterns must be non-empty strings, got {quote(pattern)}")
@@ -474,6 +479,7 @@ class _Planner:
         nodes = order[a:b]
         local: dict[str, int] = {}
         local_aliases: dict[int, list] = {}
+        created: set[int] = set()  # storages made by this recomputation (a view may alias one from before)
 
         def where(x):
             return local.get(x, storage_of[x])
@@ -483,10 +489,11 @@ class _Planner:
             src_sid = where(g.inputs(n)[0]) if g.inputs(n) else None
             if op.view:
                 sid = src_sid
-            elif op.inplace and src_sid in local_aliases and self._recompute_in_place(n, local, local_aliases, nodes):
+            elif op.inplace and src_sid in created and self._recompute_in_place(n, local, local_aliases, nodes):
                 sid = src_sid
             else:
                 sid = self.new("activation", n, "output", self.shapes[n], "activation")
+                created.add(sid)
             local[n] = sid
             local_aliases.setdefault(sid, []).append(n)
         recompute_storage_of.update(local)
@@ -494,11 +501,13 @@ class _Planner:
             if not self.grad[n]:
                 continue
             for sid in self._kept_sids(n, {**storage_of, **local}):
-                if sid in local_aliases:  # made by the recomputation (earlier storages: the segment holds them)
+                if sid in created:  # made by the recomputation (earlier storages: the segment holds them)
                     recompute_keepers.setdefault(sid, set()).add(n)
         pos = {n: i for i, n in enumerate(nodes)}
         last_read: dict[int, int] = {}
         for sid, xs in local_aliases.items():
+            if sid not in created:
+                continue
             last = max(pos[x] for x in xs)
             for x in xs:
                 for c in g.consumers(x):
@@ -508,7 +517,7 @@ class _Planner:
         for i, n in enumerate(nodes):
             alloc = []
             sid = local[n]
-            if local_aliases.get(sid, [None])[0] == n:
+            if sid in created and local_aliases[sid][0] == n:
                 alloc.append(sid)
             extras = {name: self.new("extra", n, name, shape, dtype) for name, shape, dtype in self.saved[n].extras}
             extras_of[("recompute", n)] = extras
@@ -543,6 +552,50 @@ class _Planner:
 # The storages that hold activations and their gradients (what a batch costs), as opposed to
 # params, their gradients, optimizer state and the input batch.
 ACTIVATION_KINDS = ("activation", "extra", "grad", "probs")
+
+
+# How the memory curve groups the storages (``TrainingReport.curve``).
+CURVE_GROUPS = {
+    "params, buffers, optimizer, input": ("param", "buffer", "master", "optimizer", "input", "labels"),
+    "parameter gradients": ("param_grad",),
+    "activations and kept tensors": ("activation", "extra", "probs"),
+    "activation gradients": ("grad",),
+}
+
+
+def memory_curve(plan: TrainingPlan) -> list[dict]:
+    """Per step of ``plan``: its phase, node and the live bytes of each ``CURVE_GROUPS`` group
+    (after its allocations, before its frees)."""
+    st = plan.storages
+    group_of = {kind: name for name, kinds in CURVE_GROUPS.items() for kind in kinds}
+    held = dict.fromkeys(CURVE_GROUPS, 0)
+    for sid in plan.persistent:
+        held[group_of[st[sid].kind]] += st[sid].nbytes
+    curve = []
+    for step in plan.steps:
+        for sid in step.alloc:
+            held[group_of[st[sid].kind]] += st[sid].nbytes
+        curve.append({"phase": step.phase, "node": step.node, **held})
+        for sid in step.free:
+            held[group_of[st[sid].kind]] -= st[sid].nbytes
+    return curve
+
+
+def checkpoint_tradeoff(graph: Graph, batch: int = 1, dtype: str = "float32", ks=None, **options) -> list[dict]:
+    """The memory/recompute trade-off of checkpointing ``graph``: one point per plan (none,
+    sqrt, every:K for each K in ``ks``, by default 2 to the layer count in steps of about 10%),
+    each with its checkpoint spec, recompute MACs, training peak and activation peak."""
+    order = graph.topological_order()
+    layers = sum(1 for n in order if not isinstance(graph.op(n), ops.Input))
+    if ks is None:
+        ks = sorted({max(2, round(layers * f / 40)) for f in range(1, 41)} | {1})
+    points = []
+    for spec in ["none", "sqrt", *(f"every:{k}" for k in ks)]:
+        t = analyze_training(graph, batch=batch, dtype=dtype, checkpoint=spec, **options).totals
+        points.append({"checkpoint": spec, "recompute_macs": t["recompute_macs"], "forward_macs": t["forward_macs"],
+                       "train_peak_bytes": t["train_peak_bytes"],
+                       "train_activation_peak_bytes": t["train_activation_peak_bytes"]})
+    return points
 
 
 def simulate(plan: TrainingPlan) -> tuple[list, int, dict]:

@@ -22,6 +22,7 @@ seeded weights (archcost.execute.init_params), and ``step(inputs, labels)`` runs
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,7 @@ class TrainResult:
     counts: dict = field(default_factory=dict)  # conv/linear node -> (data performed, data padded, weight performed, weight padded)
     outputs: dict = field(default_factory=dict)  # output node -> logits of the forward
     timeline: list = field(default_factory=list)  # (phase, node, bytes held) per step
+    seconds: dict = field(default_factory=dict)  # (phase, node) -> wall seconds of its kernels
 
 
 class _Arena:
@@ -169,6 +171,7 @@ class TrainingExecutor:
                 arena.add(sid, self._new(st[sid], param_grads))
             arena.mark()
             result.timeline.append((step.phase, step.node, arena.held))
+            started = time.perf_counter()
             if step.phase in ("forward", "recompute"):
                 self._forward(step.phase, step.node, arena, on_forward if step.phase == "forward" else None)
             elif step.phase == "loss_forward":
@@ -185,6 +188,8 @@ class TrainingExecutor:
                     result.activation_grads[step.node] = self._grad_view(step.node, arena).copy()
             elif step.phase == "optimizer" and update:
                 self._optimizer_step(param_grads)
+            key = (step.phase, step.node)
+            result.seconds[key] = result.seconds.get(key, 0.0) + time.perf_counter() - started
             for sid in step.free:
                 arena.drop(sid)
         result.peak_bytes = arena.peak

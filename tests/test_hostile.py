@@ -85,6 +85,31 @@ case("validate-huge-input", ["validate", "lenet5", "--input", "1x100000x100000"]
 # model at 3x1x1, 1x2x2, 7x500x3, 3x33x17 and 10: only this one crashed).
 case("vector-input-for-a-map-model", ["table", "stn_mnist", "--input", "10"], "input 10")
 
+# Training: flags that need --train, bad training options, bad fit memory sizes.
+for cmd in ("table", "validate", "bench", "fit"):
+    base = [cmd, "lenet5"] + (["--memory", "1GB"] if cmd == "fit" else [])
+    for flags in (["--optimizer", "adam"], ["--checkpoint", "sqrt"], ["--freeze", "c1*"], ["--mixed-precision"]):
+        case(f"{cmd}-needs-train-{flags[0]}", [*base, *flags], "--train")
+    for flags, fragment in [
+        (["--optimizer", "lion"], "--optimizer"), (["--policy", "tensorflow"], "--policy"),
+        (["--checkpoint", "every:0"], "checkpoint"), (["--checkpoint", "every:x"], "checkpoint"),
+        (["--checkpoint", "optimal"], "checkpoint"), (["--checkpoint", ""], "checkpoint"),
+        (["--checkpoint", "every:" + "9" * 40], "checkpoint"), (["--freeze", "nosuch*"], "nosuch"),
+        (["--freeze", ",,"], "freeze"), (["--freeze-until", "nosuch"], "nosuch"),
+        (["--mixed-precision"], "mixed"),
+    ]:
+        case(f"{cmd}-train-{flags[0]}-{flags[-1][:12]}", [*base, "--train", *flags], fragment)
+for cmd in ("validate", "bench"):
+    case(f"{cmd}-train-policy-pytorch", [cmd, "lenet5", "--train", "--policy", "pytorch"], "pytorch")
+case("table-train-by", ["table", "lenet5", "--train", "--by", "stage"], "--by")
+case("validate-train-cuda", ["validate", "lenet5", "--train", "--device", "cuda"], "--device")
+for bad in ("", "24", "24XB", "-1GB", "0GB", "1e9", "GB", "24 G B", "9" * 40 + "GB", "nan", "1.5.5GB", "24GiBs"):
+    case(f"fit-memory-{bad[:10]!r}", ["fit", "lenet5", "--memory", bad], "--memory")
+case("fit-no-memory", ["fit", "lenet5"], "--memory")
+case("fit-batch", ["fit", "lenet5", "--memory", "1GB", "--batch", "4"], "--batch")
+case("validate-train-huge-batch", ["validate", "vgg16", "--train", "--batch", "100000000"], "--batch")
+case("bench-train-huge-batch", ["bench", "vgg16", "--train", "--batch", "100000000"], "--batch")
+
 # Models, commands and flags that do not exist; arguments missing.
 for name in ("vgg17", "", "resnet-50", "x" * 10_000, "vgg16\nvgg19", "../../etc/passwd", "-"):
     case(f"unknown-model-{name[:12]!r}", ["table", name], "model")

@@ -183,3 +183,50 @@ def test_train_step_ratio_near_three_for_a_cnn():
     first_conv = 224 * 224 * 64 * 27
     assert t["backward_macs"] == 2 * t["forward_macs"] - first_conv
     assert math.isclose(t["train_step_ratio"], 3 - first_conv / t["forward_macs"])
+
+
+def test_table_train_json_has_the_training_keys(capsys):
+    import json
+
+    from archcost.cli import main
+
+    assert main(["table", "resnet18", "--train", "--optimizer", "adam", "--batch", "2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    t = data["totals"]
+    expected = analyze_training(zoo.build("resnet18"), batch=2, optimizer="adam").totals
+    for key in ("backward_macs", "train_step_macs", "train_saved_bytes", "grad_bytes", "optimizer_bytes",
+                "train_peak_bytes"):
+        assert isinstance(t[key], int) and t[key] == expected[key], key
+    assert t["optimizer_bytes"] == 2 * t["grad_bytes"]
+    rows = data["layers"]
+    assert all({"backward_macs", "saved_bytes", "train_live_bytes"} <= set(r) for r in rows)
+    assert sum(r["backward_macs"] for r in rows) == t["backward_macs"]
+    assert sum(r["saved_bytes"] for r in rows) == t["train_saved_bytes"]
+    assert max(r["train_live_bytes"] for r in rows) <= t["train_peak_bytes"]
+    assert data["training"]["optimizer"] == "adam"
+
+
+def test_table_train_text_prints_the_breakdown(capsys):
+    from archcost.cli import main
+
+    assert main(["table", "resnet50", "--train", "--optimizer", "adam", "--batch", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "training step (archcost saving policy, adam)" in out
+    assert "training memory: peak" in out and "optimizer" in out and "kept for backward" in out
+
+
+def test_fit_finds_the_largest_batch_exactly(capsys):
+    import re
+
+    from archcost.cli import main
+
+    assert main(["fit", "resnet50", "--memory", "24GB", "--train", "--optimizer", "adam"]) == 0
+    out = capsys.readouterr().out
+    batch = int(re.search(r"largest batch ([\d,]+)", out).group(1).replace(",", ""))
+    g = zoo.build("resnet50")
+    assert analyze_training(g, batch=batch, optimizer="adam").totals["train_peak_bytes"] <= 24 * 10**9
+    assert analyze_training(g, batch=batch + 1, optimizer="adam").totals["train_peak_bytes"] > 24 * 10**9
+    assert main(["fit", "vgg16", "--memory", "1MB"]) == 1  # batch 1 does not fit: said, exit 1
+    assert "is not enough" in capsys.readouterr().out
+    assert main(["fit", "vgg16", "--memory", "8GiB"]) == 0
+    assert "8.59 GB (8,589,934,592 bytes)" in capsys.readouterr().out

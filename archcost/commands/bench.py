@@ -8,7 +8,7 @@ names the executor backend (archcost.kernels.BACKENDS). Family options are ``--o
 here, since ``-o`` is the output file. numba is imported only inside ``run``.
 """
 
-from archcost.commands._args import check_fits_memory, positive_int
+from archcost.commands._args import add_training_args, check_fits_memory, positive_int, training_options, uses_training_options
 from archcost.loading import build_model
 
 
@@ -22,6 +22,7 @@ def add_parser(sub):
     p.add_argument("--repeat", type=positive_int, default=5, help="timed forwards; the median is reported (default 5)")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.add_argument("-o", "--output", metavar="RESULTS.json", help="also write the results as JSON (roofline schema)")
+    add_training_args(p)
     p.set_defaults(run=run)
 
 
@@ -48,7 +49,13 @@ def run(args) -> int:
 
     if args.output is not None:
         check_output_path(args.output, "-o", (".json",))
+    from archcost.errors import ArchcostError
+
+    if not args.train and uses_training_options(args):
+        raise ArchcostError("bench: the training options need --train")
     graph = build_model(args.model, args.input, args.option)
+    if args.train:
+        return _run_training(args, graph)
     check_fits_memory(graph, args.batch, "bench")
     data = benchmark(graph, batch=args.batch, backend=args.device, repeat=args.repeat,
                      progress=_progress_bar(sys.stderr))
@@ -56,3 +63,46 @@ def run(args) -> int:
         write_atomic(args.output, json.dumps(data, indent=1) + "\n")
     sys.stdout.write(bench_table(data, args.format))
     return 0
+
+
+def _run_training(args, graph) -> int:
+    import json
+    import sys
+
+    from archcost.benchmark import benchmark_training
+    from archcost.errors import ArchcostError
+    from archcost.outputs import write_atomic
+    from archcost.report.bench import train_bench_table
+    from archcost.training import analyze_training
+
+    if args.device != "cpu":
+        raise ArchcostError("bench --train: the backward kernels run on the cpu only (--device cpu)")
+    if args.policy != "archcost" or args.mixed_precision:
+        raise ArchcostError("bench --train: the executor runs float32 under the archcost policy "
+                            "(no --policy pytorch, no --mixed-precision)")
+    options = training_options(args)
+    for key in ("policy", "mixed_precision", "optimizer"):
+        options.pop(key)
+    need = analyze_training(graph, batch=args.batch, optimizer=args.optimizer, **options).totals["train_peak_bytes"]
+    from archcost.commands._args import available_memory_bytes
+
+    free = available_memory_bytes()
+    if free is not None and need > free:
+        raise ArchcostError(f"bench: a training step at --batch {args.batch} needs {need / 2**30:,.1f} GiB; "
+                            f"{free / 2**30:,.1f} GiB is free (use a smaller --batch or --input)")
+    data = benchmark_training(graph, batch=args.batch, repeat=args.repeat, optimizer=args.optimizer,
+                              progress=_steps_bar(sys.stderr), **options)
+    if args.output is not None:
+        write_atomic(args.output, json.dumps(data, indent=1) + "\n")
+    sys.stdout.write(train_bench_table(data, args.format))
+    return 0
+
+
+def _steps_bar(stream):
+    def show(done, total):
+        stream.write(f"\rbench --train: {done}/{total} steps")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show

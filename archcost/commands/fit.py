@@ -7,7 +7,7 @@ import re
 from archcost.commands._args import add_model_args, add_training_args, training_options, uses_training_options
 from archcost.errors import ArchcostError, quote
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _SIZE = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([a-zA-Z]{0,3})")
 # The largest batch fit looks at: past it the answer is "more than this" (a model whose peak does
@@ -16,7 +16,8 @@ MAX_BATCH = 2**40
 
 
 def memory_size(text: str) -> int:
-    """'24GB' (decimal), '24GiB' (binary), '512MB', '3e9' is refused: bytes as an int."""
+    """'24GB' (decimal), '24GiB' (binary), '512MB', '4096B': bytes as an int. A unit is required
+    ('24' alone is more likely a typo for 24GB than 24 bytes)."""
     m = _SIZE.fullmatch(text.strip())
     unit = m.group(2).lower() if m else None
     if not m or unit not in _UNITS:

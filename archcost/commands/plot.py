@@ -20,7 +20,7 @@ X_AXES = {"macs": "MACs (multiply-accumulates, conv + FC)", "params": "params", 
 
 def add_parser(sub):
     p = sub.add_parser("plot", help="figures: accuracy-vs-cost bubbles, per-layer memory/params, roofline")
-    kinds = p.add_subparsers(dest="kind", required=True, metavar="{bubble,layers,roofline}")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="{bubble,layers,roofline,train-memory,checkpoint}")
 
     b = kinds.add_parser("bubble", help="accuracy vs cost, bubble area = params (Canziani et al. 2017)")
     b.add_argument("models", nargs="*", help="zoo names (default: every model with an accuracy row)")
@@ -38,6 +38,24 @@ def add_parser(sub):
     la.add_argument("--log", action="store_true", help="log-scale y axes")
     la.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.png, .svg or .pdf")
     la.set_defaults(run=run_layers)
+
+    from archcost.commands._args import add_training_args, positive_int
+
+    tm = kinds.add_parser("train-memory", help="live bytes over one training step, by kind (docs/training.md)")
+    tm.add_argument("model")
+    tm.add_argument("--input", metavar="CxHxW", help="input size per sample, e.g. 3x299x299")
+    tm.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family option (repeatable)")
+    tm.add_argument("--batch", type=positive_int, default=1, help="batch size N (default 1)")
+    tm.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.png, .svg or .pdf")
+    add_training_args(tm, flag=False)
+    tm.set_defaults(run=run_train_memory)
+
+    ck = kinds.add_parser("checkpoint", help="training peak vs recomputed MACs under checkpointing")
+    ck.add_argument("models", nargs="+", help="zoo names or model files, one panel each")
+    ck.add_argument("--batch", type=positive_int, default=1, help="batch size N (default 1)")
+    ck.add_argument("--optimizer", choices=("sgd", "momentum", "adam", "adamw"), default="sgd")
+    ck.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.png, .svg or .pdf")
+    ck.set_defaults(run=run_checkpoint)
 
     r = kinds.add_parser("roofline", help="measured GFLOP/s per layer vs arithmetic intensity")
     r.add_argument("results", metavar="RESULTS.json")
@@ -127,5 +145,39 @@ def run_roofline(args) -> int:
     title = f"{results.model or 'layers'} on {results.machine} ({results.date})"
     fig = plots.roofline(roofline_points(results), xs, ys, peak_gflops=results.peak_gflops,
                          bandwidth_gbs=results.bandwidth_gbs, title=title)
+    print(plots.save(fig, args.output))
+    return 0
+
+
+def run_train_memory(args) -> int:
+    from archcost.commands._args import training_options
+    from archcost.loading import build_model
+    from archcost.report import plots
+    from archcost.report.table import human_bytes
+    from archcost.training import CURVE_GROUPS, analyze_training
+
+    plots.check_output(args.output)
+    report = analyze_training(build_model(args.model, args.input, args.option), batch=args.batch,
+                              **training_options(args))
+    t = report.totals
+    fig = plots.train_memory(report.curve, list(CURVE_GROUPS),
+                             title=f"{report.model}: one training step, batch {report.batch}, {args.optimizer}, "
+                                   f"{args.policy} policy, checkpoint {args.checkpoint}",
+                             peak_label=f"peak {human_bytes(t['train_peak_bytes'])} at {t['peak_step']}")
+    print(plots.save(fig, args.output))
+    return 0
+
+
+def run_checkpoint(args) -> int:
+    from archcost.loading import build_model
+    from archcost.report import plots
+    from archcost.training import checkpoint_tradeoff
+
+    plots.check_output(args.output)
+    series = {}
+    for name in args.models:
+        graph = build_model(name, None, [])
+        series[graph.name] = checkpoint_tradeoff(graph, batch=args.batch, optimizer=args.optimizer)
+    fig = plots.checkpoint_tradeoff(series, title=f"checkpointing: batch {args.batch}, {args.optimizer}")
     print(plots.save(fig, args.output))
     return 0

@@ -356,3 +356,57 @@ def edf_plot(series: list[tuple[str, list[float]]], *, x_label: str, title: str 
     if title:
         ax.set_title(title)
     return fig
+
+
+def train_memory(curve: list[dict], groups: list[str], *, title: str = "", peak_label: str = "") -> Figure:
+    """Live bytes over the steps of one training step, stacked by group (archcost.training
+    .memory_curve): forward, loss and backward steps left to right."""
+    if not curve:
+        raise ArchcostError("plot train-memory: no step to plot")
+    fig = _figure(10, 5.5)
+    ax = fig.add_subplot()
+    xs = list(range(len(curve)))
+    ax.stackplot(xs, *[[step[g] for step in curve] for g in groups], labels=groups,
+                 colors=["0.75", "C3", "C0", "C1"][: len(groups)], alpha=0.85)
+    backward = [i for i, step in enumerate(curve) if step["phase"] == "loss_forward"]
+    if backward:
+        ax.axvline(backward[0], color="k", lw=0.8, ls="--")
+        ax.text(backward[0], ax.get_ylim()[1] * 0.98, " loss, then backward", va="top", fontsize=8)
+    ax.set_xlabel("step of the schedule (forward layers, loss, backward layers in reverse)")
+    ax.set_ylabel("live bytes")
+    ax.yaxis.set_major_formatter(_human_axis("B"))
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title + (f"\n{peak_label}" if peak_label else ""), fontsize=10)
+    return fig
+
+
+def checkpoint_tradeoff(series: dict, *, title: str = "") -> Figure:
+    """Training peak against recomputed forward MACs (as a fraction of the forward), one panel
+    per model; ``series``: model -> points of archcost.training.checkpoint_tradeoff."""
+    if not series:
+        raise ArchcostError("plot checkpoint: no model to plot")
+    fig = _figure(5.6 * len(series), 4.6)
+    axes = fig.subplots(1, len(series), squeeze=False, gridspec_kw={"wspace": 0.35})[0]
+    for ax, (model, points) in zip(axes, series.items()):
+        xs = [p["recompute_macs"] / p["forward_macs"] for p in points]
+        ys = [p["train_peak_bytes"] for p in points]
+        ax.plot(xs[2:], ys[2:], "o", ms=3, color="C0", alpha=0.7, label="every:K")
+        front, best = [], float("inf")
+        for x, y in sorted(zip(xs, ys)):
+            if y < best:
+                front.append((x, y))
+                best = y
+        ax.step(*zip(*front), where="post", color="C0", lw=1, label="best peak for a recompute budget")
+        ax.plot(xs[:1], ys[:1], "s", color="C3", ms=7, label="none")
+        ax.plot(xs[1:2], ys[1:2], "D", color="C2", ms=7, label="sqrt (Chen et al. 2016)")
+        ax.set_xlabel("recomputed forward MACs / forward MACs")
+        ax.set_ylabel("training peak")
+        ax.yaxis.set_major_formatter(_human_axis("B"))
+        ax.grid(True, alpha=0.3)
+        ax.set_title(model, fontsize=10)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
