@@ -13,7 +13,15 @@
   (archcost/kernels/formulas.py, compiled as device functions), the op -> adapter table and the
   prepared states that need no device layout (archcost/kernels/adapters.py).
 - ``common``: launch helpers, index -> coordinates device functions, ``uploaded`` (a shared
-  ``prepare`` whose arrays go to the device).
+  ``prepare`` whose arrays go to the device), and what the training adapters share.
+
+Training: every adapter also has ``train_forward`` and ``backward`` (conv and linear also
+``backward_count``), with the cpu adapters' semantics on device arrays (input gradients +=,
+parameter gradients =, a param missing from ``param_grads`` frozen); dropout's training half is
+``pointwise.DropoutTrain`` and the loss ``pointwise.SoftmaxCrossEntropy``. The backward kernels
+gather: one thread per element of each gradient (per channel for the per-channel sums), the only
+writer of it, so no atomics (grid sampling's data gradient, whose grid has no inverse to gather
+through, has one thread per input plane instead).
 
 Importing this package imports nothing from numba.
 """

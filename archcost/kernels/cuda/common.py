@@ -80,3 +80,42 @@ def strides4(shape) -> tuple:
     s1 = shape[2] * s2
     s0 = shape[1] * s1
     return (s0, s1, s2, s3)
+
+
+# --- training: what the backward adapters share ------------------------------------------------
+
+def param_to_device(value):
+    """A host param (the float32 dict of ``archcost.execute.init_params``) as a contiguous float32
+    device array: the training adapters upload what they read on every call (params change every
+    step, so there is nothing to prepare once)."""
+    return cuda.to_device(np.ascontiguousarray(value, np.float32))
+
+
+def dummy(dtype=np.float32, ndim: int = 1):
+    """A one-element device array standing in for a gradient nobody wants (its kernel gets a false
+    flag and never touches it), so each kernel keeps one signature."""
+    return cuda.device_array((1,) * ndim, dtype)
+
+
+def contiguous(array, what: str):
+    """``array`` itself, checked C-contiguous: the kernels reach it through reshaped views, which a
+    GPU refuses on a strided device array (and the simulator would silently copy, losing the
+    writes)."""
+    if not array.is_c_contiguous():
+        raise ArchcostError(f"{what}: the cuda kernels need a C-contiguous device array")
+    return array
+
+
+def input_grad(grad_inputs, i: int = 0):
+    """The gradient to accumulate into for input ``i`` (checked C-contiguous: most kernels write it
+    through a reshaped view), or None when it is not wanted."""
+    if not grad_inputs or grad_inputs[i] is None:
+        return None
+    return contiguous(grad_inputs[i], "backward: an input gradient")
+
+
+def kept(array, op, what: str):
+    """A tensor the op keeps for its backward (the saving policy): an error when it is missing."""
+    if array is None:
+        raise ArchcostError(f"{type(op).__name__} backward: the kept {what} is missing")
+    return array

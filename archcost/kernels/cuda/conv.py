@@ -18,6 +18,18 @@ and ``_tap``, the same index arithmetic both kernels use, and adds up those that
 (``performed``) and those that read padding (``padded``, multiplied as zero by the tiled kernel and
 skipped by the direct one) over the group's ``Kg`` output channels; ``performed + padded`` must
 equal the analytic MACs.
+
+Training (``Conv2dKernel.train_forward``/``backward``/``backward_count``): the training forward is
+the inference forward, its weights packed afresh (they change every step). The backward reads the
+raw (K, Cg, KH, KW) weight and runs three gather kernels, each thread the only writer of its
+element, so no atomics are needed: ``_grad_data`` has one thread per input element, summing
+``w[k, c, ky, kx] * gy[n, k, oh, ow]`` over the taps (ky, kx) whose output (oh, ow) reads it
+(``ih + top - ky*dh`` a multiple of the stride inside the output) and the ``Kg`` output channels
+of its group, and adds the sum into dx; ``_grad_weight`` one thread per weight, summing
+``gy * x`` over N x OH x OW with the taps on padding skipped; ``_grad_bias`` one thread per output
+channel. All sums run in float64 locals. The kernels visit exactly the (output, tap) pairs whose
+tap reads the input, the pairs the cpu kernels multiply, so ``backward_count`` reuses the cpu
+counting loops on the host (shape arithmetic): performed + padded == the forward MACs.
 """
 
 from functools import lru_cache
@@ -29,7 +41,7 @@ from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
-from archcost.kernels.cuda.common import grid1d
+from archcost.kernels.cuda.common import coords4, grid1d, input_grad, kept, launch, param_to_device
 
 
 @cuda.jit(device=True)
@@ -202,6 +214,89 @@ def conv2d_count(x, wp, out, geometry, kernel_hw) -> tuple[int, int]:
     return int(performed), int(padded)
 
 
+# --- training ------------------------------------------------------------------------------------
+
+
+@cuda.jit
+def _grad_data(gy, weight, dx, sh, sw, pt, pl, dh, dw):
+    """dx (N, C, H, W) += the data gradient for grad_out gy (N, K, OH, OW), weight (K, Cg, KH, KW);
+    one thread per input element, gathering the taps that read it."""
+    i = cuda.grid(1)
+    n_, c_, h_, w_ = dx.shape
+    if i < n_ * c_ * h_ * w_:
+        n, ci, ih, iw = coords4(i, c_, h_, w_)
+        k_, cg, kh_, kw_ = weight.shape
+        oh_, ow_ = gy.shape[2], gy.shape[3]
+        kg = k_ // (c_ // cg)
+        g = ci // cg
+        c = ci - g * cg
+        total = 0.0
+        for ky in range(kh_):
+            th = ih + pt - ky * dh  # oh * sh, when some output row oh reads row ih through tap ky
+            if th < 0 or th % sh != 0 or th // sh >= oh_:
+                continue
+            oh = th // sh
+            for kx in range(kw_):
+                tw = iw + pl - kx * dw
+                if tw < 0 or tw % sw != 0 or tw // sw >= ow_:
+                    continue
+                ow = tw // sw
+                for k in range(g * kg, (g + 1) * kg):
+                    total += weight[k, c, ky, kx] * gy[n, k, oh, ow]
+        dx[n, ci, ih, iw] += total
+
+
+@cuda.jit
+def _grad_weight(x, gy, dwt, sh, sw, pt, pl, dh, dw):
+    """dwt (K, Cg, KH, KW) = sum over (n, oh, ow) of gy[n, k, oh, ow] times the input under tap
+    (ky, kx), taps on padding skipped; one thread per weight."""
+    i = cuda.grid(1)
+    k_, cg, kh_, kw_ = dwt.shape
+    if i < k_ * cg * kh_ * kw_:
+        k, c, ky, kx = coords4(i, cg, kh_, kw_)
+        n_, c_, h_, w_ = x.shape
+        oh_, ow_ = gy.shape[2], gy.shape[3]
+        kg = k_ // (c_ // cg)
+        ci = (k // kg) * cg + c
+        total = 0.0
+        for n in range(n_):
+            for oh in range(oh_):
+                ih = oh * sh - pt + ky * dh
+                if ih < 0 or ih >= h_:
+                    continue
+                for ow in range(ow_):
+                    iw = ow * sw - pl + kx * dw
+                    if iw >= 0 and iw < w_:
+                        total += gy[n, k, oh, ow] * x[n, ci, ih, iw]
+        dwt[k, c, ky, kx] = total
+
+
+@cuda.jit
+def _grad_bias(gy, db):
+    """db (K,) = gy (N, K, OH, OW) summed over (n, oh, ow); one thread per output channel."""
+    k = cuda.grid(1)
+    n_, k_, oh_, ow_ = gy.shape
+    if k < k_:
+        total = 0.0
+        for n in range(n_):
+            for oh in range(oh_):
+                for ow in range(ow_):
+                    total += gy[n, k, oh, ow]
+        db[k] = total
+
+
+def conv2d_grad_data(gy, weight, dx, geometry):
+    launch(_grad_data, dx.size, gy, weight, dx, *geometry)
+
+
+def conv2d_grad_weight(x, gy, dwt, geometry):
+    launch(_grad_weight, dwt.size, x, gy, dwt, *geometry)
+
+
+def conv2d_grad_bias(gy, db):
+    launch(_grad_bias, db.size, gy, db)
+
+
 class Conv2dKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
@@ -218,3 +313,38 @@ class Conv2dKernel:
     def count(op, state, inputs, out):
         wp, _, geometry, kernel_hw = state
         return conv2d_count(inputs[0], wp, out, geometry, kernel_hw)
+
+    # --- training ------------------------------------------------------------------------------
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The training forward is the inference forward, its weights packed and uploaded afresh
+        (they change every step). Nothing goes in ``extras``: the backward keeps only input 0."""
+        in_shapes = tuple(tuple(x.shape) for x in inputs)
+        state = Conv2dKernel.prepare(op, in_shapes, tuple(out.shape), params)
+        Conv2dKernel.run(op, state, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_inputs[0] += the data gradient (from params["weight"]); param_grads["weight"] = the
+        weight gradient (from the kept input 0); param_grads["bias"] = the bias gradient. A name
+        missing from ``param_grads`` is a frozen param and is not computed."""
+        param_grads = param_grads or {}
+        dx = input_grad(grad_inputs)
+        if dx is not None:
+            conv2d_grad_data(grad_out, param_to_device(params["weight"]), dx, adapters.conv_geometry(op, dx.shape))
+        if "weight" in param_grads:
+            x = kept(inputs[0] if inputs else None, op, "input 0 (the weight gradient needs it)")
+            conv2d_grad_weight(x, grad_out, param_grads["weight"], adapters.conv_geometry(op, x.shape))
+        if op.bias and "bias" in param_grads:
+            conv2d_grad_bias(grad_out, param_grads["bias"])
+
+    @staticmethod
+    def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
+        """(data performed, data padded, weight performed, weight padded): the gather kernels multiply
+        the (output, tap) pairs whose tap reads the input, the same pairs as the cpu kernels, so the
+        cpu's counting loops count them (on the host: shape arithmetic only). A gradient not wanted
+        counts (0, 0); the bias gradient is adds only."""
+        from archcost.kernels.cpu.conv import Conv2dKernel as CpuConv2dKernel
+
+        return CpuConv2dKernel.backward_count(op, params, in_shapes, out_shape, want_data, want_weight)

@@ -7,6 +7,13 @@ rows). Few rows (a classifier at small batch): a GEMV: one thread per (row, outp
 ``wt`` rows coalesced across the block while a block-sized chunk of the row ``x[m]`` sits in
 shared memory. ``linear_count`` has one thread per row add its ``F x O`` multiplies: a linear
 layer has no padding, so all are performed.
+
+Training (``LinearKernel.train_forward``/``backward``/``backward_count``) on the same (M, F) view:
+the training forward is the inference forward; the backward reads the raw (O, F) weight and has
+one thread per element of each gradient, the only writer of it: ``_grad_data`` dx[m, f] +=
+sum_o gy[m, o] * w[o, f], ``_grad_weight`` dw[o, f] = sum_m gy[m, o] * x[m, f], ``_grad_bias``
+db[o] = sum_m gy[m, o], all in float64 locals. ``backward_count`` is the cpu's (every multiply is
+performed: M x O x F for either gradient).
 """
 
 import math
@@ -18,7 +25,7 @@ from numba import float32, int64
 from archcost.kernels import adapters
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
-from archcost.kernels.cuda.common import grid1d
+from archcost.kernels.cuda.common import grid1d, input_grad, kept, launch, param_to_device
 
 
 @lru_cache(maxsize=None)
@@ -116,6 +123,45 @@ def linear(x, wt, bias, out):
     _gemm_kernel(bx, by, wx, wy, config.GEMM_DEPTH)[grid, (bx, by)](x, wt, bias, out)
 
 
+@cuda.jit
+def _grad_data(gy, w, dx):
+    """dx (M, F) += gy (M, O) @ w (O, F); one thread per element of dx."""
+    i = cuda.grid(1)
+    m_, f_ = dx.shape
+    if i < m_ * f_:
+        m = i // f_
+        f = i - m * f_
+        total = 0.0
+        for o in range(w.shape[0]):
+            total += gy[m, o] * w[o, f]
+        dx[m, f] += total
+
+
+@cuda.jit
+def _grad_weight(x, gy, dw):
+    """dw (O, F) = gy (M, O)^T @ x (M, F); one thread per weight."""
+    i = cuda.grid(1)
+    o_, f_ = dw.shape
+    if i < o_ * f_:
+        o = i // f_
+        f = i - o * f_
+        total = 0.0
+        for m in range(x.shape[0]):
+            total += gy[m, o] * x[m, f]
+        dw[o, f] = total
+
+
+@cuda.jit
+def _grad_bias(gy, db):
+    """db (O,) = gy (M, O) summed over its rows; one thread per output."""
+    o = cuda.grid(1)
+    if o < db.shape[0]:
+        total = 0.0
+        for m in range(gy.shape[0]):
+            total += gy[m, o]
+        db[o] = total
+
+
 def _rows(a):
     shape = tuple(a.shape)  # the simulator's shape object has no negative indexing
     return a.reshape(math.prod(shape[:-1]), shape[-1])
@@ -139,3 +185,40 @@ class LinearKernel:
         _count[blocks, threads](x.shape[0], x.shape[1], state[0].shape[1], totals)
         performed, padded = totals.copy_to_host()
         return int(performed), int(padded)
+
+    # --- training ------------------------------------------------------------------------------
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The training forward is the inference forward, its weight uploaded afresh; nothing goes
+        in ``extras``."""
+        state = LinearKernel.prepare(op, tuple(tuple(x.shape) for x in inputs), tuple(out.shape), params)
+        LinearKernel.run(op, state, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """On the (M, F) view of any rank >= 2: grad_inputs[0] += gy @ weight;
+        param_grads["weight"] = gy^T @ x (x: the kept input 0); param_grads["bias"] = gy summed
+        over the rows. A name missing from ``param_grads`` is frozen and not computed."""
+        param_grads = param_grads or {}
+        gy = _rows(grad_out)
+        dx = input_grad(grad_inputs)
+        if dx is not None:
+            dx = _rows(dx)
+            launch(_grad_data, dx.size, gy, param_to_device(params["weight"]), dx)
+        if "weight" in param_grads:
+            x = _rows(kept(inputs[0] if inputs else None, op, "input 0 (the weight gradient needs it)"))
+            dw = param_grads["weight"]
+            launch(_grad_weight, dw.size, x, gy, dw)
+        if op.bias and "bias" in param_grads:
+            db = param_grads["bias"]
+            launch(_grad_bias, db.size, gy, db)
+
+    @staticmethod
+    def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
+        """(data performed, 0, weight performed, 0): each gradient's thread multiplies once per term
+        of its sum, M x O x F in all, as the cpu's counting loops count (on the host); a gradient
+        not wanted counts (0, 0)."""
+        from archcost.kernels.cpu.linear import LinearKernel as CpuLinearKernel
+
+        return CpuLinearKernel.backward_count(op, params, in_shapes, out_shape, want_data, want_weight)

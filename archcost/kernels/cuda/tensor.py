@@ -5,13 +5,27 @@ place on their input's buffer, as the memory plan arranges whenever it can).
 All are one thread per output element over flat arrays. Mul and permute address their inputs
 through element strides computed on the host for a 4-D view of the output (``common.shape4``):
 a broadcast axis has stride 0, a permuted input has its strides permuted.
+
+Training: the forward in training mode is the inference forward for all of these (dropout's,
+which is not, lives in ``pointwise.DropoutTrain``, to which ``ViewKernel`` hands it). The backward
+kernels accumulate (``+=``) into the input gradients, one thread per element of each, the only
+writer of it: the (scaled) output gradient for add, mean and the views; the concat's channel
+slice; for mul the product with the other input summed over the output positions the element was
+broadcast to (a gather over the broadcast axes); the kept positions of the first channels for the
+channel pad; the inverse permutation for permute (``_gather_add``, the forward's gather with the
+output's strides permuted back). None of these ops keeps a tensor for its backward except mul
+(both inputs): the shapes come from the gradient buffers.
 """
 
 import math
 
+import numpy as np
+
+from archcost import ops
+from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 from archcost.kernels.cuda._numba import cuda, device_address
-from archcost.kernels.cuda.common import coords3, coords4, flat, launch, shape4, strides4
+from archcost.kernels.cuda.common import coords3, coords4, contiguous, flat, input_grad, launch, shape4, strides4
 
 
 @cuda.jit
@@ -75,6 +89,84 @@ def _channel_pad(x, out, stride):
         out[n, k, oh, ow] = v
 
 
+# --- backward kernels ------------------------------------------------------------------------
+
+
+@cuda.jit
+def _accumulate(grad, src, factor):
+    """grad[i] += src[i] * factor (flat; factor 1 for add and the views: exact)."""
+    i = cuda.grid(1)
+    if i < grad.size:
+        grad[i] += src[i] * factor
+
+
+@cuda.jit
+def _gather_add(x, out, d1, d2, d3, s0, s1, s2, s3):
+    """out[a, b, c, d] += x[a*s0 + b*s1 + c*s2 + d*s3] (flat x, flat out of shape (., d1, d2, d3))."""
+    i = cuda.grid(1)
+    if i < out.size:
+        a, b, c, d = coords4(i, d1, d2, d3)
+        out[i] += x[a * s0 + b * s1 + c * s2 + d * s3]
+
+
+@cuda.jit
+def _mul_grad(gy, other, grad, o0, o1, o2, o3, t0, t1, t2, t3):
+    """grad (4-D, 1 on the axes its input was broadcast along) += sum, over the output positions
+    (o0, o1, o2, o3) its element reaches, of gy (flat, the output's shape) * other (flat, read
+    through its broadcast strides t0..t3). One thread per element of grad, float64 sums."""
+    i = cuda.grid(1)
+    s0, s1, s2, s3 = grad.shape
+    if i < s0 * s1 * s2 * s3:
+        i0, i1, i2, i3 = coords4(i, s1, s2, s3)
+        # an axis the input has at full size: the element's own index; a broadcast one: all of it
+        lo0, hi0 = (i0, i0 + 1) if s0 == o0 else (0, o0)
+        lo1, hi1 = (i1, i1 + 1) if s1 == o1 else (0, o1)
+        lo2, hi2 = (i2, i2 + 1) if s2 == o2 else (0, o2)
+        lo3, hi3 = (i3, i3 + 1) if s3 == o3 else (0, o3)
+        total = 0.0
+        for j0 in range(lo0, hi0):
+            for j1 in range(lo1, hi1):
+                for j2 in range(lo2, hi2):
+                    for j3 in range(lo3, hi3):
+                        g = gy[((j0 * o1 + j1) * o2 + j2) * o3 + j3]
+                        total += float(g) * float(other[j0 * t0 + j1 * t1 + j2 * t2 + j3 * t3])
+        grad[i0, i1, i2, i3] += total
+
+
+@cuda.jit
+def _accumulate_channels(gy, grad, c0):
+    """grad (A, Ci, B) += gy (A, C, B) at channels c0 .. c0 + Ci; one thread per element of grad."""
+    i = cuda.grid(1)
+    a_, ci_, b_ = grad.shape
+    if i < a_ * ci_ * b_:
+        a, c, b = coords3(i, ci_, b_)
+        grad[a, c, b] += gy[a, c0 + c, b]
+
+
+@cuda.jit
+def _channel_pad_grad(gy, grad, stride):
+    """grad (N, C, H, W) += gy (N, K, OH, OW) at the kept positions (oh * stride, ow * stride) of
+    the first C channels; one thread per element of grad (the skipped positions get nothing)."""
+    i = cuda.grid(1)
+    n_, c_, h_, w_ = grad.shape
+    if i < n_ * c_ * h_ * w_:
+        n, c, ih, iw = coords4(i, c_, h_, w_)
+        if ih % stride == 0 and iw % stride == 0:
+            grad[n, c, ih, iw] += gy[n, c, ih // stride, iw // stride]
+
+
+def _accumulate_flat(grad, src, factor=1.0) -> None:
+    g = flat(contiguous(grad, "input gradient"))
+    launch(_accumulate, g.size, g, flat(src), np.float32(factor))
+
+
+def _inference(adapter, op, params, inputs, out) -> None:
+    """The training forward of an op whose training forward is its inference forward: the
+    adapter's own prepare and run."""
+    state = adapter.prepare(op, tuple(tuple(x.shape) for x in inputs), tuple(out.shape), params)
+    adapter.run(op, state, inputs, out)
+
+
 class AddKernel:
     prepare = staticmethod(adapters.no_state)
 
@@ -86,11 +178,33 @@ class AddKernel:
         for j, x in enumerate(inputs[2:], start=1):
             launch(_add, o.size, o, flat(x), o, factor if j == last else 1.0)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(AddKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Each wanted input's gradient += grad_out (one buffer given twice gets it twice)."""
+        for grad in grad_inputs:
+            if grad is not None:
+                _accumulate_flat(grad, grad_out)
+
 
 class MeanKernel(AddKernel):
     @staticmethod
     def run(op, state, inputs, out, factor=None):
         AddKernel.run(op, state, inputs, out, 1.0 / len(inputs))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(MeanKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Each wanted input's gradient += grad_out / the number of inputs."""
+        for grad in grad_inputs:
+            if grad is not None:
+                _accumulate_flat(grad, grad_out, 1.0 / len(grad_inputs))
 
 
 def _broadcast_strides(shape, out4):
@@ -111,6 +225,26 @@ class MulKernel:
         o = flat(out)
         launch(_mul, o.size, flat(inputs[0]), flat(inputs[1]), o, *dims, *xs, *ys)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(MulKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """d x = grad_out * y, d y = grad_out * x, each summed over the axes its input was
+        broadcast along (SE gating: the (N, C, 1, 1) gate's gradient sums over H x W)."""
+        out4 = shape4(tuple(grad_out.shape), "mul")
+        for i, grad in enumerate(grad_inputs):
+            if grad is None:
+                continue
+            other = inputs[1 - i] if inputs else None
+            if other is None:
+                raise ArchcostError("mul backward: the other input was not kept")
+            grad = contiguous(grad, "mul input gradient")
+            grad4 = grad.reshape(shape4(tuple(grad.shape), "mul"))
+            launch(_mul_grad, grad4.size, flat(grad_out), flat(other), grad4, *out4,
+                   *_broadcast_strides(tuple(other.shape), out4))
+
 
 class ConcatKernel:
     prepare = staticmethod(adapters.no_state)
@@ -120,6 +254,39 @@ class ConcatKernel:
         for part, target, offset in adapters.concat_parts(op, inputs, out):
             launch(_copy_channels, part.size, part, target, offset)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(ConcatKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Each input's gradient is its slice of grad_out along the axis. Concat keeps nothing:
+        an input's size on the axis comes from its gradient buffer (or from ``inputs[i]`` where
+        the executor passes an array, any with that input's shape: only ``.shape`` is read); a
+        wanted input's offset is the sum of the sizes before it, or the output's size less those
+        from it on, whichever are all known (a single input of unknown size is the rest of the
+        output's)."""
+        shape = tuple(grad_out.shape)
+        axis = op.axis % len(shape)
+        total = shape[axis]
+        known = [g if g is not None else x for g, x in zip(grad_inputs, inputs or [None] * len(grad_inputs))]
+        sizes = [None if k is None else tuple(k.shape)[axis] for k in known]
+        if sizes.count(None) == 1:
+            sizes[sizes.index(None)] = total - sum(s for s in sizes if s is not None)
+        target = adapters.axis_view(grad_out, axis)
+        for i, grad in enumerate(grad_inputs):
+            if grad is None:
+                continue
+            if None not in sizes[:i]:
+                offset = sum(sizes[:i])
+            elif None not in sizes[i:]:
+                offset = total - sum(sizes[i:])
+            else:
+                raise ArchcostError(f"concat backward: the offset of input {i} is unknown: the sizes of the "
+                                    "inputs on both sides of it are not all known (no gradient, no array)")
+            part = adapters.axis_view(contiguous(grad, "concat input gradient"), axis)
+            launch(_accumulate_channels, part.size, target, part, offset)
+
 
 class ChannelPadKernel:
     prepare = staticmethod(adapters.channel_pad_state)
@@ -127,6 +294,16 @@ class ChannelPadKernel:
     @staticmethod
     def run(op, state, inputs, out):
         launch(_channel_pad, math.prod(out.shape), inputs[0], out, state)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(ChannelPadKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        grad = input_grad(grad_inputs)
+        if grad is not None:
+            launch(_channel_pad_grad, math.prod(grad.shape), grad_out, grad, op.stride)
 
 
 class PermuteKernel:
@@ -142,6 +319,24 @@ class PermuteKernel:
         o = flat(out)
         launch(_gather, o.size, flat(inputs[0]), o, *dims, *strides)
 
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        _inference(PermuteKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_in += grad_out under the inverse permutation: output axis k is input axis dims[k],
+        so input axis j steps through grad_out with the output's stride of axis argsort(dims)[j]."""
+        grad = input_grad(grad_inputs)
+        if grad is None:
+            return
+        dims = tuple(op.dims) + tuple(range(len(op.dims), 4))
+        out_strides = strides4(shape4(tuple(grad_out.shape), "permute"))
+        inverse = np.argsort(dims)
+        g = flat(grad)
+        launch(_gather_add, g.size, flat(grad_out), g, *shape4(tuple(grad.shape), "permute")[1:],
+               *(int(out_strides[k]) for k in inverse))
+
 
 class ViewKernel(adapters.ViewAdapter):
     @staticmethod
@@ -152,3 +347,26 @@ class ViewKernel(adapters.ViewAdapter):
     def copy(x, out) -> None:
         o = flat(out)
         launch(_copy, o.size, flat(x), o)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        if isinstance(op, ops.Dropout) and op.p:  # not the identity in training: pointwise's own kernel
+            from archcost.kernels.cuda.pointwise import DropoutTrain
+            DropoutTrain.train_forward(op, params, inputs, out, extras)
+            return
+        ViewKernel.run(op, None, inputs, out)  # p = 0: the identity, which keeps no mask
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Flatten/reshape (and dropout with p = 0): grad_in += grad_out read in the input's shape
+        (same element order).
+        Where the executor made the gradient a free view too (grad_out is grad_in's own buffer,
+        as the forward's output may be its input's), it is already in place: nothing to add
+        (adding would double it)."""
+        if isinstance(op, ops.Dropout) and op.p:
+            from archcost.kernels.cuda.pointwise import DropoutTrain
+            DropoutTrain.backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads)
+            return
+        grad = input_grad(grad_inputs)
+        if grad is not None and not ViewKernel.same_buffer(grad, grad_out):
+            _accumulate_flat(grad, grad_out)
