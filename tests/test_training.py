@@ -157,7 +157,7 @@ def test_every_storage_is_freed_once_and_the_step_ends_with_the_persistent_set()
     for name, size in (("resnet18", 64), ("densenet121", 64), ("googlenet_tv", 64), ("inception_v3", 299)):
         g = zoo.build(name, input_shape=(3, size, size))
         for policy in ("archcost", "pytorch"):
-            for ckpt in ("none", "sqrt"):
+            for ckpt in ("none", "sqrt", "every:1", "every:3"):
                 r = analyze_training(g, batch=2, policy=policy, checkpoint=ckpt)
                 plan = r.plan
                 allocated, freed = set(plan.persistent), set()
@@ -230,3 +230,17 @@ def test_fit_finds_the_largest_batch_exactly(capsys):
     assert "is not enough" in capsys.readouterr().out
     assert main(["fit", "vgg16", "--memory", "8GiB"]) == 0
     assert "8.59 GB (8,589,934,592 bytes)" in capsys.readouterr().out
+
+
+def test_memory_curve_adds_up_to_the_timeline():
+    from archcost.training import checkpoint_tradeoff
+
+    r = analyze_training(zoo.build("resnet18"), batch=4, optimizer="momentum")
+    curve = r.curve
+    assert len(curve) == len(r.timeline)
+    for point, (phase, node, held) in zip(curve, r.timeline):
+        assert (point["phase"], point["node"]) == (phase, node)
+        assert sum(v for k, v in point.items() if k not in ("phase", "node")) == held
+    points = checkpoint_tradeoff(zoo.build("resnet18"), batch=4, ks=[2, 8])
+    assert [p["checkpoint"] for p in points] == ["none", "sqrt", "every:2", "every:8"]
+    assert points[0]["recompute_macs"] == 0 and all(p["recompute_macs"] > 0 for p in points[1:])

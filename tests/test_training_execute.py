@@ -141,3 +141,13 @@ def test_optimizer_updates_match_their_formulas():
             v = 0.999 * v0 + 0.001 * gg * gg
             want = x - lr * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8)
         np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_dropout_p0_trains_as_the_identity():
+    g = Graph("p0")
+    x = g.input((6,))
+    f = g.add(ops.Linear(6), x, name="fc1")
+    d = g.add(ops.Dropout(0.0), f, name="drop")
+    g.add(ops.Linear(3), d, name="fc2")
+    result = validate_training(g, batch=3)
+    assert result.ok, [(c.name, c.problem) for c in result.failures]

@@ -215,3 +215,13 @@ def test_bubble_labels_overlap_nothing_measured_on_the_drawn_extents(dataset):
     assert handles and not [(h, t) for h in handles for t in texts if _circle_meets_box(h, t)]
     assert not [(a, b) for i, a in enumerate(handles) for b in handles[:i]
                 if math.hypot(a[0] - b[0], a[1] - b[1]) < a[2] + b[2]]
+
+
+def test_training_plots_write_their_files(tmp_path):
+    from archcost.cli import main
+
+    for argv in (["plot", "train-memory", "resnet18", "--batch", "2", "--optimizer", "adam", "--checkpoint", "sqrt"],
+                 ["plot", "checkpoint", "resnet18", "lenet5"]):
+        out = tmp_path / f"{argv[1]}.png"
+        assert main([*argv, "-o", str(out)]) == 0
+        assert out.stat().st_size > 10_000

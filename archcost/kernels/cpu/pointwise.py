@@ -524,14 +524,22 @@ class DropoutTrain:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        """``out`` may be ``inputs[0]`` (in place)."""
+        """``out`` may be ``inputs[0]`` (in place). p = 0 keeps no mask: the identity."""
+        if not op.p:
+            if out.ctypes.data != inputs[0].ctypes.data:
+                out[...] = inputs[0]
+            return
         dropout_train(inputs[0].reshape(-1), extras["mask"].reshape(-1), out.reshape(-1), DropoutTrain.scale(op))
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         dx = _dx(grad_inputs)
-        if dx is not None:
-            dropout_grad(grad_out.reshape(-1), extras["mask"].reshape(-1), dx.reshape(-1), DropoutTrain.scale(op))
+        if dx is None:
+            return
+        if not op.p:
+            dx += grad_out
+            return
+        dropout_grad(grad_out.reshape(-1), extras["mask"].reshape(-1), dx.reshape(-1), DropoutTrain.scale(op))
 
 
 class SoftmaxCrossEntropy:
