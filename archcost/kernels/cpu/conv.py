@@ -26,15 +26,37 @@ border (padded = 0); the row kernel skips them. Zero-filled lanes of a last, par
 block are wasted SIMD lanes, not counted multiplies.
 
 **Training** (``Conv2dKernel.train_forward``/``backward``/``backward_count``): the training
-forward is the inference forward. The backward reads the raw (K, Cg, KH, KW) weight:
-``conv2d_grad_data`` (one prange task per input plane (n, c), which only it writes: a float64
-copy of the plane gathers the taps of every output channel of c's group, ``GRAD_KB`` channels a
-pass, then is added into the gradient), ``conv2d_grad_weight`` (one task per ``GRAD_KB`` output
-channels x one input channel, whose weight rows only it writes: per tap a float64 sum over the
-batch's output plane of float32 row dot products) and ``conv2d_grad_bias``. Both skip padded
-taps; their counts (``conv2d_grad_data_count``, ``conv2d_grad_weight_count``) walk the same
-loops, so for either gradient performed + padded equals the forward MACs.
+forward is the inference forward. The backward reads the raw (K, Cg, KH, KW) weight, repacked
+per call (it changes every step). Convs with at least ``MIN_BLOCKED_CHANNELS`` input channels
+per group (data gradient) or output channels per group (weight gradient) run blocked kernels
+built like the forward's:
+
+- ``conv2d_grad_data_blocked``: the data gradient as a transposed convolution. Along each axis
+  the input coordinates fall into a few classes reached by the same taps at the same output
+  offsets (the stride-1 interior, each border row/column, each phase ``ih mod sh`` of a strided
+  conv; ``grad_data_plan``, cached per geometry); a class of rows x a class of columns gets one
+  tap list, run by the forward's micro-kernel (TILE input positions x LANES input channels in
+  registers; per term one 16-wide weight load and TILE broadcasts of grad_out). No term lands
+  on padding, none is tested for it: the classes on the padding are never run.
+- ``conv2d_grad_weight_blocked``: per row of taps, a register tile of TILE (kx, input channel)
+  pairs x LANES output channels summed over the output positions in bounds for the tile (per
+  position one vector load of grad_out, repacked with LANES output channels contiguous, once per
+  call or chunk by chunk per task, ``grad_out_packing``, and TILE broadcasts of x), float32 over
+  chunks of about ``GRAD_CHUNK`` positions, float64 across chunks. A 1x1 stride-1 conv walks its
+  plane in rows of up to GRAD_CHUNK positions (``_weight_rows``).
+
+Depthwise and narrow groups run the row kernels: ``conv2d_grad_data`` (one prange task per
+input plane (n, c): a float64 copy of the plane gathers the taps of every output channel of c's
+group, ``GRAD_KB`` channels a pass) and ``conv2d_grad_weight`` (one task per ``GRAD_KB`` output
+channels x one input channel: per tap a float64 sum over the batch's output plane of float32
+row dot products). ``conv2d_grad_bias`` sums grad_out per channel in float64. Every backward
+kernel skips padded taps; the counts (``conv2d_grad_data_blocked_count``,
+``conv2d_grad_weight_blocked_count`` and the row kernels' ``conv2d_grad_data_count``,
+``conv2d_grad_weight_count``) walk the same loops, so for either gradient performed + padded
+equals the forward MACs and performed is the in-bounds taps.
 """
+
+import functools
 
 import numpy as np
 from numba import carray, njit, prange
@@ -153,6 +175,15 @@ def blocked_geometry(op, in_shape, out_shape):
     n, oh, ow = np.meshgrid(np.arange(in_shape[0]), np.arange(out_shape[2]), np.arange(out_shape[3]), indexing="ij")
     bases = (n * c * hp * wp + oh * sh * wp + ow * sw).ravel()
     return (hp, wp), taps.astype(np.uint64), bases.astype(np.uint64)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_geometry(op, in_shape, out_shape):
+    """``blocked_geometry`` once per (op, shapes), read-only: the training forward's, every step."""
+    geometry = blocked_geometry(op, in_shape, out_shape)
+    for a in geometry[1:]:
+        a.flags.writeable = False
+    return geometry
 
 
 def pack_blocked_weights(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -319,9 +350,9 @@ def uses_blocked(op) -> bool:
     return op.out_channels // op.groups >= MIN_BLOCKED_CHANNELS
 
 
-# --- training: the backward kernels ----------------------------------------------------------
+# --- training: the backward kernels (rows: depthwise and narrow groups) ----------------------
 #
-# Both gradients read the raw (K, Cg, KH, KW) weight, not a packed one (the weight changes every
+# The row kernels read the raw (K, Cg, KH, KW) weight, not a packed one (the weight changes every
 # step, so there is nothing to pack once). Taps are indexed as in ``conv2d``: output (oh, ow),
 # tap (ky, kx) reads input row ``oh*sh - pt + ky*dh`` and column ``ow*sw + kx*dw - pl``; taps on
 # the padding are skipped (never multiplied) and counted as padded, so that performed + padded
@@ -553,6 +584,548 @@ def conv2d_grad_bias(gy, db):
         db[k] = acc
 
 
+# --- training, blocked: register tiles for the backward of convs with >= 8 channels a group ---
+#
+# The data gradient is a transposed convolution: input position (n, ih, iw) gets w[k, c, ky, kx] *
+# gy[n, k, oh, ow] for every tap (ky, kx) and output (oh, ow) with ih = oh*sh - pt + ky*dh (and
+# alike for columns). Which (ky, oh) reach a row ih depends on ih only through its border and its
+# phase ih mod sh, so along each axis the coordinates fall in a few classes (``_axis_classes``):
+# those reached by the same taps at the same output offsets from a per-coordinate base. A class of
+# rows x a class of columns is a set of input positions that all get the same tap list, so one
+# micro-kernel like the forward's (TILE positions x LANES channels in registers, one weight vector
+# and TILE broadcasts of grad_out per term) runs over them with no bounds test and no padded term:
+# the stride-1 interior is one class, its borders and corners a few small ones, and a strided
+# conv decomposes into its phases. Classes of coordinates on the padding (reached by taps that
+# land outside the input) are never run; the count walks them as padded.
+#
+# The weight gradient, dW[k, c, ky, kx] = sum over (n, oh, ow) of gy * x, is summed per row of
+# taps ky over the output positions in bounds: a register tile of TILE (kx, input channel) pairs
+# x LANES output channels, per position one vector load of grad_out (repacked with LANES output
+# channels contiguous, ``grad_out_packing``), TILE broadcasts of x and TILE FMAs. With
+# Cg a multiple of TILE a tile's pairs share kx, hence their in-bounds columns; otherwise (the
+# 3-channel first layers) the tile runs the columns in bounds for all its pairs and each pair
+# adds its own border columns alone.
+
+GRAD_CSUP = 4  # TILE-channel blocks' worth (x KW pair blocks) of pairs per weight-gradient task ...
+GRAD_TASK_POSITIONS = 2048  # ... times as many again as the batch's output positions fall short of this
+GRAD_CHUNK = 512  # output positions (whole rows, at least one) per float32 partial of the weight gradient
+GRAD_SPAN = TILE * CHUNK  # input positions per data-gradient task
+
+
+def uses_blocked_grad_data(op, in_channels) -> bool:
+    """The blocked data gradient fills LANES input channels per register."""
+    return in_channels // op.groups >= MIN_BLOCKED_CHANNELS
+
+
+def uses_blocked_grad_weight(op) -> bool:
+    """The blocked weight gradient fills LANES output channels per register."""
+    return op.out_channels // op.groups >= MIN_BLOCKED_CHANNELS
+
+
+def _axis_classes(size_in, size_out, k, s, d, pad):
+    """Along one axis: the coordinates i (inside [0, size_in) or on the padding) that some tap
+    reaches, grouped by the taps that reach them: tap t of output o reaches i = o*s - pad + t*d.
+    Returns {(inside, ((t, o - base), ...)): [(i, base), ...]} with base the least o reaching i,
+    so every offset is >= 0. Coordinates no tap reaches (stride > kernel) are in no class."""
+    reach = {}
+    for o in range(size_out):
+        for t in range(k):
+            reach.setdefault(o * s - pad + t * d, []).append((t, o))
+    classes = {}
+    for i in sorted(reach):
+        pairs = reach[i]
+        base = min(o for _, o in pairs)
+        key = (0 <= i < size_in, tuple(sorted((t, o - base) for t, o in pairs)))
+        classes.setdefault(key, []).append((i, base))
+    return classes
+
+
+@functools.lru_cache(maxsize=64)
+def grad_data_plan(n, c, h, w, k, groups, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw):
+    """The input positions of a conv's data gradient in classes of positions that get the same
+    terms (a class of rows x a class of columns x the batch, see ``_axis_classes``). Returns
+    (bases, outs, toff, trow, items, pitems), read-only:
+
+    - ``bases[p]``: the offset in grad_out (channel 0 of the group) of position p's base output;
+      ``outs[p]``: its offset in dx (channel 0 of the group), both uint64, class by class;
+    - ``toff[t]``, ``trow[t]``: term t's offset in grad_out from the base and its row in the
+      packed weight (``pack_grad_data_weights``), uint32, class by class; a class's terms run
+      over its taps (ky, output channel k, kx), kx innermost, so consecutive terms read
+      neighbouring grad_out columns and consecutive weight rows;
+    - ``items``: (p0, p1, t0, t1) per data-gradient task: positions [p0, p1) of one class (at
+      most GRAD_SPAN), that class's terms [t0, t1);
+    - ``pitems``: (positions, taps) of each class on the padding, never run, counted as padded.
+
+    Cached per geometry: the arrays are built in numpy once, not per step."""
+    rows = _axis_classes(h, oh, kh, sh, dh, pt)
+    cols = _axis_classes(w, ow, kw, sw, dw, pl)
+    kg = k // groups
+    if kg * oh * ow + oh * ow >= 2 ** 32 or kh * kw * kg >= 2 ** 32:
+        raise ValueError("conv data gradient: grad_out too large for 32-bit term offsets")
+    bases, outs, toff, trow, items, pitems = [], [], [], [], [], []
+    npos = nterm = 0
+    sample = np.arange(n, dtype=np.int64)[:, None, None]
+    channel = np.arange(kg, dtype=np.int64)[:, None]
+    for (rin, rtaps), rlist in rows.items():
+        for (cin, ctaps), clist in cols.items():
+            count = n * len(rlist) * len(clist)
+            if not (rin and cin):
+                pitems.append((count, len(rtaps) * len(ctaps)))
+                continue
+            ri, rb = (np.array(v, np.int64)[None, :, None] for v in zip(*rlist))
+            ci, cb = (np.array(v, np.int64)[None, None, :] for v in zip(*clist))
+            bases.append((sample * (k * oh * ow) + rb * ow + cb).ravel())
+            outs.append((sample * (c * h * w) + ri * w + ci).ravel())
+            tx = np.array([t for t, _ in ctaps], np.int64)[None, :]
+            ox = np.array([d for _, d in ctaps], np.int64)[None, :]
+            for ty, dy in rtaps:
+                toff.append((channel * (oh * ow) + dy * ow + ox).ravel())
+                trow.append(((ty * kg + channel) * kw + tx).ravel())
+            terms = len(rtaps) * len(ctaps) * kg
+            items.extend((npos + p, npos + min(p + GRAD_SPAN, count), nterm, nterm + terms)
+                         for p in range(0, count, GRAD_SPAN))
+            npos += count
+            nterm += terms
+
+    def joined(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    plan = (joined(bases, np.uint64), joined(outs, np.uint64), joined(toff, np.uint32), joined(trow, np.uint32),
+            np.array(items, np.int64).reshape(-1, 4), np.array(pitems, np.int64).reshape(-1, 2))
+    for a in plan:
+        a.flags.writeable = False
+    return plan
+
+
+def pack_grad_data_weights(weight: np.ndarray, groups: int) -> np.ndarray:
+    """(K, Cg, KH, KW) -> (G, CB, KH*kg*KW, LANES): rows (ky, k, kx) over the group's kg output
+    channels, the group's input channels in blocks of LANES on the last axis (last block
+    zero-filled)."""
+    k, cg, kh, kw = weight.shape
+    kg = k // groups
+    cblocks = -(-cg // LANES)
+    w = np.zeros((groups, kg, cblocks * LANES, kh, kw), np.float32)
+    w[:, :, :cg] = weight.reshape(groups, kg, cg, kh, kw)
+    w = w.reshape(groups, kg, cblocks, LANES, kh, kw).transpose(0, 2, 4, 1, 5, 3)
+    return np.ascontiguousarray(w.reshape(groups, cblocks, kh * kg * kw, LANES))
+
+
+@njit(fastmath=True, inline="always")
+def _grad_data_tile(gf, bases, p, wk, toff, trow, acc):
+    """acc[q, j] = sum over terms t of gf[bases[p + q] + toff[t]] * wk[trow[t], j], for q < TILE:
+    the forward's micro-kernel, with each term's weight row looked up."""
+    for i in range(TILE * LANES):
+        acc[i] = 0.0
+    b0 = bases[p]
+    b1 = bases[p + 1]
+    b2 = bases[p + 2]
+    b3 = bases[p + 3]
+    b4 = bases[p + 4]
+    b5 = bases[p + 5]
+    b6 = bases[p + 6]
+    b7 = bases[p + 7]
+    for t in range(toff.shape[0]):
+        o = toff[t]
+        x0 = gf[b0 + o]
+        x1 = gf[b1 + o]
+        x2 = gf[b2 + o]
+        x3 = gf[b3 + o]
+        x4 = gf[b4 + o]
+        x5 = gf[b5 + o]
+        x6 = gf[b6 + o]
+        x7 = gf[b7 + o]
+        r = trow[t]
+        for j in range(LANES):
+            wv = wk[r, j]
+            acc[j] += x0 * wv
+            acc[LANES + j] += x1 * wv
+            acc[2 * LANES + j] += x2 * wv
+            acc[3 * LANES + j] += x3 * wv
+            acc[4 * LANES + j] += x4 * wv
+            acc[5 * LANES + j] += x5 * wv
+            acc[6 * LANES + j] += x6 * wv
+            acc[7 * LANES + j] += x7 * wv
+
+
+@njit(fastmath=True, inline="always")
+def _grad_data_one(gf, base, wk, toff, trow, acc):
+    for j in range(LANES):
+        acc[j] = 0.0
+    for t in range(toff.shape[0]):
+        xv = gf[base + toff[t]]
+        r = trow[t]
+        for j in range(LANES):
+            acc[j] += xv * wk[r, j]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def conv2d_grad_data_blocked(gy, wd, dx, bases, outs, toff, trow, items):
+    """dx (N, C, H, W) += the data gradient for grad_out gy (N, K, OH, OW) and the packed weight
+    wd (``pack_grad_data_weights``) over the classes of ``grad_data_plan``. One prange task:
+    (group, block of LANES input channels, item: up to CHUNK tiles of TILE positions of one
+    class), whose dx elements only it writes. A tile sums its class's taps x kg output channels
+    in float32 registers (as many terms as the forward's tile sums), then adds into dx."""
+    n_, k_, oh_, ow_ = gy.shape
+    c_, h_, w_ = dx.shape[1], dx.shape[2], dx.shape[3]
+    groups, cblocks, nrows, lanes = wd.shape
+    kg = k_ // groups
+    cg = c_ // groups
+    hw = h_ * w_
+    gf = gy.reshape(-1)
+    df = dx.reshape(-1)
+    nitems = items.shape[0]
+    for task in prange(groups * cblocks * nitems):
+        it = task % nitems
+        rest = task // nitems
+        cb = rest % cblocks
+        g = rest // cblocks
+        acc = carray(_stack_tile(np.float32), TILE * LANES)
+        one = carray(_stack_one(np.float32), LANES)
+        wk = wd[g, cb]
+        gg = gf[g * kg * oh_ * ow_:]
+        c0 = g * cg + cb * LANES
+        nb = min(LANES, cg - cb * LANES)
+        dg = df[c0 * hw:]
+        p1 = items[it, 1]
+        to = toff[items[it, 2]:items[it, 3]]  # the class's terms
+        tr = trow[items[it, 2]:items[it, 3]]
+        p = items[it, 0]
+        while p + TILE <= p1:
+            _grad_data_tile(gg, bases, p, wk, to, tr, acc)
+            for q in range(TILE):
+                o = outs[p + q]
+                for j in range(nb):
+                    dg[o + np.uint64(j * hw)] += acc[q * LANES + j]
+            p += TILE
+        while p < p1:
+            _grad_data_one(gg, bases[p], wk, to, tr, one)
+            o = outs[p]
+            for j in range(nb):
+                dg[o + np.uint64(j * hw)] += one[j]
+            p += 1
+
+
+@njit(cache=True)
+def conv2d_grad_data_blocked_count(items, pitems, kg, groups, cg):
+    """The loops of ``conv2d_grad_data_blocked`` (per group, block of LANES input channels and
+    item: its tiles, then its single positions), each position's terms (its class's taps x kg)
+    counted x the block's real channels; the classes on the padding, which it never runs,
+    walked alike (taps x kg terms a position) and counted as padded."""
+    cblocks = (cg + LANES - 1) // LANES
+    performed = 0
+    padded = 0
+    for task in range(groups * cblocks):
+        cb = task % cblocks
+        nb = min(LANES, cg - cb * LANES)
+        for it in range(items.shape[0]):
+            p1, t0, t1 = items[it, 1], items[it, 2], items[it, 3]
+            p = items[it, 0]
+            while p + TILE <= p1:
+                performed += TILE * (t1 - t0) * nb
+                p += TILE
+            while p < p1:
+                performed += (t1 - t0) * nb
+                p += 1
+        for it in range(pitems.shape[0]):
+            padded += pitems[it, 0] * pitems[it, 1] * kg * nb
+    return performed, padded
+
+
+@njit(parallel=True, cache=True)
+def pack_grad_out_lanes(gy, gt):
+    """gt (G, KB, N*OH*OW, LANES) = gy (N, K, OH, OW) with each group's output channels in blocks
+    of LANES on the last axis (lanes past the group's last channel zero); 256 positions at a
+    time, so the 16 passes over a run of positions stay in cache."""
+    n_, k_, oh_, ow_ = gy.shape
+    groups, kblocks = gt.shape[0], gt.shape[1]
+    kg = k_ // groups
+    npos = oh_ * ow_
+    runs = (npos + 255) // 256
+    for task in prange(groups * kblocks * n_ * runs):
+        run = task % runs
+        rest = task // runs
+        n = rest % n_
+        rest //= n_
+        kb = rest % kblocks
+        g = rest // kblocks
+        k0 = g * kg + kb * LANES
+        nk = min(LANES, kg - kb * LANES)
+        p0 = run * 256
+        p1 = min(p0 + 256, npos)
+        dst = gt[g, kb, n * npos + p0:n * npos + p1]
+        for j in range(nk):
+            src = gy[n, k0 + j].reshape(-1)[p0:p1]
+            for p in range(p1 - p0):
+                dst[p, j] = src[p]
+        for j in range(nk, LANES):
+            for p in range(p1 - p0):
+                dst[p, j] = 0.0
+
+
+@njit(fastmath=True, inline="always")
+def _grad_weight_tile(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, lo, hi, sh, sw, ihoff, plane, w_, coff, acc):
+    """acc[q, j] = sum over the batch's output rows r in [r0, r1) (r = n*OH + oh, oh in
+    [ohl, ohh)) and columns ow in [lo, hi) of x[n*plane + (oh*sh + ihoff)*W + ow*sw + coff[q]] *
+    gk[(r - rbase)*OW + ow, j] (gk: grad_out of LANES output channels contiguous from row rbase).
+    Column q of the tile is a pair (kx, input channel) whose offset in x coff[q] is; every
+    (oh, ow) summed is in bounds for all eight."""
+    for i in range(TILE * LANES):
+        acc[i] = 0.0
+    cmin = coff[0]
+    for q in range(1, TILE):
+        cmin = min(cmin, coff[q])
+    o0 = np.uint64(coff[0] - cmin)  # the columns' offsets from a common base, loop-invariant
+    o1 = np.uint64(coff[1] - cmin)
+    o2 = np.uint64(coff[2] - cmin)
+    o3 = np.uint64(coff[3] - cmin)
+    o4 = np.uint64(coff[4] - cmin)
+    o5 = np.uint64(coff[5] - cmin)
+    o6 = np.uint64(coff[6] - cmin)
+    o7 = np.uint64(coff[7] - cmin)
+    step = np.uint64(sw)
+    cols = np.uint64(hi - lo)
+    for r in range(r0, r1):
+        n = r // oh_
+        oh = r - n * oh_
+        if oh < ohl or oh >= ohh:
+            continue
+        xb = xf[np.uint64(n * plane + (oh * sh + ihoff) * w_ + lo * sw + cmin):]
+        gr = gk[(r - rbase) * ow_ + lo:]
+        for i in range(cols):
+            xi = i * step
+            x0 = xb[o0 + xi]
+            x1 = xb[o1 + xi]
+            x2 = xb[o2 + xi]
+            x3 = xb[o3 + xi]
+            x4 = xb[o4 + xi]
+            x5 = xb[o5 + xi]
+            x6 = xb[o6 + xi]
+            x7 = xb[o7 + xi]
+            for j in range(LANES):
+                gv = gr[i, j]
+                acc[j] += x0 * gv
+                acc[LANES + j] += x1 * gv
+                acc[2 * LANES + j] += x2 * gv
+                acc[3 * LANES + j] += x3 * gv
+                acc[4 * LANES + j] += x4 * gv
+                acc[5 * LANES + j] += x5 * gv
+                acc[6 * LANES + j] += x6 * gv
+                acc[7 * LANES + j] += x7 * gv
+
+
+@njit(fastmath=True, inline="always")
+def _grad_weight_edge(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, a, b, sh, sw, ihoff, plane, w_, cq, tot):
+    """tot[j] += the sum of one tile column (offset cq) over columns [a, b) of the chunk's rows:
+    the columns in bounds for it but not for the whole tile (a tile whose pairs have different
+    kx, near the left and right borders), in float64."""
+    for r in range(r0, r1):
+        n = r // oh_
+        oh = r - n * oh_
+        if oh < ohl or oh >= ohh:
+            continue
+        base = n * plane + (oh * sh + ihoff) * w_ + cq
+        gr = gk[(r - rbase) * ow_:]
+        for ow in range(a, b):
+            xv = np.float64(xf[base + ow * sw])
+            for j in range(LANES):
+                tot[j] += xv * gr[ow, j]
+
+
+@njit(inline="always")
+def _pair_blocks_per_task(kw_, positions):
+    """GRAD_CSUP channel blocks' worth of pair blocks (x KW), more on small maps so that a task's
+    setup is paid over enough work."""
+    return GRAD_CSUP * kw_ * max(1, GRAD_TASK_POSITIONS // positions)
+
+
+@njit(inline="always")
+def _pair(m, cg, kw_):
+    """(kx, c) of pair m of a row of taps. With Cg a multiple of TILE the pairs go by blocks of
+    TILE channels, each block's KW taps in turn (a tile's pairs share kx, and a channel block's
+    taps follow each other while its rows of x are in cache); otherwise kx-major, m = kx*Cg + c."""
+    if cg % TILE == 0:
+        blk = m // TILE
+        cb = blk // kw_
+        return blk - cb * kw_, cb * TILE + m - blk * TILE
+    kx = m // cg
+    return kx, m - kx * cg
+
+
+@njit(cache=True)
+def _pair_columns(mb, nm, cg, g, hw, dw, pl, kw_, w_, ow_, sw, kxs, coff):
+    """The tile of pairs mb .. mb + nm - 1 (``_pair``; the last one repeated up to TILE): per
+    column its kx and offset in x; returns the columns [lo, hi) in bounds for every pair of the
+    tile (hi <= lo when none is) and whether its pairs have different kx."""
+    lo = 0
+    hi = ow_
+    mixed = False
+    for q in range(TILE):
+        kx, c = _pair(mb + min(q, nm - 1), cg, kw_)
+        kxs[q] = kx
+        coff[q] = (g * cg + c) * hw + kx * dw - pl
+        owl, owh = _valid_range(kx * dw - pl, sw, w_, ow_)
+        lo = max(lo, owl)
+        hi = min(hi, owh)
+        mixed = mixed or kx != kxs[0]
+    return lo, hi, mixed
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def conv2d_grad_weight_blocked(x, gy, gt, dwt, sh, sw, pt, pl, dh, dw, rows_per_chunk):
+    """dwt (K, Cg, KH, KW) = the weight gradient from the input x (N, C, H, W) and grad_out gy
+    (N, K, OH, OW): per row of taps ky, the (kx, input channel) pairs (``_pair``) go TILE to a
+    register tile (TILE pairs x LANES output channels). grad_out comes with LANES output channels
+    contiguous either in gt (G, KB, N*OH*OW, LANES), packed by ``pack_grad_out_lanes``, or, when
+    gt has no positions, packed by each task chunk by chunk into a small buffer (``grad_out_packing``
+    picks). One prange task per (group, block of LANES output channels, run of
+    ``_pair_blocks_per_task`` pair blocks), whose weight entries only it writes. Per chunk of
+    ``rows_per_chunk`` output rows of the batch (in cache across the task's pair blocks and
+    taps), pair block and ky, the tile sums the positions in bounds for all its pairs in float32
+    (at most max(GRAD_CHUNK, OW) terms), then is added to the task's float64 totals; a tile whose
+    pairs have different kx (Cg not a multiple of TILE) adds each pair's border columns, in bounds
+    for it alone, one pair at a time. Taps on padding are skipped."""
+    n_, c_, h_, w_ = x.shape
+    k_, cg, kh_, kw_ = dwt.shape
+    oh_, ow_ = gy.shape[2], gy.shape[3]
+    groups, kblocks = gt.shape[0], gt.shape[1]
+    local = gt.shape[2] == 0
+    kg = k_ // groups
+    pairs = kw_ * cg
+    pbl = (pairs + TILE - 1) // TILE
+    csup = _pair_blocks_per_task(kw_, n_ * oh_ * ow_)
+    nsup = (pbl + csup - 1) // csup
+    plane = c_ * h_ * w_
+    hw = h_ * w_
+    xf = x.reshape(-1)
+    rows = n_ * oh_
+    for task in prange(groups * kblocks * nsup):
+        sup = task % nsup
+        rest = task // nsup
+        kb = rest % kblocks
+        g = rest // kblocks
+        acc = carray(_stack_tile(np.float32), TILE * LANES)
+        pb0 = sup * csup
+        npb = min(csup, pbl - pb0)
+        # the task's pair blocks, set up once: per block its columns' kx and offsets in x, the
+        # columns in bounds for all of them, whether their kx differ; and the rows in bounds per ky
+        coffs = np.empty((npb, TILE), np.int64)
+        kxs = np.empty((npb, TILE), np.int64)
+        spans = np.empty((npb, 3), np.int64)
+        for pbi in range(npb):
+            mb = (pb0 + pbi) * TILE
+            lo, hi, mixed = _pair_columns(mb, min(TILE, pairs - mb), cg, g, hw, dw, pl, kw_, w_, ow_, sw, kxs[pbi],
+                                          coffs[pbi])
+            spans[pbi, 0] = lo
+            spans[pbi, 1] = hi
+            spans[pbi, 2] = mixed
+        tapped = np.empty((kh_, 2), np.int64)
+        for ky in range(kh_):
+            tapped[ky, 0], tapped[ky, 1] = _valid_range(ky * dh - pt, sh, h_, oh_)
+        tot = np.zeros((npb, kh_, TILE * LANES), np.float64)
+        k0 = g * kg + kb * LANES
+        nk = min(LANES, kg - kb * LANES)
+        gk = np.zeros((rows_per_chunk * ow_ if local else 0, LANES), np.float32) if local else gt[g, kb]
+        for r0 in range(0, rows, rows_per_chunk):
+            r1 = min(r0 + rows_per_chunk, rows)
+            rbase = 0
+            if local:  # this task's LANES channels of grad_out for the chunk's rows
+                rbase = r0
+                for r in range(r0, r1):
+                    n = r // oh_
+                    src = gy[n, k0:k0 + nk, r - n * oh_]
+                    dst = gk[(r - r0) * ow_:]
+                    for j in range(nk):
+                        for ow in range(ow_):
+                            dst[ow, j] = src[j, ow]
+            for pbi in range(npb):
+                nm = min(TILE, pairs - (pb0 + pbi) * TILE)
+                lo = spans[pbi, 0]
+                hi = spans[pbi, 1]
+                coff = coffs[pbi]
+                for ky in range(kh_):
+                    ohl = tapped[ky, 0]
+                    ohh = tapped[ky, 1]
+                    if ohh <= ohl:
+                        continue
+                    t = tot[pbi, ky]
+                    if hi > lo:
+                        _grad_weight_tile(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, lo, hi, sh, sw, ky * dh - pt,
+                                          plane, w_, coff, acc)
+                        for i in range(TILE * LANES):
+                            t[i] += acc[i]
+                        if spans[pbi, 2] == 0:  # one kx: the tile covered every pair's columns
+                            continue
+                    for q in range(nm):
+                        owl, owh = _valid_range(kxs[pbi, q] * dw - pl, sw, w_, ow_)
+                        tq = t[q * LANES:(q + 1) * LANES]
+                        if hi <= lo:
+                            _grad_weight_edge(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, owl, owh, sh, sw, ky * dh - pt,
+                                              plane, w_, coff[q], tq)
+                            continue
+                        if owl < lo:
+                            _grad_weight_edge(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, owl, lo, sh, sw, ky * dh - pt,
+                                              plane, w_, coff[q], tq)
+                        if hi < owh:
+                            _grad_weight_edge(xf, gk, rbase, r0, r1, oh_, ow_, ohl, ohh, hi, owh, sh, sw, ky * dh - pt,
+                                              plane, w_, coff[q], tq)
+        for pbi in range(npb):
+            mb = (pb0 + pbi) * TILE
+            for q in range(min(TILE, pairs - mb)):
+                kx, c = _pair(mb + q, cg, kw_)
+                for ky in range(kh_):
+                    for j in range(nk):
+                        dwt[k0 + j, c, ky, kx] = tot[pbi, ky, q * LANES + j]
+
+
+@njit(cache=True)
+def conv2d_grad_weight_blocked_count(n_, c_, h_, w_, k_, groups, kh_, kw_, oh_, ow_, sh, sw, pt, pl, dh, dw,
+                                     rows_per_chunk):
+    """The loops of ``conv2d_grad_weight_blocked`` down to its rows: per task, chunk, pair block,
+    ky and row, each real pair's in-bounds columns (the tile's shared ones and its own border
+    ones) x the block's real output channels performed, the rest of the row padded; a row whose
+    tap lands on padding, or a ky skipped whole, padded."""
+    cg = c_ // groups
+    kg = k_ // groups
+    kblocks = (kg + LANES - 1) // LANES
+    pairs = kw_ * cg
+    pbl = (pairs + TILE - 1) // TILE
+    csup = _pair_blocks_per_task(kw_, n_ * oh_ * ow_)
+    nsup = (pbl + csup - 1) // csup
+    rows = n_ * oh_
+    performed = 0
+    padded = 0
+    for task in range(groups * kblocks * nsup):
+        sup = task % nsup
+        kb = (task // nsup) % kblocks
+        nk = min(LANES, kg - kb * LANES)
+        pb0 = sup * csup
+        npb = min(csup, pbl - pb0)
+        for r0 in range(0, rows, rows_per_chunk):
+            r1 = min(r0 + rows_per_chunk, rows)
+            for pbi in range(npb):
+                mb = (pb0 + pbi) * TILE
+                nm = min(TILE, pairs - mb)
+                for ky in range(kh_):
+                    ohl, ohh = _valid_range(ky * dh - pt, sh, h_, oh_)
+                    for r in range(r0, r1):
+                        oh = r % oh_
+                        for q in range(nm):
+                            kx, c = _pair(mb + q, cg, kw_)
+                            owl, owh = _valid_range(kx * dw - pl, sw, w_, ow_)
+                            if ohh <= ohl or oh < ohl or oh >= ohh:
+                                padded += nk * ow_
+                            else:
+                                performed += nk * (owh - owl)
+                                padded += nk * (ow_ - (owh - owl))
+    return performed, padded
+
+
+def grad_rows_per_chunk(ow: int) -> int:
+    """Output rows per float32 partial of the blocked weight gradient: GRAD_CHUNK positions'
+    worth of whole rows, at least one."""
+    return max(1, GRAD_CHUNK // ow)
+
+
 def as_float32(a):
     """``a`` as a C-contiguous float32 array (itself when it already is one)."""
     return np.ascontiguousarray(a, np.float32)
@@ -582,12 +1155,12 @@ def write_into(target, compute):
 
 class Conv2dKernel:
     @staticmethod
-    def prepare(op, in_shapes, out_shape, params):
+    def prepare(op, in_shapes, out_shape, params, geometry_of=None):
         weight = params["weight"]
         bias = adapters.bias_or_zeros(op, out_shape[1], params)
         geometry = adapters.conv_geometry(op, in_shapes[0])  # (sh, sw, top, left, dh, dw)
         if uses_blocked(op):
-            padded_hw, taps, bases = blocked_geometry(op, in_shapes[0], out_shape)
+            padded_hw, taps, bases = (geometry_of or blocked_geometry)(op, in_shapes[0], out_shape)
             pads = geometry[2:4] if padded_hw != tuple(in_shapes[0][2:]) else None
             scratch = {}  # the zero-bordered input copy, allocated on first run and reused
             return "blocked", pack_blocked_weights(weight, op.groups), bias, (taps, bases, padded_hw, pads, scratch)
@@ -627,40 +1200,110 @@ class Conv2dKernel:
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
         """The training forward is the inference forward, its weights packed afresh (they change
-        every step). Nothing goes in ``extras``: the backward keeps only input 0."""
-        in_shapes = tuple(tuple(x.shape) for x in inputs)
-        state = Conv2dKernel.prepare(op, in_shapes, tuple(out.shape), params)
+        every step; the blocked kernel's offsets, which do not, are built once per geometry).
+        Nothing goes in ``extras``: the backward keeps only input 0."""
+        in_shapes = tuple(tuple(int(d) for d in x.shape) for x in inputs)
+        state = Conv2dKernel.prepare(op, in_shapes, tuple(int(d) for d in out.shape), params, _cached_geometry)
         Conv2dKernel.run(op, state, [as_float32(x) for x in inputs], out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         """grad_inputs[0] += the data gradient (from params["weight"]); param_grads["weight"] = the
         weight gradient (from the kept input 0); param_grads["bias"] = the bias gradient. A name
-        missing from ``param_grads`` is a frozen param and is not computed."""
+        missing from ``param_grads`` is a frozen param and is not computed. Convs with at least
+        MIN_BLOCKED_CHANNELS input (data) or output (weight) channels per group run the blocked
+        kernels, the others (depthwise, narrow groups) the row kernels."""
         gy = as_float32(grad_out)
         dx = grad_inputs[0] if grad_inputs else None
         if dx is not None:
             weight = as_float32(params["weight"])
             geometry = adapters.conv_geometry(op, dx.shape)
-            accumulate_into(dx, lambda buf: conv2d_grad_data(gy, weight, buf, *geometry))
+            if uses_blocked_grad_data(op, dx.shape[1]):
+                plan = grad_data_plan(*_grad_args(op, dx.shape, gy.shape))
+                wd = pack_grad_data_weights(weight, op.groups)
+                accumulate_into(dx, lambda buf: conv2d_grad_data_blocked(gy, wd, buf, *plan[:5]))
+            else:
+                accumulate_into(dx, lambda buf: conv2d_grad_data(gy, weight, buf, *geometry))
         if "weight" in param_grads:
             if inputs[0] is None:
                 raise ValueError("Conv2d backward: the weight gradient needs the kept input 0")
             x = as_float32(inputs[0])
             geometry = adapters.conv_geometry(op, x.shape)
-            write_into(param_grads["weight"], lambda buf: conv2d_grad_weight(x, gy, buf, *geometry))
+            if uses_blocked_grad_weight(op):
+                oh, ow = _weight_rows(op, x.shape, gy.shape)
+                xw, gw = x, gy
+                if (oh, ow) != gy.shape[2:]:  # a merged 1x1 plane: the same memory in longer rows
+                    xw = x.reshape(x.shape[0], x.shape[1], oh, ow)
+                    gw = gy.reshape(gy.shape[0], gy.shape[1], oh, ow)
+                kblocks = -(-(op.out_channels // op.groups) // LANES)
+                if grad_out_packing(op, xw.shape, gw.shape) == "once":
+                    gt = np.empty((op.groups, kblocks, gw.shape[0] * oh * ow, LANES), np.float32)
+                    pack_grad_out_lanes(gw, gt)
+                else:
+                    gt = np.empty((op.groups, kblocks, 0, LANES), np.float32)
+                write_into(param_grads["weight"], lambda buf: conv2d_grad_weight_blocked(
+                    xw, gw, gt, buf, *geometry, grad_rows_per_chunk(ow)))
+            else:
+                write_into(param_grads["weight"], lambda buf: conv2d_grad_weight(x, gy, buf, *geometry))
         if op.bias and "bias" in param_grads:
             write_into(param_grads["bias"], lambda buf: conv2d_grad_bias(gy, buf))
 
     @staticmethod
     def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
-        """(data performed, data padded, weight performed, weight padded): the multiplies of
-        ``conv2d_grad_data`` and ``conv2d_grad_weight`` on these shapes, counted by their loops;
-        a gradient not wanted counts (0, 0). The bias gradient is adds only."""
-        n, c, h, w = in_shapes[0]
-        k, oh, ow = out_shape[1], out_shape[2], out_shape[3]
-        sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shapes[0])
-        args = (n, c, h, w, k, op.groups, *op.kernel, oh, ow, sh, sw, top, left, dh, dw)
-        data = conv2d_grad_data_count(*args) if want_data else (0, 0)
-        weight = conv2d_grad_weight_count(*args) if want_weight else (0, 0)
+        """(data performed, data padded, weight performed, weight padded): the multiplies of the
+        data- and weight-gradient kernels ``backward`` runs on these shapes, counted by their
+        loops; a gradient not wanted counts (0, 0). The bias gradient is adds only."""
+        args = _grad_args(op, in_shapes[0], out_shape)
+        n, c, h, w, k, groups = args[:6]
+        data = weight = (0, 0)
+        if want_data:
+            if uses_blocked_grad_data(op, c):
+                plan = grad_data_plan(*args)
+                data = conv2d_grad_data_blocked_count(plan[4], plan[5], k // groups, groups, c // groups)
+            else:
+                data = conv2d_grad_data_count(*args)
+        if want_weight:
+            if uses_blocked_grad_weight(op):
+                oh, ow = _weight_rows(op, in_shapes[0], out_shape)
+                if (oh, ow) != tuple(args[8:10]):  # a merged 1x1 plane: input rows as output rows
+                    args = (n, c, oh, ow, k, groups, *args[6:8], oh, ow, *args[10:])
+                weight = conv2d_grad_weight_blocked_count(*args, grad_rows_per_chunk(ow))
+            else:
+                weight = conv2d_grad_weight_count(*args)
         return int(data[0]), int(data[1]), int(weight[0]), int(weight[1])
+
+
+def grad_out_packing(op, in_shape, out_shape) -> str:
+    """How the blocked weight gradient gets grad_out with LANES output channels contiguous:
+    "once" for the whole batch before the kernel (``pack_grad_out_lanes``: one pass, but a
+    buffer as large as grad_out, fresh memory each call), or "tasks": each task packs its chunk
+    of rows, which costs nothing extra where one task takes all the pairs of its output block
+    (few input channels: the first layers, whose grad_out is the largest) and is repeated by
+    every task of a block otherwise."""
+    cg = in_shape[1] // op.groups
+    kw = op.kernel[1]
+    pbl = -(-(kw * cg) // TILE)
+    per_task = GRAD_CSUP * kw * max(1, GRAD_TASK_POSITIONS // (out_shape[0] * out_shape[2] * out_shape[3]))
+    return "tasks" if pbl <= per_task else "once"
+
+
+def _weight_rows(op, in_shape, out_shape):
+    """The (rows, row length) the blocked weight gradient walks the output plane in: the plane's
+    own, except for a 1x1 stride-1 unpadded conv, whose input and output planes are the same
+    contiguous positions: there d of its rows make one (the largest divisor d of OH with
+    d * OW <= GRAD_CHUNK), so short rows (7, 14) do not cost a row's setup each."""
+    oh, ow = int(out_shape[2]), int(out_shape[3])
+    sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shape)
+    if tuple(op.kernel) != (1, 1) or (sh, sw, top, left) != (1, 1, 0, 0) or tuple(in_shape[2:]) != (oh, ow):
+        return oh, ow
+    d = max(d for d in range(1, oh + 1) if oh % d == 0 and (d == 1 or d * ow <= GRAD_CHUNK))
+    return oh // d, ow * d
+
+
+def _grad_args(op, in_shape, out_shape):
+    """(N, C, H, W, K, groups, KH, KW, OH, OW, sh, sw, top, left, dh, dw) as Python ints: the
+    geometry the backward kernels and their counts take."""
+    n, c, h, w = in_shape
+    sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shape)
+    return tuple(int(v) for v in (n, c, h, w, out_shape[1], op.groups, *op.kernel, out_shape[2], out_shape[3],
+                                  sh, sw, top, left, dh, dw))

@@ -11,20 +11,23 @@ padding, so every counted multiply is performed.
 
 **Training** (``LinearKernel.train_forward``/``backward``/``backward_count``) works on the same
 (M, F) view (M = every leading axis of the input). ``linear_grad_data`` (dx += gy @ w) runs one
-prange task per block of ``GRAD_ROWS`` rows x ``GRAD_COLS`` features, which only it writes: each
-weight row's slice is read once for the block's rows; ``linear_grad_weight`` (dw = gy^T @ x) one
-task per block of ``GRAD_ROWS`` outputs x ``GRAD_COLS`` features, summing over the M rows;
-``linear_grad_bias`` sums gy over the rows. All sums are float64 locals. Counts walk the same
-loops; padded is 0.
+prange task per block of ``TILE`` rows x ``data_cols(F)`` features, which only it writes: it
+streams each weight row's run of features once, adding gy[m, o] times it into float32 row
+partials (vectorised over the features), moved into float64 totals every ``GRAD_TERMS``
+outputs. ``linear_grad_weight`` (dw = gy^T @ x) runs one task per block of ``TILE`` outputs x
+``WEIGHT_COLS`` features with the conv kernels' register tile (``TILE`` outputs x ``LANES``
+features in zmm accumulators, per row one vector load of x and ``TILE`` broadcasts of gy),
+float32 over at most ``GRAD_TERMS`` rows, float64 totals beyond. ``linear_grad_bias`` sums gy
+over the rows in float64. Counts walk the same loops; padded is 0.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, njit, prange
 
 from archcost.kernels import adapters
-from archcost.kernels.cpu.conv import accumulate_into, as_float32, write_into
+from archcost.kernels.cpu.conv import LANES, TILE, _stack_tile, accumulate_into, as_float32, write_into
 
 ROWS = 4  # outputs per task, streamed together
 
@@ -78,91 +81,172 @@ def linear_count(x, w, out):
 
 
 # --- training: the backward kernels ----------------------------------------------------------
+#
+# Both gradients are products with a short side (the batch's rows M) and use the conv kernels'
+# register tile: TILE rows of the result x LANES features in TILE zmm accumulators, per term one
+# vector load and TILE broadcasts. Features past the last whole LANES block go a row at a time.
 
-GRAD_ROWS = 4  # rows of the batch (data gradient) or outputs (weight gradient) per task
-GRAD_COLS = 256  # features per task: a float64 accumulator block of GRAD_ROWS x GRAD_COLS
+GRAD_TERMS = 256  # terms of a float32 partial sum (then added to float64 totals)
+WEIGHT_COLS = 1024  # features per weight-gradient task
+
+
+def data_cols(f: int) -> int:
+    """Features per data-gradient task: about an eighth of the row (tasks for every thread),
+    in multiples of 256, from 256 to 4096 (long contiguous runs of each weight row)."""
+    return max(256, min(4096, (f // 8 + 255) // 256 * 256))
 BIAS_COLS = 64  # outputs per bias-gradient task
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def linear_grad_data(gy, w, dx):
-    """dx (M, F) += gy (M, O) @ w (O, F). One prange task per (block of GRAD_ROWS rows, block of
-    GRAD_COLS features): a float64 accumulator over the O outputs, added into dx at the end."""
+def linear_grad_data(gy, w, dx, block):
+    """dx (M, F) += gy (M, O) @ w (O, F). One prange task per (block of TILE rows, ``block``
+    features, see ``data_cols``), which only it writes. It streams the weight row by row, each
+    row's ``block`` features a contiguous run (so each weight is read once, in long runs), adding
+    gy[m, o] times the run into a float32 partial per row (vectorised over the features); every
+    GRAD_TERMS outputs the partials are added to float64 totals, which go into dx."""
     m_, o_ = gy.shape
     f_ = w.shape[1]
-    row_blocks = (m_ + GRAD_ROWS - 1) // GRAD_ROWS
-    col_blocks = (f_ + GRAD_COLS - 1) // GRAD_COLS
+    row_blocks = (m_ + TILE - 1) // TILE
+    col_blocks = (f_ + block - 1) // block
     for task in prange(row_blocks * col_blocks):
-        m0 = (task // col_blocks) * GRAD_ROWS
-        f0 = (task % col_blocks) * GRAD_COLS
-        rows = min(GRAD_ROWS, m_ - m0)
-        cols = min(GRAD_COLS, f_ - f0)
-        acc = np.zeros((GRAD_ROWS, GRAD_COLS), np.float64)
-        for o in range(o_):
-            wo = w[o, f0:f0 + cols]
-            for r in range(rows):
-                g = np.float64(gy[m0 + r, o])
-                ar = acc[r]
-                for f in range(cols):
-                    ar[f] += g * wo[f]
-        for r in range(rows):
-            for f in range(cols):
-                dx[m0 + r, f0 + f] += acc[r, f]
+        m0 = (task // col_blocks) * TILE
+        f0 = (task % col_blocks) * block
+        rows = min(TILE, m_ - m0)
+        cols = min(block, f_ - f0)
+        part = np.zeros((TILE, block), np.float32)
+        tot = np.zeros((TILE, block), np.float64)
+        for o0 in range(0, o_, GRAD_TERMS):
+            for o in range(o0, min(o0 + GRAD_TERMS, o_)):
+                wr = w[o, f0:f0 + cols]
+                for q in range(rows):
+                    gv = gy[m0 + q, o]
+                    pq = part[q]
+                    for c in range(cols):
+                        pq[c] += gv * wr[c]
+            for q in range(rows):
+                for c in range(cols):
+                    tot[q, c] += part[q, c]
+                    part[q, c] = 0.0
+        for q in range(rows):
+            for c in range(cols):
+                dx[m0 + q, f0 + c] += tot[q, c]
 
 
 @njit(cache=True)
-def linear_grad_data_count(m_, o_, f_):
-    """The loops of ``linear_grad_data``, each innermost row replaced by its trip count."""
-    row_blocks = (m_ + GRAD_ROWS - 1) // GRAD_ROWS
-    col_blocks = (f_ + GRAD_COLS - 1) // GRAD_COLS
+def linear_grad_data_count(m_, o_, f_, block):
+    """The loops of ``linear_grad_data``, each row's feature loop replaced by its trip count."""
+    row_blocks = (m_ + TILE - 1) // TILE
+    col_blocks = (f_ + block - 1) // block
     performed = 0
     for task in range(row_blocks * col_blocks):
-        rows = min(GRAD_ROWS, m_ - (task // col_blocks) * GRAD_ROWS)
-        cols = min(GRAD_COLS, f_ - (task % col_blocks) * GRAD_COLS)
-        for o in range(o_):
-            for r in range(rows):
-                performed += cols
+        rows = min(TILE, m_ - (task // col_blocks) * TILE)
+        cols = min(block, f_ - (task % col_blocks) * block)
+        for o0 in range(0, o_, GRAD_TERMS):
+            for o in range(o0, min(o0 + GRAD_TERMS, o_)):
+                for q in range(rows):
+                    performed += cols
     return performed, 0
+
+
+@njit(fastmath=True, inline="always")
+def _weight_tile(g, o0, o1, o2, o3, o4, o5, o6, o7, x, r0, r1, f, acc):
+    """acc[q, j] = sum over rows t in [r0, r1) of g[t, o_q] * x[t, f + j]: TILE outputs against
+    the LANES input columns from f, over the rows of one chunk."""
+    for i in range(TILE * LANES):
+        acc[i] = 0.0
+    for t in range(r0, r1):
+        gt = g[t]
+        xt = x[t, f:]
+        x0 = gt[o0]
+        x1 = gt[o1]
+        x2 = gt[o2]
+        x3 = gt[o3]
+        x4 = gt[o4]
+        x5 = gt[o5]
+        x6 = gt[o6]
+        x7 = gt[o7]
+        for j in range(LANES):
+            xv = xt[j]
+            acc[j] += x0 * xv
+            acc[LANES + j] += x1 * xv
+            acc[2 * LANES + j] += x2 * xv
+            acc[3 * LANES + j] += x3 * xv
+            acc[4 * LANES + j] += x4 * xv
+            acc[5 * LANES + j] += x5 * xv
+            acc[6 * LANES + j] += x6 * xv
+            acc[7 * LANES + j] += x7 * xv
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def linear_grad_weight(x, gy, dw):
-    """dw (O, F) = gy (M, O)^T @ x (M, F). One prange task per (block of GRAD_ROWS outputs, block
-    of GRAD_COLS features): a float64 sum over the M rows, written at the end."""
+    """dw (O, F) = gy (M, O)^T @ x (M, F). One prange task per (block of TILE outputs, block of
+    WEIGHT_COLS features), which only it writes: per LANES features a register tile sums the M
+    rows in float32 chunks of GRAD_TERMS rows; a single chunk (M <= GRAD_TERMS) is stored as is,
+    longer sums go through float64 totals. Features past the last whole LANES block go a row at
+    a time; a partial output block re-reads its last output (results dropped)."""
     m_, f_ = x.shape
     o_ = gy.shape[1]
-    row_blocks = (o_ + GRAD_ROWS - 1) // GRAD_ROWS
-    col_blocks = (f_ + GRAD_COLS - 1) // GRAD_COLS
-    for task in prange(row_blocks * col_blocks):
-        o0 = (task // col_blocks) * GRAD_ROWS
-        f0 = (task % col_blocks) * GRAD_COLS
-        rows = min(GRAD_ROWS, o_ - o0)
-        cols = min(GRAD_COLS, f_ - f0)
-        acc = np.zeros((GRAD_ROWS, GRAD_COLS), np.float64)
-        for m in range(m_):
-            xm = x[m, f0:f0 + cols]
-            for r in range(rows):
-                g = np.float64(gy[m, o0 + r])
-                ar = acc[r]
-                for f in range(cols):
-                    ar[f] += g * xm[f]
-        for r in range(rows):
-            for f in range(cols):
-                dw[o0 + r, f0 + f] = acc[r, f]
+    out_blocks = (o_ + TILE - 1) // TILE
+    col_blocks = (f_ + WEIGHT_COLS - 1) // WEIGHT_COLS
+    for task in prange(out_blocks * col_blocks):
+        k0 = (task // col_blocks) * TILE
+        f0 = (task % col_blocks) * WEIGHT_COLS
+        outs = min(TILE, o_ - k0)
+        cols = min(WEIGHT_COLS, f_ - f0)
+        vecs = cols // LANES
+        acc = carray(_stack_tile(np.float32), TILE * LANES)
+        tot = np.zeros(TILE * LANES, np.float64)
+        last = k0 + outs - 1
+        for v in range(vecs):
+            f = f0 + v * LANES
+            if m_ <= GRAD_TERMS:
+                _weight_tile(gy, k0, min(k0 + 1, last), min(k0 + 2, last), min(k0 + 3, last), min(k0 + 4, last),
+                             min(k0 + 5, last), min(k0 + 6, last), min(k0 + 7, last), x, 0, m_, f, acc)
+                for q in range(outs):
+                    for j in range(LANES):
+                        dw[k0 + q, f + j] = acc[q * LANES + j]
+            else:
+                for i in range(TILE * LANES):
+                    tot[i] = 0.0
+                for r0 in range(0, m_, GRAD_TERMS):
+                    r1 = min(r0 + GRAD_TERMS, m_)
+                    _weight_tile(gy, k0, min(k0 + 1, last), min(k0 + 2, last), min(k0 + 3, last),
+                                 min(k0 + 4, last), min(k0 + 5, last), min(k0 + 6, last), min(k0 + 7, last),
+                                 x, r0, r1, f, acc)
+                    for i in range(TILE * LANES):
+                        tot[i] += acc[i]
+                for q in range(outs):
+                    for j in range(LANES):
+                        dw[k0 + q, f + j] = tot[q * LANES + j]
+        for q in range(outs):
+            for c in range(vecs * LANES, cols):
+                total = 0.0
+                for r0 in range(0, m_, GRAD_TERMS):
+                    s = np.float32(0.0)
+                    for r in range(r0, min(r0 + GRAD_TERMS, m_)):
+                        s += gy[r, k0 + q] * x[r, f0 + c]
+                    total += s
+                dw[k0 + q, f0 + c] = total
 
 
 @njit(cache=True)
 def linear_grad_weight_count(m_, o_, f_):
-    """The loops of ``linear_grad_weight``, each innermost row replaced by its trip count."""
-    row_blocks = (o_ + GRAD_ROWS - 1) // GRAD_ROWS
-    col_blocks = (f_ + GRAD_COLS - 1) // GRAD_COLS
+    """The loops of ``linear_grad_weight``, each tile's and each single feature's row loop
+    replaced by its trip count (x the real outputs and features it serves)."""
+    out_blocks = (o_ + TILE - 1) // TILE
+    col_blocks = (f_ + WEIGHT_COLS - 1) // WEIGHT_COLS
     performed = 0
-    for task in range(row_blocks * col_blocks):
-        rows = min(GRAD_ROWS, o_ - (task // col_blocks) * GRAD_ROWS)
-        cols = min(GRAD_COLS, f_ - (task % col_blocks) * GRAD_COLS)
-        for m in range(m_):
-            for r in range(rows):
-                performed += cols
+    for task in range(out_blocks * col_blocks):
+        outs = min(TILE, o_ - (task // col_blocks) * TILE)
+        cols = min(WEIGHT_COLS, f_ - (task % col_blocks) * WEIGHT_COLS)
+        vecs = cols // LANES
+        for v in range(vecs):
+            for r0 in range(0, m_, GRAD_TERMS):
+                performed += outs * LANES * (min(r0 + GRAD_TERMS, m_) - r0)
+        for q in range(outs):
+            for c in range(vecs * LANES, cols):
+                for r0 in range(0, m_, GRAD_TERMS):
+                    performed += min(r0 + GRAD_TERMS, m_) - r0
     return performed, 0
 
 
@@ -219,7 +303,7 @@ class LinearKernel:
         dx = grad_inputs[0] if grad_inputs else None
         if dx is not None:
             w = as_float32(params["weight"])
-            accumulate_into(dx, lambda buf: linear_grad_data(gy, w, _rows(buf)))
+            accumulate_into(dx, lambda buf: linear_grad_data(gy, w, _rows(buf), data_cols(w.shape[1])))
         if "weight" in param_grads:
             if inputs[0] is None:
                 raise ValueError("Linear backward: the weight gradient needs the kept input 0")
@@ -236,6 +320,6 @@ class LinearKernel:
         f = in_shapes[0][-1]
         m = math.prod(in_shapes[0][:-1])
         o = out_shape[-1]
-        data = linear_grad_data_count(m, o, f) if want_data else (0, 0)
+        data = linear_grad_data_count(m, o, f, data_cols(f)) if want_data else (0, 0)
         weight = linear_grad_weight_count(m, o, f) if want_weight else (0, 0)
         return int(data[0]), int(data[1]), int(weight[0]), int(weight[1])
