@@ -321,11 +321,19 @@ class TrainingExecutor:
         grad_inputs = [self._grad_view(src, arena) if wanted else None
                        for src, wanted in zip(srcs, plan.grad_inputs[node])]
         pg = param_grads.get(node, {})
-        before = [None if gi is None else gi.copy() for gi in grad_inputs] if on_backward is not None else None
-        adapter.backward(op, self.params[node], xs, out, extras, self._grad_view(node, arena), grad_inputs, pg)
-        if on_backward is not None:
-            deltas = [None if gi is None else gi.astype(np.float64) - b for gi, b in zip(grad_inputs, before)]
-            on_backward(node, self._grad_view(node, arena), deltas, pg)
+        if on_backward is None:
+            adapter.backward(op, self.params[node], xs, out, extras, self._grad_view(node, arena), grad_inputs, pg)
+            return
+        # Checked: the layer's contributions go to zeroed scratch (outside the arena), then are
+        # added in, so each is seen exactly (after - before in float32 would carry the rounding
+        # of what other layers had already summed there). The kernels' own += is tested in
+        # tests/kernels.
+        scratch = [None if gi is None else np.zeros_like(gi) for gi in grad_inputs]
+        adapter.backward(op, self.params[node], xs, out, extras, self._grad_view(node, arena), scratch, pg)
+        for gi, part in zip(grad_inputs, scratch):
+            if gi is not None:
+                gi += part
+        on_backward(node, self._grad_view(node, arena), [None if d is None else d.astype(np.float64) for d in scratch], pg)
         if count and hasattr(adapter, "backward_count"):
             in_shapes = tuple(self.shapes[s] for s in srcs)
             want_data = bool(plan.grad_inputs[node] and plan.grad_inputs[node][0])

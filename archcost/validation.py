@@ -206,6 +206,40 @@ def _reference_backward(op, params, xs, out, grad_out, want_inputs, want_params,
     return reference_grad_tensor.backward(op, params, xs, out, grad_out, want_inputs, want_params)
 
 
+def scaled_error(out, ref, scale=None) -> float:
+    """``relative_error``, but against the larger of the reference's norm and ``scale``'s: the
+    size of the terms a gradient sums (see ``_gradient_scales``). A sum whose terms cancel has a
+    small result, and float32 rounding is relative to the terms, not to the result."""
+    if scale is None:
+        return relative_error(out, ref)
+    diff = float(np.linalg.norm((np.asarray(out, np.float64) - ref).ravel()))
+    norm = max(float(np.linalg.norm(ref.ravel())), float(np.linalg.norm(np.asarray(scale).ravel())))
+    return diff / norm if norm > 0 else diff
+
+
+def _gradient_scales(op, params, xs, out, grad_out, want_inputs, want_params, extras):
+    """The magnitude of the terms each gradient of ``op`` sums, for conv, linear, BN and LN (the
+    layers whose gradients are long sums that can cancel: a weight gradient over a batch whose BN
+    outputs sum to zero per channel, say): conv and linear, their reference backward on absolute
+    values (|x|, |w|, |dy|), the bound on a dot product's terms; BN and LN data gradients,
+    |gamma| |dy| / std, the size of each of the three terms they subtract. ``(None, {})`` for
+    the other ops (plain relative error)."""
+    if isinstance(op, (ops.Conv2d, ops.Linear)):
+        absolute = {k: np.abs(v) for k, v in params.items()}
+        return _reference_backward(op, absolute, [np.abs(x) for x in xs], None, np.abs(grad_out),
+                                   want_inputs, want_params, extras)
+    if isinstance(op, (ops.BatchNorm, ops.LayerNorm)) and "invstd" in extras:
+        x = xs[0]
+        axis = 1 if isinstance(op, ops.BatchNorm) else op.axis % x.ndim
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        gamma = np.abs(params["gamma"]).reshape(shape) if "gamma" in params else 1.0
+        invstd = np.asarray(extras["invstd"], np.float64)
+        invstd = invstd.reshape(shape) if isinstance(op, ops.BatchNorm) else np.expand_dims(invstd, axis)
+        return [np.abs(grad_out) * gamma * invstd], {}
+    return None, {}
+
+
 def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) -> TrainValidation:
     """One training step on the cpu kernels (archcost.training_execute), checked per layer:
     the training-mode forward output and every gradient the layer's backward adds (to each input,
@@ -261,6 +295,9 @@ def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) ->
         ref_in, ref_params = _reference_backward(op, p64(node), [values[s] for s in srcs], values[node],
                                                  grad_out.astype(np.float64), want_inputs, list(param_grads),
                                                  kept_extras.get(node, {}))
+        scale_in, scale_params = _gradient_scales(op, p64(node), [values[s] for s in srcs], values[node],
+                                                  grad_out.astype(np.float64), want_inputs, list(param_grads),
+                                                  kept_extras.get(node, {}))
         worst = 0.0
         for i, (d, r) in enumerate(zip(deltas, ref_in)):
             if d is None:
@@ -268,12 +305,12 @@ def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) ->
             if r is None or r.shape != d.shape:
                 problems.setdefault(node, []).append(f"no reference gradient for input {i}")
                 continue
-            worst = max(worst, relative_error(d, r))
+            worst = max(worst, scaled_error(d, r, scale_in[i] if scale_in else None))
         for name, grad in param_grads.items():
             if name not in ref_params:
                 problems.setdefault(node, []).append(f"no reference gradient for {name!r}")
                 continue
-            worst = max(worst, relative_error(grad, ref_params[name]))
+            worst = max(worst, scaled_error(grad, ref_params[name], scale_params.get(name)))
         grad_error[node] = worst
 
     def on_loss(output, probs, lab, grad):
