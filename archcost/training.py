@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from archcost import ops
 from archcost.analysis import analyze, check_graph, dtype_bytes
@@ -253,7 +253,7 @@ class _Planner:
         trained = {n: trained[n] and reaches[n] for n in order}
         saved = {n: (g.op(n).saves(self.in_shapes(n), self.shapes[n], self.policy, grad_inputs[n], trained[n])
                      if grad[n] else Saved()) for n in order}
-        self.grad, self.grad_inputs, self.trained, self.saved, self.costs = grad, grad_inputs, trained, saved, costs
+        self.grad, self.saved = grad, saved
 
         persistent = []
         param_sids = {}
@@ -277,7 +277,6 @@ class _Planner:
         # Forward storages: views share always; in-place ops share where legal.
         storage_of: dict[str, int] = {}
         aliases: dict[int, list[str]] = {}
-        self.dropout_inplace = self.policy != "pytorch"
         for n in order:
             op = g.op(n)
             if isinstance(op, ops.Input):
@@ -458,7 +457,7 @@ class _Planner:
             return False  # it keeps the very input it would overwrite
         p = self.pos[n]
         for x in aliases[sid]:
-            if self._kept_by_producer(x):
+            if self.saved[x].output:
                 return False
             for c in g.consumers(x):
                 if c == n:
@@ -469,9 +468,6 @@ class _Planner:
                 if any(srcs_c[i] == x for i in self.saved[c].inputs):
                     return False
         return True
-
-    def _kept_by_producer(self, x) -> bool:
-        return self.saved[x].output
 
     def _recompute(self, s, steps, storage_of, recompute_storage_of, recompute_keepers, extras_of, held):
         g, order = self.g, self.order
@@ -654,10 +650,7 @@ def analyze_training(graph: Graph, batch: int = 1, dtype: str = "float32", polic
     elif mode == "sqrt":
         segments = _regular_segments(len(order), max(1, math.isqrt(layers - 1) + 1) if layers > 1 else 1, first)
 
-    def build(segs):
-        return _Planner(graph, batch, itemsize, policy, optimizer, mixed_precision, frozen, segs).plan()
-
-    plan = build(segments)
+    plan = _Planner(graph, batch, itemsize, policy, optimizer, mixed_precision, frozen, segments).plan()
     return _report(forward, plan, {
         "policy": policy, "optimizer": optimizer, "mixed_precision": mixed_precision, "checkpoint": checkpoint,
         "frozen": sorted(frozen, key=order.index),
@@ -673,7 +666,7 @@ def _report(forward, plan: TrainingPlan, config) -> TrainingReport:
     records = []
     recompute_macs = recompute_other = 0
     checkpointed = {plan.order[p] for a, b in plan.segments for p in range(a, b)}
-    kept_sids = _kept_forward_sids(plan)
+    kept_sids = plan.kept
     saved_by: dict[str, int] = {}
     for sid in kept_sids:
         saved_by[st[sid].node] = saved_by.get(st[sid].node, 0) + st[sid].nbytes
@@ -683,7 +676,7 @@ def _report(forward, plan: TrainingPlan, config) -> TrainingReport:
     shapes = {n: (forward.batch, *g.shape(n)[1:]) for n in plan.order}
     for n in plan.order:
         for src, wanted in zip(g.inputs(n), plan.grad_inputs[n]):
-            if wanted and plan.storages and n in bwd_live:
+            if wanted and n in bwd_live:
                 contributions[src] = contributions.get(src, 0) + 1
     for rec in forward.records:
         n = rec.name
@@ -760,7 +753,3 @@ def _peak_step(timeline, peak) -> str:
         if held == peak:
             return f"{phase} {node}".strip()
     return "start"
-
-
-def _kept_forward_sids(plan: TrainingPlan) -> frozenset:
-    return plan.kept

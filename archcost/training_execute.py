@@ -31,7 +31,8 @@ from archcost import ops
 from archcost.errors import ArchcostError, quote
 from archcost.execute import buffer_names, init_params
 from archcost.graph import Graph
-from archcost.training import ITEMSIZE, analyze_training
+from archcost.kernels.adapters import inference_forward
+from archcost.training import OPTIMIZERS, analyze_training
 
 _NUMPY_DTYPES = {"activation": np.float32, "float32": np.float32, "int64": np.int64, "int32": np.int32, "uint8": np.uint8}
 
@@ -213,8 +214,6 @@ class TrainingExecutor:
                 arena.add(by_node[("buffer", node, "buffers")], b)
             if plan.trained[node]:
                 states = self._state.setdefault(node, {})
-                from archcost.training import OPTIMIZERS
-
                 for i in range(OPTIMIZERS[self.optimizer]):
                     arrays_i = {}
                     for k, v in p.items():
@@ -268,8 +267,7 @@ class TrainingExecutor:
             adapter.train_forward(op, self.params[node], xs, out, extras)
         else:
             # No backward: the inference kernel (nothing to keep), as autograd records nothing.
-            in_shapes = tuple(self.shapes[s] for s in srcs)
-            adapter.run(op, adapter.prepare(op, in_shapes, self.shapes[node], self.params[node]), xs, out)
+            inference_forward(adapter, op, self.params[node], xs, out)
         if on_forward is not None:
             on_forward(node, xs, out, extras)
 
@@ -355,5 +353,3 @@ def train_step(graph: Graph, batch: int = 1, seed: int = 0, **kwargs) -> TrainRe
     """One seeded training step of ``graph`` on the cpu kernels (see TrainingExecutor)."""
     return TrainingExecutor(graph, batch, seed, **kwargs).step()
 
-
-__all__ = ["TrainingExecutor", "TrainResult", "train_step", "ITEMSIZE"]

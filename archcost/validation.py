@@ -266,9 +266,6 @@ def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) ->
             params64[node] = {k: v.astype(np.float64) for k, v in ex.params[node].items()}
         return params64[node]
 
-    for node in graph.input_nodes():
-        pass
-
     def on_forward(node, xs, out, extras):
         op = graph.op(node)
         srcs = graph.inputs(node)
@@ -280,8 +277,6 @@ def validate_training(graph: Graph, batch: int = 2, seed: int = 0, **options) ->
         values[node] = out.astype(np.float64)
         kept_extras[node] = {k: v.copy() for k, v in extras.items()}
 
-    for node in graph.input_nodes():
-        values[node] = None  # filled below from the drawn batch
     inputs, labels = ex.random_batch()
     for node in graph.input_nodes():
         values[node] = inputs[node].astype(np.float64)

@@ -90,6 +90,42 @@ def conv_geometry(op, in_shape) -> tuple:
     return op.stride[0], op.stride[1], top, left, op.dilation[0], op.dilation[1]
 
 
+def inference_forward(adapter, op, params, inputs, out) -> None:
+    """The training forward of an op whose training forward is its inference forward: the
+    adapter's own prepare and run (both backends; simulator arrays' shapes are made tuples)."""
+    state = adapter.prepare(op, tuple(tuple(x.shape) for x in inputs), tuple(out.shape), params)
+    adapter.run(op, state, inputs, out)
+
+
+def concat_grad_offsets(op, grad_out_shape, grad_inputs, inputs):
+    """(input index, offset on the axis) of each wanted input gradient of a Concat, the backward
+    of both backends. Concat keeps nothing: an input's size on the axis comes from its gradient
+    buffer (or from ``inputs[i]`` where the executor passes an array of that input's shape); a
+    wanted input's offset is the sum of the sizes before it, or the output's size less those
+    from it on, whichever are all known (a single input of unknown size is the rest)."""
+    from archcost.errors import ArchcostError
+
+    shape = tuple(grad_out_shape)
+    axis = op.axis % len(shape)
+    total = shape[axis]
+    known = [g if g is not None else x for g, x in zip(grad_inputs, inputs or [None] * len(grad_inputs))]
+    sizes = [None if k is None else tuple(k.shape)[axis] for k in known]
+    if sizes.count(None) == 1:
+        sizes[sizes.index(None)] = total - sum(s for s in sizes if s is not None)
+    offsets = []
+    for i, grad in enumerate(grad_inputs):
+        if grad is None:
+            continue
+        if None not in sizes[:i]:
+            offsets.append((i, sum(sizes[:i])))
+        elif None not in sizes[i:]:
+            offsets.append((i, total - sum(sizes[i:])))
+        else:
+            raise ArchcostError(f"concat backward: the offset of input {i} is unknown: the sizes of the "
+                                "inputs on both sides of it are not all known (no gradient, no array)")
+    return offsets
+
+
 # --- prepared states shared by both backends ------------------------------------------------
 
 def no_state(op, in_shapes, out_shape, params):

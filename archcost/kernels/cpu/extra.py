@@ -333,12 +333,6 @@ def grid_sample_grid_grad(x, grad_out, grid, grad, align_corners):
             grad[n, i, j, 1] += gv * sv
 
 
-def _inference(adapter, op, params, inputs, out) -> None:
-    """The training forward of an op whose training forward is its inference forward."""
-    state = adapter.prepare(op, tuple(x.shape for x in inputs), tuple(out.shape), params)
-    adapter.run(op, state, inputs, out)
-
-
 def _kept(array, what: str):
     if array is None:
         raise ArchcostError(f"{what} backward: a tensor it keeps was not given")
@@ -354,7 +348,7 @@ class ChannelSelectKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ChannelSelectKernel, op, params, inputs, out)
+        adapters.inference_forward(ChannelSelectKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -372,7 +366,7 @@ class AffineKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AffineKernel, op, params, inputs, out)
+        adapters.inference_forward(AffineKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -399,7 +393,7 @@ class RBFKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(RBFKernel, op, params, inputs, out)
+        adapters.inference_forward(RBFKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -444,7 +438,7 @@ class AffineGridKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AffineGridKernel, op, params, inputs, out)
+        adapters.inference_forward(AffineGridKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -461,7 +455,7 @@ class GridSampleKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(GridSampleKernel, op, params, inputs, out)
+        adapters.inference_forward(GridSampleKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):

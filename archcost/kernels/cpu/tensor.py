@@ -162,13 +162,6 @@ def _as4d(a: np.ndarray, what: str) -> np.ndarray:
     return a.reshape(a.shape + (1,) * (4 - a.ndim))
 
 
-def _inference(adapter, op, params, inputs, out) -> None:
-    """The training forward of an op whose training forward is its inference forward: the
-    adapter's own prepare and run."""
-    state = adapter.prepare(op, tuple(x.shape for x in inputs), tuple(out.shape), params)
-    adapter.run(op, state, inputs, out)
-
-
 def _accumulate(grad, src, factor=1.0) -> None:
     accumulate_scaled(grad.reshape(-1), src.reshape(-1), np.float32(factor))
 
@@ -185,7 +178,7 @@ class AddKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AddKernel, op, params, inputs, out)
+        adapters.inference_forward(AddKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -202,7 +195,7 @@ class MeanKernel(AddKernel):
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(MeanKernel, op, params, inputs, out)
+        adapters.inference_forward(MeanKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -222,7 +215,7 @@ class MulKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(MulKernel, op, params, inputs, out)
+        adapters.inference_forward(MulKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -248,33 +241,16 @@ class ConcatKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ConcatKernel, op, params, inputs, out)
+        adapters.inference_forward(ConcatKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        """Each input's gradient is its slice of grad_out along the axis. Concat keeps nothing:
-        an input's size on the axis comes from its gradient buffer (or from ``inputs[i]`` where
-        the executor passes an array, any with that input's shape); a wanted input's offset is
-        the sum of the sizes before it, or the output's size less those from it on, whichever
-        are all known (a single input of unknown size is the rest of the output's)."""
+        """Each input's gradient is its slice of grad_out along the axis (offsets:
+        ``adapters.concat_grad_offsets``)."""
         axis = op.axis % grad_out.ndim
-        total = grad_out.shape[axis]
-        known = [g if g is not None else x for g, x in zip(grad_inputs, inputs or [None] * len(grad_inputs))]
-        sizes = [None if k is None else k.shape[axis] for k in known]
-        if sizes.count(None) == 1:
-            sizes[sizes.index(None)] = total - sum(s for s in sizes if s is not None)
         target = adapters.axis_view(grad_out, axis)
-        for i, grad in enumerate(grad_inputs):
-            if grad is None:
-                continue
-            if None not in sizes[:i]:
-                offset = sum(sizes[:i])
-            elif None not in sizes[i:]:
-                offset = total - sum(sizes[i:])
-            else:
-                raise ArchcostError(f"concat backward: the offset of input {i} is unknown: the sizes of the "
-                                    "inputs on both sides of it are not all known (no gradient, no array)")
-            accumulate_channels(target, adapters.axis_view(grad, axis), offset)
+        for i, offset in adapters.concat_grad_offsets(op, grad_out.shape, grad_inputs, inputs):
+            accumulate_channels(target, adapters.axis_view(grad_inputs[i], axis), offset)
 
 
 class ChannelPadKernel:
@@ -286,7 +262,7 @@ class ChannelPadKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ChannelPadKernel, op, params, inputs, out)
+        adapters.inference_forward(ChannelPadKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -305,7 +281,7 @@ class PermuteKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(PermuteKernel, op, params, inputs, out)
+        adapters.inference_forward(PermuteKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):

@@ -299,12 +299,6 @@ def _grid_sample_grid_grad(x, gy, grid, grad, align_corners):
             grad[n, i, j, 1] += gv * sv
 
 
-def _inference(adapter, op, params, inputs, out) -> None:
-    """The training forward of an op whose training forward is its inference forward."""
-    state = adapter.prepare(op, tuple(tuple(x.shape) for x in inputs), tuple(out.shape), params)
-    adapter.run(op, state, inputs, out)
-
-
 class ChannelSelectKernel:
     prepare = staticmethod(uploaded(adapters.channel_select_state))
 
@@ -315,7 +309,7 @@ class ChannelSelectKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ChannelSelectKernel, op, params, inputs, out)
+        adapters.inference_forward(ChannelSelectKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -337,7 +331,7 @@ class AffineKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AffineKernel, op, params, inputs, out)
+        adapters.inference_forward(AffineKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -366,7 +360,7 @@ class RBFKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(RBFKernel, op, params, inputs, out)
+        adapters.inference_forward(RBFKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -420,7 +414,7 @@ class AffineGridKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AffineGridKernel, op, params, inputs, out)
+        adapters.inference_forward(AffineGridKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -438,7 +432,7 @@ class GridSampleKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(GridSampleKernel, op, params, inputs, out)
+        adapters.inference_forward(GridSampleKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):

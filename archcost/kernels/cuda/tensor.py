@@ -160,13 +160,6 @@ def _accumulate_flat(grad, src, factor=1.0) -> None:
     launch(_accumulate, g.size, g, flat(src), np.float32(factor))
 
 
-def _inference(adapter, op, params, inputs, out) -> None:
-    """The training forward of an op whose training forward is its inference forward: the
-    adapter's own prepare and run."""
-    state = adapter.prepare(op, tuple(tuple(x.shape) for x in inputs), tuple(out.shape), params)
-    adapter.run(op, state, inputs, out)
-
-
 class AddKernel:
     prepare = staticmethod(adapters.no_state)
 
@@ -180,7 +173,7 @@ class AddKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(AddKernel, op, params, inputs, out)
+        adapters.inference_forward(AddKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -197,7 +190,7 @@ class MeanKernel(AddKernel):
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(MeanKernel, op, params, inputs, out)
+        adapters.inference_forward(MeanKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -227,7 +220,7 @@ class MulKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(MulKernel, op, params, inputs, out)
+        adapters.inference_forward(MulKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -256,35 +249,16 @@ class ConcatKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ConcatKernel, op, params, inputs, out)
+        adapters.inference_forward(ConcatKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        """Each input's gradient is its slice of grad_out along the axis. Concat keeps nothing:
-        an input's size on the axis comes from its gradient buffer (or from ``inputs[i]`` where
-        the executor passes an array, any with that input's shape: only ``.shape`` is read); a
-        wanted input's offset is the sum of the sizes before it, or the output's size less those
-        from it on, whichever are all known (a single input of unknown size is the rest of the
-        output's)."""
-        shape = tuple(grad_out.shape)
-        axis = op.axis % len(shape)
-        total = shape[axis]
-        known = [g if g is not None else x for g, x in zip(grad_inputs, inputs or [None] * len(grad_inputs))]
-        sizes = [None if k is None else tuple(k.shape)[axis] for k in known]
-        if sizes.count(None) == 1:
-            sizes[sizes.index(None)] = total - sum(s for s in sizes if s is not None)
+        """Each input's gradient is its slice of grad_out along the axis (offsets:
+        ``adapters.concat_grad_offsets``)."""
+        axis = op.axis % len(tuple(grad_out.shape))
         target = adapters.axis_view(grad_out, axis)
-        for i, grad in enumerate(grad_inputs):
-            if grad is None:
-                continue
-            if None not in sizes[:i]:
-                offset = sum(sizes[:i])
-            elif None not in sizes[i:]:
-                offset = total - sum(sizes[i:])
-            else:
-                raise ArchcostError(f"concat backward: the offset of input {i} is unknown: the sizes of the "
-                                    "inputs on both sides of it are not all known (no gradient, no array)")
-            part = adapters.axis_view(contiguous(grad, "concat input gradient"), axis)
+        for i, offset in adapters.concat_grad_offsets(op, grad_out.shape, grad_inputs, inputs):
+            part = adapters.axis_view(contiguous(grad_inputs[i], "concat input gradient"), axis)
             launch(_accumulate_channels, part.size, target, part, offset)
 
 
@@ -297,7 +271,7 @@ class ChannelPadKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(ChannelPadKernel, op, params, inputs, out)
+        adapters.inference_forward(ChannelPadKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
@@ -321,7 +295,7 @@ class PermuteKernel:
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
-        _inference(PermuteKernel, op, params, inputs, out)
+        adapters.inference_forward(PermuteKernel, op, params, inputs, out)
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
