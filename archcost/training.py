@@ -34,7 +34,10 @@ The rules:
   transient), only the storages the segment reads from before it are kept; when the backward
   reaches the segment's last layer, the segment's forward is run again (``recompute_macs``),
   keeping what its layers keep, and its backward follows. ``every:K`` cuts every K layers,
-  ``sqrt`` every ceil(sqrt(n)) (Chen et al. 2016).
+  ``sqrt`` every ceil(sqrt(n)) (Chen et al. 2016), ``optimal:F`` picks the segments with the
+  least peak that recompute at most F times the forward MACs (archcost/checkpoint_search.py);
+  explicit segments may be given as (start, end) positions. No layer runs in place on a storage
+  that a checkpointed segment reads from before its start: the recomputation reads it again.
 
 The same ``TrainingPlan`` (storages and steps) is what archcost's training executor allocates
 from, so its measured peak can be compared with ``train_peak_bytes`` exactly.
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections import ChainMap
 from dataclasses import asdict, dataclass
 
 from archcost import ops
@@ -185,10 +189,13 @@ def frozen_layers(graph: Graph, freeze=(), freeze_until: str | None = None) -> s
 # --- checkpoint segments -------------------------------------------------------------------
 
 
+CHECKPOINT_MODES = "none, sqrt, every:K or optimal:F"
+
+
 def parse_checkpoint(spec) -> tuple[str, float]:
-    """``none``, ``sqrt`` or ``every:K`` as (mode, number)."""
+    """``none``, ``sqrt``, ``every:K`` or ``optimal:F`` as (mode, number)."""
     if not isinstance(spec, str):
-        raise ArchcostError(f"checkpoint: expected none, sqrt or every:K, got {quote(spec)}")
+        raise ArchcostError(f"checkpoint: expected {CHECKPOINT_MODES}, got {quote(spec)}")
     mode, _, arg = spec.partition(":")
     if mode in ("none", "sqrt") and not arg:
         return mode, 0
@@ -196,7 +203,20 @@ def parse_checkpoint(spec) -> tuple[str, float]:
         if not arg.isascii() or not arg.isdigit() or len(arg) > 9 or int(arg) < 1:
             raise ArchcostError(f"checkpoint: every:K needs a positive integer K, got {quote(spec)}")
         return mode, int(arg)
-    raise ArchcostError(f"checkpoint: expected none, sqrt or every:K, got {quote(spec)}")
+    if mode == "optimal":
+        # F: the recompute budget as a fraction of the forward MACs (0.25 or 25%).
+        text = arg[:-1] if arg.endswith("%") else arg
+        try:
+            value = float(text) if text.isascii() and 0 < len(text) <= 20 and "_" not in text else math.nan
+        except ValueError:
+            value = math.nan
+        if arg.endswith("%"):
+            value /= 100
+        if not math.isfinite(value) or value < 0:
+            raise ArchcostError(f"checkpoint: optimal:F needs a recompute budget F >= 0, a fraction of the "
+                                f"forward MACs (0.3 or 30%), got {quote(spec)}")
+        return mode, value
+    raise ArchcostError(f"checkpoint: expected {CHECKPOINT_MODES}, got {quote(spec)}")
 
 
 def _regular_segments(n: int, k: int, first: int) -> tuple:
@@ -399,7 +419,7 @@ class _Planner:
                 alloc.append(sid)
             free = [grad_of[n]] if n in grad_of else []
             if n in self.segment_of:
-                lookup = {**storage_of, **recompute_storage_of}
+                lookup = ChainMap(recompute_storage_of, storage_of)
                 for sid in self._kept_sids(n, lookup):
                     if sid not in recompute_keepers:
                         continue  # a storage from before the segment: held by the segment itself
@@ -460,6 +480,10 @@ class _Planner:
             if self.saved[x].output:
                 return False
             for c in g.consumers(x):
+                # A checkpointed segment reads again, when it is recomputed, the storages made
+                # before its start: their values must last through the forward.
+                if c in self.segment_of and self.pos[aliases[sid][0]] < self.segments[self.segment_of[c]][0]:
+                    return False
                 if c == n:
                     continue
                 if self.pos[c] > p:
@@ -473,6 +497,7 @@ class _Planner:
         g, order = self.g, self.order
         a, b = self.segments[s]
         nodes = order[a:b]
+        pos = {n: i for i, n in enumerate(nodes)}
         local: dict[str, int] = {}
         local_aliases: dict[int, list] = {}
         created: set[int] = set()  # storages made by this recomputation (a view may alias one from before)
@@ -485,7 +510,7 @@ class _Planner:
             src_sid = where(g.inputs(n)[0]) if g.inputs(n) else None
             if op.view:
                 sid = src_sid
-            elif op.inplace and src_sid in created and self._recompute_in_place(n, local, local_aliases, nodes):
+            elif op.inplace and src_sid in created and self._recompute_in_place(n, local, local_aliases, pos):
                 sid = src_sid
             else:
                 sid = self.new("activation", n, "output", self.shapes[n], "activation")
@@ -496,10 +521,9 @@ class _Planner:
         for n in nodes:
             if not self.grad[n]:
                 continue
-            for sid in self._kept_sids(n, {**storage_of, **local}):
+            for sid in self._kept_sids(n, ChainMap(local, storage_of)):
                 if sid in created:  # made by the recomputation (earlier storages: the segment holds them)
                     recompute_keepers.setdefault(sid, set()).add(n)
-        pos = {n: i for i, n in enumerate(nodes)}
         last_read: dict[int, int] = {}
         for sid, xs in local_aliases.items():
             if sid not in created:
@@ -510,6 +534,9 @@ class _Planner:
                     if c in pos:
                         last = max(last, pos[c])
             last_read[sid] = last
+        freed_at: dict[int, list] = {}
+        for sid, last in last_read.items():
+            freed_at.setdefault(last, []).append(sid)
         for i, n in enumerate(nodes):
             alloc = []
             sid = local[n]
@@ -518,17 +545,16 @@ class _Planner:
             extras = {name: self.new("extra", n, name, shape, dtype) for name, shape, dtype in self.saved[n].extras}
             extras_of[("recompute", n)] = extras
             alloc.extend(extras.values())
-            free = [x for x, last in last_read.items() if last == i and x not in recompute_keepers]
+            free = [x for x in freed_at.get(i, ()) if x not in recompute_keepers]
             steps.append(Step("recompute", n, tuple(alloc), tuple(free)))
 
-    def _recompute_in_place(self, n, local, local_aliases, nodes) -> bool:
+    def _recompute_in_place(self, n, local, local_aliases, seg_pos) -> bool:
         g = self.g
         if isinstance(g.op(n), ops.Dropout) and self.policy == "pytorch":
             return False
         if self.saved[n].inputs:
             return False
         sid = local[g.inputs(n)[0]]
-        seg_pos = {x: i for i, x in enumerate(nodes)}
         for x in local_aliases[sid]:
             if self.saved[x].output:
                 return False
@@ -577,16 +603,22 @@ def memory_curve(plan: TrainingPlan) -> list[dict]:
     return curve
 
 
-def checkpoint_tradeoff(graph: Graph, batch: int = 1, dtype: str = "float32", ks=None, **options) -> list[dict]:
+OPTIMAL_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+def checkpoint_tradeoff(graph: Graph, batch: int = 1, dtype: str = "float32", ks=None,
+                        fractions=OPTIMAL_FRACTIONS, **options) -> list[dict]:
     """The memory/recompute trade-off of checkpointing ``graph``: one point per plan (none,
-    sqrt, every:K for each K in ``ks``, by default 2 to the layer count in steps of about 10%),
-    each with its checkpoint spec, recompute MACs, training peak and activation peak."""
+    sqrt, every:K for each K in ``ks``, by default 2 to the layer count in steps of about 10%, and
+    optimal:F for each F in ``fractions``), each with its checkpoint spec, recompute MACs,
+    training peak and activation peak."""
     order = graph.topological_order()
     layers = sum(1 for n in order if not isinstance(graph.op(n), ops.Input))
     if ks is None:
         ks = sorted({max(2, round(layers * f / 40)) for f in range(1, 41)} | {1})
     points = []
-    for spec in ["none", "sqrt", *(f"every:{k}" for k in ks)]:
+    specs = ["none", "sqrt", *(f"every:{k}" for k in ks), *(f"optimal:{f:g}" for f in fractions)]
+    for spec in specs:
         t = analyze_training(graph, batch=batch, dtype=dtype, checkpoint=spec, **options).totals
         points.append({"checkpoint": spec, "recompute_macs": t["recompute_macs"], "forward_macs": t["forward_macs"],
                        "train_peak_bytes": t["train_peak_bytes"],
@@ -626,8 +658,10 @@ def simulate(plan: TrainingPlan) -> tuple[list, int, dict]:
 
 def analyze_training(graph: Graph, batch: int = 1, dtype: str = "float32", policy: str = "archcost",
                      optimizer: str = "sgd", mixed_precision: bool = False, freeze=(),
-                     freeze_until: str | None = None, checkpoint: str = "none") -> TrainingReport:
-    """One training step of ``graph``: see the module doc for the rules."""
+                     freeze_until: str | None = None, checkpoint="none") -> TrainingReport:
+    """One training step of ``graph``: see the module doc for the rules. ``checkpoint`` is a mode
+    (none, sqrt, every:K, optimal:F) or explicit segments, (start, end) positions in the
+    topological order."""
     check_graph(graph, "analyze_training")
     if policy not in ops.POLICIES:
         raise ArchcostError(f"policy: unknown {quote(policy)}; known: {', '.join(ops.POLICIES)}")
@@ -639,22 +673,62 @@ def analyze_training(graph: Graph, batch: int = 1, dtype: str = "float32", polic
                             f"got dtype {dtype} (use --dtype float16 or bfloat16)")
     forward = analyze(graph, batch, dtype)
     frozen = frozen_layers(graph, freeze, freeze_until)
-    mode, arg = parse_checkpoint(checkpoint)
     order = graph.topological_order()
+    mode, arg = ("segments", checkpoint) if isinstance(checkpoint, (tuple, list)) else parse_checkpoint(checkpoint)
     first = sum(1 for n in order if isinstance(graph.op(n), ops.Input))
     layers = len(order) - first
+    planner_args = (graph, batch, itemsize, policy, optimizer, mixed_precision, frozen)
+    sqrt_k = max(1, math.isqrt(layers - 1) + 1) if layers > 1 else 1
     if mode == "none":
         segments = ()
     elif mode == "every":
         segments = _regular_segments(len(order), int(arg), first)
     elif mode == "sqrt":
-        segments = _regular_segments(len(order), max(1, math.isqrt(layers - 1) + 1) if layers > 1 else 1, first)
-
-    plan = _Planner(graph, batch, itemsize, policy, optimizer, mixed_precision, frozen, segments).plan()
+        segments = _regular_segments(len(order), sqrt_k, first)
+    elif mode == "optimal":
+        segments = _optimal_segments(planner_args, forward, first, arg, sqrt_k)
+    else:
+        segments = _explicit_segments(arg, len(order), first)
+    plan = _Planner(*planner_args, segments).plan()
     return _report(forward, plan, {
         "policy": policy, "optimizer": optimizer, "mixed_precision": mixed_precision, "checkpoint": checkpoint,
         "frozen": sorted(frozen, key=order.index),
     })
+
+
+def _explicit_segments(segments, n: int, first: int) -> tuple:
+    """Segments given as (start, end) positions in the topological order: sorted, disjoint, past
+    the inputs."""
+    out, end = [], first
+    for seg in segments:
+        ok = (isinstance(seg, (tuple, list)) and len(seg) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in seg))
+        if not ok or not end <= seg[0] < seg[1] <= n:
+            raise ArchcostError(f"checkpoint: segments must be sorted, disjoint (start, end) positions in "
+                                f"{first}..{n} of the topological order; got {quote(seg)}")
+        out.append((seg[0], seg[1]))
+        end = seg[1]
+    return tuple(out)
+
+
+def _optimal_segments(planner_args, forward, first: int, fraction: float, sqrt_k: int) -> tuple:
+    """The least-peak segments recomputing at most ``fraction`` of the forward MACs
+    (archcost/checkpoint_search.py)."""
+    from archcost.checkpoint_search import optimal_segments
+
+    def plan_for(segments):
+        plan = _Planner(*planner_args, segments).plan()
+        timeline, peak, _ = simulate(plan)
+        return plan, timeline, peak
+
+    graph = planner_args[0]
+    n = len(graph.topological_order())
+    ks = {sqrt_k} | {k for k in (2 ** e for e in range(20)) if k < n - first}
+    ks |= {k + k // 2 for k in ks if k > 1 and k + k // 2 < n - first}
+    regular = [_regular_segments(n, k, first) for k in sorted(ks)]
+    macs = {r.name: r.macs for r in forward.records}
+    budget = math.floor(min(fraction, 1.0) * forward.totals["macs"])  # no plan recomputes more than the forward
+    return optimal_segments(graph, plan_for, macs, first, budget, regular)
 
 
 def _report(forward, plan: TrainingPlan, config) -> TrainingReport:

@@ -14,6 +14,7 @@ from archcost.graph import Graph
 from archcost.training import analyze_training
 from archcost.training_execute import TrainingExecutor
 from archcost.validation import validate_training
+from tests.test_checkpoint_search import _segmentations
 from tests.test_execute import smallest_input
 
 
@@ -156,3 +157,37 @@ def test_dropout_p0_trains_as_the_identity():
     g.add(ops.Linear(3), d, name="fc2")
     result = validate_training(g, batch=3)
     assert result.ok, [(c.name, c.problem) for c in result.failures]
+
+
+def _in_place_chain():
+    """Non-idempotent in-place activations, dropout and a view: an in-place overwrite of a
+    storage a segment reads again changes the gradients."""
+    g = Graph("inplace")
+    x = g.input((2, 6, 6))
+    x = g.add(ops.Conv2d(3, 3, padding=1), x, name="c1")
+    x = g.add(ops.Activation("sigmoid"), x, name="s1")
+    x = g.add(ops.Flatten(), x, name="flat")
+    x = g.add(ops.Activation("sigmoid"), x, name="s3")
+    x = g.add(ops.Dropout(0.3), x, name="drop")
+    g.add(ops.Linear(4), x, name="fc")
+    return g
+
+
+def test_every_segmentation_executes_to_the_plain_gradients_and_its_predicted_peak():
+    g = _in_place_chain()
+    n = len(g.topological_order())
+    plain = TrainingExecutor(g, batch=2, seed=3)
+    inputs, labels = plain.random_batch()
+    want = plain.step(inputs, labels, update=False).grads
+    tried = 0
+    for units in _segmentations(n - 1):
+        segments = tuple((a + 1, b + 1) for a, b in units)
+        ex = TrainingExecutor(g, batch=2, seed=3, checkpoint=segments)
+        got = ex.step(inputs, labels, update=False)
+        assert got.peak_bytes == analyze_training(g, batch=2, checkpoint=segments).totals["train_peak_bytes"]
+        for node in want:
+            for name in want[node]:
+                np.testing.assert_allclose(got.grads[node][name], want[node][name], rtol=1e-6, atol=1e-7,
+                                           err_msg=f"{segments} {node}.{name}")
+        tried += 1
+    assert tried == 233  # every grouping of its 6 layers
