@@ -94,7 +94,9 @@ for cmd in ("table", "validate", "bench", "fit"):
         (["--optimizer", "lion"], "--optimizer"), (["--policy", "tensorflow"], "--policy"),
         (["--checkpoint", "every:0"], "checkpoint"), (["--checkpoint", "every:x"], "checkpoint"),
         (["--checkpoint", "optimal"], "checkpoint"), (["--checkpoint", ""], "checkpoint"),
-        (["--checkpoint", "every:" + "9" * 40], "checkpoint"), (["--freeze", "nosuch*"], "nosuch"),
+        (["--checkpoint", "every:" + "9" * 40], "checkpoint"), (["--checkpoint", "optimal:-1"], "checkpoint"),
+        (["--checkpoint", "optimal:x"], "checkpoint"), (["--checkpoint", "optimal:nan"], "checkpoint"),
+        (["--checkpoint", "optimal:" + "9" * 400], "checkpoint"), (["--freeze", "nosuch*"], "nosuch"),
         (["--freeze", ",,"], "freeze"), (["--freeze-until", "nosuch"], "nosuch"),
         (["--mixed-precision"], "mixed"),
     ]:

@@ -147,7 +147,9 @@ def test_checkpointing_trades_memory_for_recompute():
     assert t["recompute_macs"] == 0 and t["train_peak_bytes"] == base["train_peak_bytes"]
 
 
-@pytest.mark.parametrize("spec", ["", "every", "every:0", "every:x", "every:-1", "optimal", "sqrt:2", 3])
+@pytest.mark.parametrize("spec", ["", "every", "every:0", "every:x", "every:-1", "optimal", "sqrt:2", 3, "optimal:",
+                                  "optimal:x", "optimal:-0.1", "optimal:nan", "optimal:inf", "optimal:1e999",
+                                  "optimal:%", "optimal:1_0", "optimal:0.5%%", "optimal:\u0661"])
 def test_bad_checkpoint_specs(spec):
     with pytest.raises(ArchcostError, match="checkpoint"):
         parse_checkpoint(spec)
@@ -241,6 +243,10 @@ def test_memory_curve_adds_up_to_the_timeline():
     for point, (phase, node, held) in zip(curve, r.timeline):
         assert (point["phase"], point["node"]) == (phase, node)
         assert sum(v for k, v in point.items() if k not in ("phase", "node")) == held
-    points = checkpoint_tradeoff(zoo.build("resnet18"), batch=4, ks=[2, 8])
-    assert [p["checkpoint"] for p in points] == ["none", "sqrt", "every:2", "every:8"]
+    points = checkpoint_tradeoff(zoo.build("resnet18"), batch=4, ks=[2, 8], fractions=(0.3,))
+    assert [p["checkpoint"] for p in points] == ["none", "sqrt", "every:2", "every:8", "optimal:0.3"]
     assert points[0]["recompute_macs"] == 0 and all(p["recompute_macs"] > 0 for p in points[1:])
+    optimal = points[-1]
+    assert optimal["recompute_macs"] <= 0.3 * optimal["forward_macs"]
+    assert all(optimal["train_peak_bytes"] <= p["train_peak_bytes"] for p in points
+               if p["recompute_macs"] <= 0.3 * p["forward_macs"])

@@ -86,7 +86,8 @@ def add_training_args(p: argparse.ArgumentParser, flag: bool = True) -> None:
                    help="comma-separated layer-name patterns whose params are not trained, e.g. 'conv1*,layer1.*'")
     g.add_argument("--freeze-until", metavar="LAYER", help="freeze every layer up to and including LAYER")
     g.add_argument("--checkpoint", default="none", metavar="MODE",
-                   help="activation recomputation: none (default), sqrt (segments of ceil(sqrt(n)) layers), every:K")
+                   help="activation recomputation: none (default), sqrt (segments of ceil(sqrt(n)) layers), every:K, "
+                        "or optimal:F (the least peak recomputing at most F x the forward MACs, e.g. optimal:0.3)")
 
 
 def training_options(args) -> dict:

@@ -390,17 +390,20 @@ def checkpoint_tradeoff(series: dict, *, title: str = "") -> Figure:
     fig = _figure(5.6 * len(series), 4.6)
     axes = fig.subplots(1, len(series), squeeze=False, gridspec_kw={"wspace": 0.35})[0]
     for ax, (model, points) in zip(axes, series.items()):
-        xs = [p["recompute_macs"] / p["forward_macs"] for p in points]
-        ys = [p["train_peak_bytes"] for p in points]
-        ax.plot(xs[2:], ys[2:], "o", ms=3, color="C0", alpha=0.7, label="every:K")
-        front, best = [], float("inf")
-        for x, y in sorted(zip(xs, ys)):
-            if y < best:
-                front.append((x, y))
-                best = y
-        ax.step(*zip(*front), where="post", color="C0", lw=1, label="best peak for a recompute budget")
-        ax.plot(xs[:1], ys[:1], "s", color="C3", ms=7, label="none")
-        ax.plot(xs[1:2], ys[1:2], "D", color="C2", ms=7, label="sqrt (Chen et al. 2016)")
+        def where(prefix):
+            chosen = [p for p in points if p["checkpoint"].split(":")[0] == prefix]
+            return ([p["recompute_macs"] / p["forward_macs"] if p["forward_macs"] else 0.0 for p in chosen],
+                    [p["train_peak_bytes"] for p in chosen])
+
+        xs, ys = where("every")
+        ax.plot(xs, ys, "o", ms=3, color="C0", alpha=0.7, label="every:K")
+        xs, ys = where("optimal")
+        if xs:
+            ax.plot(xs, ys, "-^", ms=5, lw=1.2, color="C1",
+                    label="optimal:F (least peak within F x forward MACs)")
+        for prefix, marker, color, label in (("none", "s", "C3", "none"), ("sqrt", "D", "C2", "sqrt (Chen et al. 2016)")):
+            xs, ys = where(prefix)
+            ax.plot(xs, ys, marker, color=color, ms=7, label=label)
         ax.set_xlabel("recomputed forward MACs / forward MACs")
         ax.set_ylabel("training peak")
         ax.yaxis.set_major_formatter(_human_axis("B"))

@@ -275,7 +275,20 @@ def train_summary_lines(train) -> list[str]:
         f"{human_bytes(t['at_peak_activation_bytes'] + t['at_peak_extra_bytes'] + t['at_peak_probs_bytes'])}, activation "
         f"gradients {human_bytes(t['at_peak_grad_bytes'])}",
         f"kept for backward: {human_bytes(t['train_saved_bytes'])} (rules: docs/training.md)",
+        *_segment_lines(train),
     ]
+
+
+def _segment_lines(train, shown: int = 6) -> list[str]:
+    """The checkpointed segments by their first and last layers."""
+    order, segments = train.plan.order, train.plan.segments
+    if not segments:
+        return []
+    names = [order[a] if b - a == 1 else f"{order[a]}..{order[b - 1]}" for a, b in segments]
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    layers = sum(b - a for a, b in segments)
+    return [f"checkpointed: {len(segments)} segments, {layers} layers recomputed in the backward: "
+            f"{', '.join(names[:shown])}{more}"]
 
 
 def to_json(report: Report, fold: bool = False, extra: list | None = None) -> dict:
