@@ -29,6 +29,35 @@ Shape = tuple
 # the limit is a typo (-o depth=100000000000) or a bomb, refused before it is built.
 DEFAULT_MAX_LAYERS = 1_000_000
 
+# How the PyTorch twin of a layer computes it, which only the peer tools' conventions care about
+# (archcost/conventions.py maps each op to a PyTorch module or function and applies each tool's
+# rule to that):
+#   "default"     the mapping's own module or function (nn.ReLU, nn.MaxPool2d, torch.flatten, ...);
+#   "functional"  a torch.nn.functional call inside its parent module's forward where the mapping
+#                 has a module (torchvision's Inception blocks call F.relu and F.avg_pool2d), which
+#                 the tools that hook modules (thop, torchscan, ptflops' hooks) do not see;
+#   "module"      an nn.Module where the mapping has a function (ConvNeXt's nn.Flatten);
+#   "adaptive"    an nn.AdaptiveAvgPool2d whose windows, at this input size, are this AvgPool2d's
+#                 (kernel = stride, no padding): torchvision's VGG and AlexNet classifiers.
+TORCH_FORMS = ("default", "functional", "module", "adaptive")
+
+
+def check_torch_form(name: str, op: Op, form) -> None:
+    """Refuse a torch form that does not name a way PyTorch computes ``op``."""
+    from archcost.ops import AvgPool2d, Flatten
+
+    if form not in TORCH_FORMS:
+        raise ArchcostError(f"layer {quote(name)}: torch must be one of {', '.join(TORCH_FORMS)}, got {quote(form)}")
+    if form == "module" and not isinstance(op, Flatten):
+        raise ArchcostError(f"layer {quote(name)}: torch: module applies to flatten (nn.Flatten), not {op.kind}")
+    if form == "adaptive" and not (
+        isinstance(op, AvgPool2d) and op.stride == op.kernel and not any(op.padding) and not op.ceil_mode
+    ):
+        raise ArchcostError(
+            f"layer {quote(name)}: torch: adaptive needs an avgpool whose stride equals its kernel, with no "
+            f"padding (the windows of nn.AdaptiveAvgPool2d), got {op.label()}"
+        )
+
 
 def max_layers() -> int:
     return limit_from_env("ARCHCOST_MAX_LAYERS", DEFAULT_MAX_LAYERS)
@@ -58,8 +87,9 @@ class Graph:
             raise ArchcostError(f"layer {quote(name)}: {exc}") from None
         return self._insert(name, op, (), op.batched(1))
 
-    def add(self, op: Op, *inputs: str, name: str | None = None) -> str:
-        """Add ``op`` fed by ``inputs`` (node names, in order); return the new node's name."""
+    def add(self, op: Op, *inputs: str, name: str | None = None, torch: str = "default") -> str:
+        """Add ``op`` fed by ``inputs`` (node names, in order); return the new node's name.
+        ``torch`` says how the layer's PyTorch twin computes it (``TORCH_FORMS``)."""
         if not isinstance(op, Op) or isinstance(op, Input):
             raise ArchcostError(f"layer {quote(name)}: expected an op spec, got {quote(op)}")
         name = self._full_name(name, op.kind)
@@ -71,16 +101,18 @@ class Graph:
             shape = op.infer(shapes)
         except ShapeError as exc:
             raise ArchcostError(f"layer {quote(name)} ({op.label()}): {exc}") from None
-        return self._insert(name, op, tuple(inputs), shape)
+        if torch != "default":
+            check_torch_form(name, op, torch)
+        return self._insert(name, op, tuple(inputs), shape, torch)
 
-    def _insert(self, name: str, op: Op, inputs: tuple, shape: Shape) -> str:
+    def _insert(self, name: str, op: Op, inputs: tuple, shape: Shape, torch: str = "default") -> str:
         if len(self._order) >= self._max_layers:
             # The last guard; builders driven by a count call expect_layers first, so that the
             # refusal comes before the building, with the count.
             raise ArchcostError(self._too_many(f"more than {self._max_layers:,}"))
         if name in self.nx:
             raise ArchcostError(f"layer {quote(name)}: a layer with this name already exists")
-        self.nx.add_node(name, op=op, inputs=inputs, shape=shape)
+        self.nx.add_node(name, op=op, inputs=inputs, shape=shape, torch=torch)
         for src in inputs:
             self.nx.add_edge(src, name)
             self._consumers[src].append(name)
@@ -213,6 +245,18 @@ class Graph:
 
     def op(self, name: str) -> Op:
         return self._attrs[name]["op"]
+
+    def torch_form(self, name: str) -> str:
+        """How the layer's PyTorch twin computes it: one of ``TORCH_FORMS``."""
+        return self._attrs[name]["torch"]
+
+    def set_torch_form(self, name: str, form: str) -> None:
+        """Say how the PyTorch twin computes an existing layer (a builder's afterword, where
+        threading the form through shared block helpers would obscure them)."""
+        if isinstance(self.op(name), Input):
+            raise ArchcostError(f"layer {quote(name)}: the input has no torch form")
+        check_torch_form(name, self.op(name), form)
+        self._attrs[name]["torch"] = form
 
     def inputs(self, name: str) -> tuple[str, ...]:
         return self._attrs[name]["inputs"]

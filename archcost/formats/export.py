@@ -35,6 +35,8 @@ def graph_to_spec(graph: Graph) -> dict:
         inputs = list(graph.inputs(node))
         if not isinstance(graph.op(node), Input) and inputs != [prev]:
             entry["inputs"] = inputs
+        if graph.torch_form(node) != "default":
+            entry["torch"] = graph.torch_form(node)
         layers.append(entry)
         prev = node
     spec["layers"] = layers

@@ -15,7 +15,9 @@ from archcost.ops import Input
 def graph_to_node_link(graph: Graph) -> dict:
     h = nx.DiGraph(name=graph.name, description=graph.description, format="archcost-node-link/1")
     for node in graph.topological_order():
-        h.add_node(node, op=op_to_dict(graph.op(node)), inputs=list(graph.inputs(node)), shape=list(graph.shape(node)))
+        attrs = {"torch": graph.torch_form(node)} if graph.torch_form(node) != "default" else {}
+        h.add_node(node, op=op_to_dict(graph.op(node)), inputs=list(graph.inputs(node)),
+                   shape=list(graph.shape(node)), **attrs)
     for node in graph.topological_order():
         for src in graph.inputs(node):
             h.add_edge(src, node)
@@ -77,7 +79,7 @@ def graph_from_node_link(data: dict, source: str, input_shape=None) -> Graph:
                     raise ArchcostError(f"node {name!r}: an input takes no inputs")
                 g.input(op.shape if input_shape is None else input_shape, name=name)
             else:
-                g.add(op, *inputs_of[name], name=name)
+                g.add(op, *inputs_of[name], name=name, torch=node.get("torch", "default"))
         except ArchcostError as exc:
             raise ArchcostError(f"{source}: {exc}") from None
     if input_shape is not None and len(g.input_nodes()) != 1:

@@ -45,13 +45,13 @@ import pathlib
 
 from archcost.errors import ArchcostError, limit_from_env, quote
 from archcost.formats.opcodec import make_op, op_names
-from archcost.graph import Graph
+from archcost.graph import TORCH_FORMS, Graph
 from archcost.ops import Add, Concat, Input, Linear, Mean, Mul
 
 TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers")
 BLOCK_KEYS = ("params", "layers", "description")
 CONSTRUCTS = {"repeat": ("layers", "block"), "branch": ("merge",), "residual": ()}
-COMMON_KEYS = ("name", "inputs", "when")
+COMMON_KEYS = ("name", "inputs", "when", "torch")
 MERGES = {"concat": Concat, "add": Add, "mean": Mean, "mul": Mul}
 MAX_REPEAT = 100_000
 # A parsed document may hold at most this many values (mappings, lists and scalars, counting a
@@ -440,15 +440,22 @@ class _Builder:
             raise ArchcostError(f"{where}: no layer before it to feed on; give its inputs")
         else:
             sources = None if x is None else [x]
+        if "torch" in item and (head in CONSTRUCTS or head in self.blocks):
+            raise ArchcostError(f"{where} ({head}): 'torch' describes one layer, not a {head}")
         if head in CONSTRUCTS or head in self.blocks:
             if sources is None or len(sources) != 1:
                 raise ArchcostError(f"{where}: a {head} takes exactly one input")
             return getattr(self, f"do_{head}", self.do_block)(head, item, sources[0], env, where)
-        return self.do_op(head, item.get(head), name, sources or [], env, where, explicit=refs is not None)
+        return self.do_op(head, item.get(head), name, sources or [], env, where, explicit=refs is not None,
+                          torch=item.get("torch", "default"))
 
-    def do_op(self, head, fields, name, sources, env, where, explicit=False):
+    def do_op(self, head, fields, name, sources, env, where, explicit=False, torch="default"):
         op = make_op(head, substitute(fields, env, where), where if name else f"{where} ({head})")
+        if torch not in TORCH_FORMS:
+            raise ArchcostError(f"{where}: torch must be one of {', '.join(TORCH_FORMS)}, got {quote(torch)}")
         if isinstance(op, Input):
+            if torch != "default":
+                raise ArchcostError(f"{where}: 'torch' describes a layer, not the input")
             if explicit:
                 raise ArchcostError(f"{where}: an input layer takes no inputs")
             if self.input_shape is not None and self.g.input_nodes():
@@ -468,7 +475,7 @@ class _Builder:
                     f"{where}: fc acts on the last axis, which is {layout[-1]} of this {layout} input "
                     f"{'x'.join(map(str, shape))}; put a flatten before it (or permute to channels-last)"
                 )
-        return self.g.add(op, *sources, name=local)
+        return self.g.add(op, *sources, name=local, torch=torch)
 
     def layout_of(self, node: str) -> str:
         """Axis letters of a node's output ("NCHW", "NHWC", "NC"), from the ops' layout rules,

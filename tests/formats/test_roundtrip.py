@@ -22,5 +22,8 @@ def test_export_then_load_gives_the_same_analysis(model, tmp_path):
         assert loaded.name == graph.name
         assert got.records == expected.records, suffix
         assert got.totals == expected.totals, suffix
+        # How the PyTorch twin computes each layer (the peer conventions read it) survives too.
+        forms = [(n, graph.torch_form(n)) for n in graph.topological_order()]
+        assert [(n, loaded.torch_form(n)) for n in loaded.topological_order()] == forms, suffix
     dot = to_dot(graph)
     assert dot.count(" -> ") == sum(len(graph.inputs(n)) for n in graph.topological_order())

@@ -386,3 +386,29 @@ def test_expression_limits_leave_room_for_real_values():
 
     assert evaluate("('a' * 10000)", {}, "w") == "a" * 10000
     assert evaluate("(2 ** 64) ** 15 * 2 ** 63", {}, "w") == 2**1023  # 1,024 bits
+
+
+def test_a_layer_says_how_its_pytorch_twin_computes_it():
+    # `torch:` on a layer: the peer tools' conventions (archcost/conventions.py) read it.
+    doc = {"name": "t", "input": [4, 8, 8], "layers": [
+        {"conv": {"out_channels": 4, "kernel": 3, "padding": 1}},
+        {"relu": {}, "torch": "functional"},
+        {"avgpool": {"kernel": 2}, "torch": "adaptive"},
+        {"flatten": {}, "torch": "module"},
+    ]}
+    g = build_spec(doc)
+    assert [g.torch_form(n) for n in g.topological_order()] == ["default", "default", "functional", "adaptive", "module"]
+
+
+@pytest.mark.parametrize("layer,message", [
+    ({"relu": {}, "torch": "sideways"}, "torch must be one of default, functional, module, adaptive"),
+    ({"relu": {}, "torch": ["functional"]}, "torch must be one of"),
+    ({"relu": {}, "torch": "module"}, "torch: module applies to flatten"),
+    ({"maxpool": {"kernel": 2}, "torch": "adaptive"}, "torch: adaptive needs an avgpool"),
+    ({"residual": [{"relu": {}}], "torch": "functional"}, "'torch' describes one layer, not a residual"),
+])
+def test_a_torch_form_that_does_not_fit_is_one_clear_line(layer, message):
+    doc = {"name": "t", "input": [4, 8, 8], "layers": [layer]}
+    with pytest.raises(ArchcostError, match=message) as err:
+        build_spec(doc)
+    assert "\n" not in str(err.value)
