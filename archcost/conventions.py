@@ -12,9 +12,11 @@ Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool
 ``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode, ...)
 and then applies the tool's own formula for that module, read from the tool's released source:
 the file and version are cited next to each rule. Where a released tool has a bug, the rule
-reproduces the released number and says so. Where torchvision calls a function instead of a
-module, or calls one module several times, module-hook tools see less; docs/conventions.md says
-by how much.
+reproduces the released number and says so. Where the PyTorch twin computes a layer otherwise
+(a function call where the mapping has a module, nn.Flatten, an adaptive pool), the graph says
+so per layer (``Graph.torch_form``, archcost/graph.py ``TORCH_FORMS``) and the rules follow:
+the tools that hook modules do not see a function. benchmarks/peer_conventions.py runs the
+tools on torchvision's models and compares (docs/conventions.md has its table).
 
 Counts are for the analysed batch (the tools that always run one sample report the batch-1
 value). Memory conventions are in bytes of the analysed dtype. docs/conventions.md explains
@@ -36,6 +38,7 @@ from archcost.ops import (
     BatchNorm,
     Conv2d,
     Dropout,
+    Flatten,
     GlobalAvgPool,
     Input,
     LayerNorm,
@@ -59,6 +62,13 @@ class Layer:
     itemsize: int  # bytes per element of the analysed dtype
     activation_bytes: int  # bytes of the fresh buffer archcost allocates (0 when in place)
     live_bytes: int  # archcost's live activation bytes while this layer runs
+    torch: str = "default"  # how the PyTorch twin computes it (archcost/graph.py TORCH_FORMS)
+
+    @property
+    def functional(self) -> bool:
+        # A torch.nn.functional call: module hooks (thop, torchscan, torchinfo, ptflops' hooks)
+        # never fire for it.
+        return self.torch == "functional"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,19 @@ class Convention:
 
 def _spatial_kernel(op) -> int:
     return op.kernel[0] * op.kernel[1]
+
+
+def _layernorm2d(layer: Layer) -> bool:
+    # LayerNorm over the channel axis of an NCHW map is torchvision's convnext.LayerNorm2d, a
+    # subclass of nn.LayerNorm (permute, F.layer_norm, permute back); tools that look modules up
+    # by exact type (ptflops, thop) do not know it.
+    return isinstance(layer.op, LayerNorm) and len(layer.output) == 4 and layer.op.axis % 4 == 1
+
+
+def _adaptive_window(layer: Layer) -> int:
+    # The window of an nn.AdaptiveAvgPool2d: input H*W over output H*W (its fixed pool's kernel).
+    x, out = layer.inputs[0], layer.output
+    return (x[2] // out[2]) * (x[3] // out[3])
 
 
 # --- archcost's own conventions (archcost/cost.py, archcost/analysis.py) -------------------------
@@ -140,8 +163,9 @@ def fvcore(layer: Layer) -> int:
     if isinstance(op, BatchNorm):
         # batchnorm_flop_jit, eval mode: input numel * (2 if affine else 1).
         return math.prod(x) * (2 if op.affine else 1)
-    if isinstance(op, GlobalAvgPool):
-        # "aten::adaptive_avg_pool2d": elementwise_flop_counter(1, 0) = input numel.
+    if isinstance(op, GlobalAvgPool) or (isinstance(op, AvgPool2d) and layer.torch == "adaptive"):
+        # "aten::adaptive_avg_pool2d": elementwise_flop_counter(1, 0) = input numel (aten::avg_pool2d
+        # has no handle).
         return math.prod(x)
     if isinstance(op, LayerNorm):
         # "aten::layer_norm": norm_flop_counter(2) = input numel * 5 with affine.
@@ -166,8 +190,21 @@ _PTFLOPS_SINGLE = ("relu6", "leaky_relu")
 def ptflops_pytorch(layer: Layer) -> int:
     # ptflops 0.7.5 (sovrasov/flops-counter.pytorch v0.7.5), backend="pytorch":
     # ptflops/pytorch_ops.py MODULES_MAPPING and FUNCTIONAL_MAPPING, ptflops/pytorch_engine.py.
+    # Module hooks are looked up by exact type (MODULES_MAPPING[type(module)]).
     op, out = layer.op, layer.output
     x = layer.inputs[0] if layer.inputs else ()
+    if layer.functional:
+        # No module hook; only the patched functions count, once: F.relu, F.elu, F.gelu, F.silu,
+        # F.relu6 and F.*pool2d by numel (_numel_functional_flops_hook), F.softmax likewise.
+        # F.leaky_relu, F.batch_norm, F.layer_norm and F.conv2d are not patched.
+        if isinstance(op, Activation):
+            return math.prod(out) if op.fn in ("relu", "elu", "gelu", "silu", "relu6") else 0
+        if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool, Softmax)):
+            return math.prod(x)
+        if not isinstance(op, (Linear, LRN)):
+            return 0
+    if _layernorm2d(layer):
+        return 0
     if isinstance(op, Conv2d):
         # conv_flops_counter_hook: prod(kernel) * C_in * C_out/groups per output position
         # (= MACs) + output numel for the bias.
@@ -222,9 +259,12 @@ def ptflops_aten(layer: Layer) -> int:
 
 def thop(layer: Layer) -> int:
     # thop 0.1.1.post2209072238 (Lyken17/pytorch-OpCounter 43c064a): thop/profile.py
-    # register_hooks, thop/vision/basic_hooks.py and calc_func.py.
+    # register_hooks, thop/vision/basic_hooks.py and calc_func.py. Module hooks only, looked up
+    # by exact type (register_hooks[type(m)]): functions and subclasses count 0.
     op, out = layer.op, layer.output
     x = layer.inputs[0] if layer.inputs else ()
+    if layer.functional or _layernorm2d(layer):
+        return 0
     if isinstance(op, (Conv2d, Linear)):
         # calculate_conv2d_flops: out numel * C_in/g * kh*kw (bias ignored);
         # count_linear: in_features * out numel (bias ignored).
@@ -235,6 +275,9 @@ def thop(layer: Layer) -> int:
     if isinstance(op, LayerNorm):
         # The same hook (elementwise_affine): 4 * numel.
         return 4 * math.prod(x)
+    if isinstance(op, AvgPool2d) and layer.torch == "adaptive":
+        # count_adap_avgpool: (kernel = in / out spatial, prod + 1) * output numel.
+        return (_adaptive_window(layer) + 1) * math.prod(out)
     if isinstance(op, AvgPool2d):
         # count_avgpool: calculate_avgpool(output numel) = 1 per output element.
         return math.prod(out)
@@ -295,22 +338,55 @@ def torchinfo_param_bytes(layer: Layer) -> int:
     return 0
 
 
+# What sys.getsizeof adds to a storage's bytes: the Python object of torch.UntypedStorage with its
+# GC header (measured: 64 on CPython 3.11 x86-64 with torch 2.14, for every size and dtype).
+TORCHINFO_STORAGE_OVERHEAD = 64
+
+
 def torchinfo_input_bytes(layer: Layer) -> int:
-    # torchinfo 1.8.0 "Input size": the bytes of the input tensor.
-    return math.prod(layer.output) * layer.itemsize if isinstance(layer.op, Input) else 0
+    # torchinfo 1.8.0 "Input size": torchinfo.py get_total_memory_used sums
+    # sys.getsizeof(x.untyped_storage()) over the input tensors: their bytes plus the object's size.
+    if not isinstance(layer.op, Input):
+        return 0
+    return math.prod(layer.output) * layer.itemsize + TORCHINFO_STORAGE_OVERHEAD
 
 
 # --- torchscan ----------------------------------------------------------------------------------
 
 
+def _torchscan_kernel(op) -> int:
+    # torchscan 0.2.0 modules/flops.py and macs.py take prod(kernel_size) only when the module
+    # stores a tuple; torchvision writes square pools as nn.MaxPool2d(3, ...), an int, so the
+    # released count uses k where k*k is meant (a bug, reproduced). dmas_pool expands the int.
+    kh, kw = op.kernel
+    return kh if kh == kw else kh * kw
+
+
+def _torchscan_pool(layer: Layer) -> tuple[int, int] | None:
+    """(window, spatial dims) as torchscan 0.2.0's pooling formulas see the layer, or None."""
+    op = layer.op
+    if isinstance(op, GlobalAvgPool):
+        x = layer.inputs[0]
+        return x[2] * x[3], 2  # adaptive_kernel_size: the whole map
+    if isinstance(op, AvgPool2d) and layer.torch == "adaptive":
+        return _adaptive_window(layer), 2
+    if isinstance(op, (MaxPool2d, AvgPool2d)):
+        return _torchscan_kernel(op), len(layer.inputs[0]) - 2
+    return None
+
+
 def torchscan_flops(layer: Layer) -> int:
-    # torchscan 0.1.2 (frgfm/torch-scan v0.1.2), torchscan/modules/flops.py module_flops.
+    # torchscan 0.2.0 (frgfm/torch-scan v0.2.0), torchscan/modules/flops.py module_flops, summed
+    # over every call of a leaf module (crawler.py "module_flops"); modules are matched with
+    # isinstance, and functions are not seen.
     op, out = layer.op, layer.output
     x = layer.inputs[0] if layer.inputs else ()
+    if layer.functional:
+        return 0
     if isinstance(op, Conv2d):
-        # flops_convnd: per output, C_in/g windows of (2k - 1) plus (C_in/g - 1) adds, + bias.
-        cin, k = x[1] // op.groups, _spatial_kernel(op)
-        return math.prod(out) * (cin * (2 * k - 1) + cin - 1) + (math.prod(out) if op.bias else 0)
+        # flops_convnd: out numel * (2 * k * C_in/g - 1 + bias).
+        terms = _spatial_kernel(op) * (x[1] // op.groups)
+        return math.prod(out) * (2 * terms - 1 + int(op.bias))
     if isinstance(op, Linear):
         # flops_linear: out_feats * (2 * in - 1) + out_feats for the bias.
         outputs = math.prod(out)
@@ -324,47 +400,50 @@ def torchscan_flops(layer: Layer) -> int:
         # flops_bn, eval: 2 per channel (eps + var, sqrt), 2 per element (sub mean, div),
         # 2 per element for gamma and beta when affine.
         return 2 * x[1] + 2 * math.prod(x) + (2 * math.prod(x) if op.affine else 0)
-    if isinstance(op, MaxPool2d):
-        # flops_maxpool: out numel * (k - 1).
-        return math.prod(out) * (_spatial_kernel(op) - 1)
-    if isinstance(op, AvgPool2d):
-        # flops_avgpool: out numel * (k - 1 + ndim - 2).
-        return math.prod(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
-    if isinstance(op, GlobalAvgPool):
-        # flops_adaptive_avgpool with kernel = input H x W: out numel * (H*W - 1 + 2).
-        return math.prod(out) * (x[2] * x[3] - 1 + 2)
+    pool = _torchscan_pool(layer)
+    if pool is not None:
+        # flops_maxpool: out * (k - 1); flops_avgpool: out * (k - 1 + spatial dims);
+        # flops_adaptive_avgpool: out * (prod(kernel) - 1 + len(kernel)).
+        window, dims = pool
+        return math.prod(out) * (window - 1 + (0 if isinstance(op, MaxPool2d) else dims))
     if isinstance(op, Dropout):
         # flops_dropout: one random draw per element whenever p > 0 (eval mode included).
         return math.prod(x) if op.p > 0 else 0
-    # LayerNorm is not dispatched by module_flops in 0.1.2 (flops_layernorm exists but is
-    # unreachable), nor are softmax, LRN, adds: 0 with a warning.
+    if isinstance(op, LayerNorm):
+        # flops_layernorm (new in 0.2.0; LayerNorm2d is an nn.LayerNorm): 6 per element + 2 per
+        # normalised row + 1 per element each for weight and bias.
+        return 8 * math.prod(x) + 2 * (math.prod(x) // x[op.axis])
+    # Softmax, LRN, permutes, adds: "Module type not supported", 0.
     return 0
 
 
 def torchscan_macs(layer: Layer) -> int:
-    # torchscan 0.1.2, torchscan/modules/macs.py module_macs.
+    # torchscan 0.2.0, torchscan/modules/macs.py module_macs.
     op, out = layer.op, layer.output
     x = layer.inputs[0] if layer.inputs else ()
+    if layer.functional:
+        return 0
     if isinstance(op, (Conv2d, Linear)):
         # macs_convnd: out numel * C_in/g * k; macs_linear: in_features * out numel.
         return layer.cost.macs
     if isinstance(op, BatchNorm):
         # macs_bn, eval: numel * (1 + affine).
         return math.prod(x) * (2 if op.affine else 1)
-    if isinstance(op, MaxPool2d):
-        return math.prod(out) * (_spatial_kernel(op) - 1)
-    if isinstance(op, AvgPool2d):
-        return math.prod(out) * (_spatial_kernel(op) - 1 + len(x) - 2)
-    if isinstance(op, GlobalAvgPool):
-        return math.prod(out) * (x[2] * x[3] - 1 + 2)
-    # Activations, dropout, flatten: 0; anything else unsupported: 0.
+    pool = _torchscan_pool(layer)
+    if pool is not None:
+        # The same window arithmetic as the flops (macs_maxpool, macs_avgpool, macs_adaptive_*).
+        window, dims = pool
+        return math.prod(out) * (window - 1 + (0 if isinstance(op, MaxPool2d) else dims))
+    # Activations, dropout, flatten: 0; LayerNorm and anything else unsupported: 0.
     return 0
 
 
 def torchscan_dmas(layer: Layer) -> int:
-    # torchscan 0.1.2, torchscan/modules/memory.py module_dmas (direct memory accesses).
+    # torchscan 0.2.0, torchscan/modules/memory.py module_dmas (direct memory accesses).
     op, out = layer.op, layer.output
     x = layer.inputs[0] if layer.inputs else ()
+    if layer.functional:
+        return 0
     if isinstance(op, Conv2d):
         # dmas_convnd: C_in * k * out numel // groups + params + out numel.
         return x[1] * _spatial_kernel(op) * math.prod(out) // op.groups + layer.cost.params + math.prod(out)
@@ -388,7 +467,7 @@ def torchscan_dmas(layer: Layer) -> int:
         c = x[1]
         return math.prod(x) + 2 * c + 1 + (2 * c if op.affine else 0) + 1 + math.prod(out)
     if isinstance(op, (MaxPool2d, AvgPool2d)):
-        # dmas_pool: k reads per output + the output.
+        # dmas_pool (the int kernel expanded here) and dmas_adaptive_pool: k reads per output + the output.
         return _spatial_kernel(op) * math.prod(out) + math.prod(out)
     if isinstance(op, GlobalAvgPool):
         # dmas_adaptive_pool with kernel = H x W.
@@ -396,6 +475,9 @@ def torchscan_dmas(layer: Layer) -> int:
     if isinstance(op, Dropout):
         # dmas_dropout: input + p + output (torchvision's nn.Dropout is not in place).
         return math.prod(x) + 1 + math.prod(out)
+    if isinstance(op, Flatten) and layer.torch == "module":
+        # dmas_flatten (nn.Flatten only; torch.flatten is a function): read and write each element.
+        return 2 * math.prod(x)
     return 0
 
 
@@ -536,15 +618,15 @@ CONVENTIONS: dict[str, Convention] = {
         ),
         Convention(
             "torchscan-flops", "FLOPs", "conv (2k-1 per window + channel adds) + bias + BN + activations + pooling",
-            "torchscan 0.1.2 modules/flops.py", torchscan_flops,
+            "torchscan 0.2.0 modules/flops.py", torchscan_flops,
         ),
         Convention(
             "torchscan-macs", "MACs", "conv/linear MACs + BN (2/elem) + pooling",
-            "torchscan 0.1.2 modules/macs.py", torchscan_macs,
+            "torchscan 0.2.0 modules/macs.py", torchscan_macs,
         ),
         Convention(
             "torchscan-dmas", "DMAs", "reads and writes: inputs per window + params + outputs",
-            "torchscan 0.1.2 modules/memory.py", torchscan_dmas,
+            "torchscan 0.2.0 modules/memory.py", torchscan_dmas,
         ),
         Convention(
             "calflops", "FLOPs", "2 x MACs + conv bias; BN 2/elem; ReLU and pooling 1/elem; linear bias ignored",
@@ -571,7 +653,7 @@ CONVENTIONS: dict[str, Convention] = {
             "torchinfo 1.8.0 model_statistics.py", torchinfo_param_bytes, base="activation_bytes",
         ),
         Convention(
-            "torchinfo-input", "bytes", "'Input size': bytes of the input tensor",
+            "torchinfo-input", "bytes", "'Input size': sys.getsizeof of the input's storage (its bytes + 64)",
             "torchinfo 1.8.0 torchinfo.py", torchinfo_input_bytes, base="activation_bytes",
         ),
         Convention(
@@ -604,7 +686,8 @@ def layers(report) -> list[Layer]:
         op = report.graph.op(rec.name)
         inputs = tuple(shapes[src] for src in rec.inputs)
         cost = Cost(rec.weights, rec.biases, rec.buffers, rec.macs, rec.other)
-        out.append(Layer(op, inputs, rec.output_shape, cost, itemsize, rec.activation_bytes, rec.live_bytes))
+        out.append(Layer(op, inputs, rec.output_shape, cost, itemsize, rec.activation_bytes, rec.live_bytes,
+                         report.graph.torch_form(rec.name)))
     return out
 
 

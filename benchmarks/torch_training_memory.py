@@ -73,6 +73,16 @@ TWINS: dict[str, tuple[str, dict]] = {
     "vgg19_bn": ("vgg19_bn", {}),
     "wrn50_2": ("wide_resnet50_2", {}),
 }
+# Zoo options that make a paper model torchvision's twin: VGG's AdaptiveAvgPool2d(7), which the
+# paper (and the CS231n table) do not have.
+TWIN_OPTIONS: dict[str, dict] = {name: {"torchvision": True} for name in TWINS if name.startswith("vgg")}
+
+
+def build_twin(name: str, input_shape=None):
+    """The zoo graph of twin ``name``, with its torchvision options."""
+    from archcost import zoo
+
+    return zoo.build(name, input_shape=input_shape, **TWIN_OPTIONS.get(name, {}))
 
 
 def archcost_side():
@@ -186,7 +196,7 @@ def run(args) -> int:
     started = time.perf_counter()
     for name in models:
         tv_name, kwargs = TWINS[name]
-        graph = zoo.build(name)
+        graph = build_twin(name)
         shape = graph.shape(graph.input_nodes()[0])[1:]
         ac_params = analyze(graph, batch=1).totals["params"]
         model = getattr(torchvision.models, tv_name)(weights=None, **kwargs).train()

@@ -8,7 +8,8 @@
   224x224 but its own layer sizes need 227x227 (55 = (227 - 11) / 4 + 1).
 - ``alexnet_tv``: torchvision's AlexNet, based on "One weird trick" (Krizhevsky 2014):
   64/192/384/256/256 filters, conv1 padded by 2, no LRN, 224x224 input; its AdaptiveAvgPool2d(6)
-  is an identity at 224x224 and is left out.
+  (an identity at 224x224, but one that writes its output) and its classifier's dropout-FC-ReLU
+  order, as torchvision has them.
 - ``zfnet``: Zeiler & Fergus Fig. 3: conv1 7x7/2, conv2 5x5/2; with the lecture's 512/1024/512
   filters in CONV3-5 (the paper's larger variant that gave the ILSVRC 2013 11.7% top-5).
   Its 3x3/2 pools are in ceil mode to give the figure's 55 and 13.
@@ -17,7 +18,7 @@
 from archcost.graph import Graph
 from archcost.ops import LRN, MaxPool2d
 from archcost.registry import register
-from archcost.zoo._blocks import classifier, conv_relu
+from archcost.zoo._blocks import adaptive_avg_pool, classifier, conv_relu
 
 
 def alexnet(
@@ -26,9 +27,12 @@ def alexnet(
     widths: tuple = (96, 256, 384, 384, 256),
     lrn: bool = True,
     conv1_padding: int = 0,
+    torchvision: bool = False,
     num_classes: int = 1000,
     input_shape=(3, 227, 227),
 ) -> Graph:
+    """``torchvision``: the AdaptiveAvgPool2d(6) before the classifier and dropout before each
+    hidden FC layer, as torchvision's AlexNet."""
     g = Graph("alexnet")
     x = g.input(input_shape)
     # (kernel, stride, padding, groups, followed by norm+pool?)
@@ -48,7 +52,9 @@ def alexnet(
             x = g.add(MaxPool2d(3, 2), x, name=f"pool{i if i < 5 else 3}")
             if norm and not norm_before_pool:
                 x = g.add(LRN(5, 1e-4, 0.75, 2.0), x, name=f"norm{i}")
-    classifier(g, x, (4096, 4096), num_classes)
+    if torchvision:
+        x = adaptive_avg_pool(g, x, 6)
+    classifier(g, x, (4096, 4096), num_classes, dropout_first=torchvision)
     return g
 
 
@@ -78,7 +84,8 @@ register(
     source="Krizhevsky et al. 2012, Fig. 2 and Sec. 3.5",
 )
 register(
-    "alexnet_tv", alexnet, widths=(64, 192, 384, 256, 256), lrn=False, conv1_padding=2, input_shape=(3, 224, 224),
+    "alexnet_tv", alexnet, widths=(64, 192, 384, 256, 256), lrn=False, conv1_padding=2, torchvision=True,
+    input_shape=(3, 224, 224),
     description="torchvision's AlexNet ('one weird trick' widths, no LRN)",
     source="Krizhevsky 2014, 'One weird trick'; torchvision alexnet",
 )

@@ -51,7 +51,8 @@ def convnext(stages=CONVNEXT_T, num_classes: int = 1000, input_shape=(3, 224, 22
                     x = g.seq(x, ("norm", LayerNorm(1, EPS)), ("conv", Conv2d(dim, 2, stride=2)))  # -> H/2
             x = g.repeat(x, blocks, lambda g, x, i: convnext_block(g, x, dim), prefix="block")
     with g.scope("head"):
-        x = g.seq(x, ("avgpool", GlobalAvgPool()), ("norm", LayerNorm(1, EPS)), ("flatten", Flatten()))
+        x = g.seq(x, ("avgpool", GlobalAvgPool()), ("norm", LayerNorm(1, EPS)))
+        x = g.add(Flatten(), x, name="flatten", torch="module")  # torchvision: nn.Flatten(1)
         g.add(Linear(num_classes), x, name="fc")
     return g
 

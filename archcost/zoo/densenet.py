@@ -62,8 +62,11 @@ def _body(g: Graph, x: str, blocks, k: int, bottleneck: bool, compression: float
             with g.scope(f"transition{i}"):
                 x = _transition(g, x, compression)
     with g.scope("classifier"):
-        x = g.seq(x, ("bn", BatchNorm()), ("relu", Activation("relu")))  # torchvision's norm5
-        x = g.seq(x, ("pool", GlobalAvgPool()), ("flatten", Flatten()))  # -> 1x1
+        x = g.add(BatchNorm(), x, name="bn")  # torchvision's norm5
+        # torchvision's DenseNet.forward applies F.relu and F.adaptive_avg_pool2d: functions, not modules.
+        x = g.add(Activation("relu"), x, name="relu", torch="functional")
+        x = g.add(GlobalAvgPool(), x, name="pool", torch="functional")  # -> 1x1
+        x = g.add(Flatten(), x, name="flatten")
         g.add(Linear(num_classes), x, name="fc")
     return g
 

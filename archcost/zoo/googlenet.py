@@ -90,7 +90,8 @@ def unit(g: Graph, x: str, out: int, kernel: int, *, bn: bool, name: str, **conv
     x = g.add(Conv2d(out, kernel, bias=not bn, **conv), x, name=name)
     if bn:
         x = g.add(BatchNorm(eps=1e-3), x, name=f"{name}_bn")
-    return g.add(ReLU(), x, name=f"{name}_relu")
+    # BasicConv2d.forward ends in F.relu(x, inplace=True), a function call, not an nn.ReLU.
+    return g.add(ReLU(), x, name=f"{name}_relu", torch="functional" if bn else "default")
 
 
 def inception(g: Graph, x: str, n1x1: int, n3x3red: int, n3x3: int, n5x5red: int, n5x5: int, pool_proj: int,
@@ -117,7 +118,7 @@ def aux_classifier(g: Graph, x: str, num_classes: int, *, bn: bool = False) -> s
     x = unit(g, x, 128, 1, bn=bn, name="conv")  # -> 4x4x128
     x = g.add(Flatten(), x, name="flatten")  # -> 2048
     x = g.add(Linear(1024), x, name="fc")
-    x = g.add(ReLU(), x, name="fc_relu")
+    x = g.add(ReLU(), x, name="fc_relu", torch="functional" if bn else "default")  # torchvision: F.relu
     x = g.add(Dropout(0.7), x, name="dropout")
     return g.add(Linear(num_classes), x, name="classifier")
 

@@ -186,7 +186,21 @@ def inception_v3(aux: bool = False, dropout: float = 0.5, num_classes: int = 100
                 a = basic_conv(g, a, 768, 5, name="conv1")  # -> 1x1x768
                 a = g.add(Flatten(), a, name="flatten")
                 g.add(Linear(num_classes), a, name="fc")
+    _torchvision_functional(g)
     return _head(g, x, dropout, num_classes)
+
+
+def _torchvision_functional(g: Graph) -> None:
+    """Mark what torchvision's Inception3 computes with functions rather than modules:
+    BasicConv2d ends in F.relu, the blocks' pool branches call F.avg_pool2d / F.max_pool2d and
+    InceptionAux F.avg_pool2d; the stem's pools are nn.MaxPool2d modules."""
+    for node in g.topological_order():
+        op = g.op(node)
+        in_block = node.startswith(("Mixed_", "AuxLogits."))
+        if (isinstance(op, Activation) and node.endswith("_relu")) or (
+            in_block and isinstance(op, (AvgPool2d, MaxPool2d))
+        ):
+            g.set_torch_form(node, "functional")
 
 
 def _head(g: Graph, x: str, dropout: float, num_classes: int) -> Graph:
