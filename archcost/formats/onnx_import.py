@@ -186,6 +186,19 @@ ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish"
 # Shape arithmetic evaluated when every input is known (Constant/Shape are always evaluated).
 FOLDABLE = {"Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape",
             "Mul", "Div", "Add", "Sub", "Identity", "ConstantOfShape", "Range", "Floor", "Ceil", "Sqrt"}
+# More ops evaluated on constants: TF-style SAME padding (Transpose, Clip, Max of shape arithmetic),
+# weight standardisation (ReduceMean, Pow of an initializer), masks (Where, comparisons). Each
+# output is no larger than its broadcast inputs, except Expand and Tile, checked before they run.
+FOLDABLE_ELEMENTWISE = {
+    "Neg": np.negative, "Abs": np.abs, "Exp": np.exp, "Log": np.log, "Reciprocal": np.reciprocal,
+    "Not": np.logical_not, "Sign": np.sign,
+}
+FOLDABLE_COMPARE = {"Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
+                    "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
+                    "Xor": np.logical_xor}
+FOLDABLE_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}
+FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile", "Flatten", "Erf",
+             *FOLDABLE_ELEMENTWISE, *FOLDABLE_COMPARE, *FOLDABLE_REDUCE}
 
 
 class _Importer:
@@ -362,7 +375,9 @@ class _Importer:
 
     def act(self, name: str, where: str) -> str:
         if name not in self.tensors:
-            raise ArchcostError(f"{where}: input {quote(name)} is a constant where an activation is expected")
+            # Listed with every other node that does not convert, not the one error: a constant
+            # here means archcost could not fold what computed it, or the op has no constant form.
+            raise Unsupported(f"input {quote(name)} is a constant where an activation is expected")
         return self.tensors[name]
 
     def shape(self, tensor: str) -> tuple:
@@ -1196,8 +1211,9 @@ class _Importer:
         # How many leading inputs must be present: an empty name where ONNX requires an input
         # must not reach numpy as None. (Slice before opset 10 takes starts/ends as attributes.)
         needs = {"Gather": 2, "Reshape": 2, "Mul": 2, "Add": 2, "Sub": 2, "Div": 2, "Range": 3,
-                 "Slice": 1 if "starts" in attrs else 3}.get(op, 1 if op not in ("Constant", "Shape") else 0)
-        if op == "Concat":
+                 "Slice": 1 if "starts" in attrs else 3, "Pow": 2, "Where": 3, "Expand": 2, "Tile": 2,
+                 **dict.fromkeys(FOLDABLE_COMPARE, 2)}.get(op, 1 if op not in ("Constant", "Shape") else 0)
+        if op in ("Concat", "Max", "Min"):
             needs = len(ins) or 1
         if len(ins) < needs or any(v is None for v in ins[:needs]):
             raise ArchcostError(f"{where}: expected {needs} input{'s' if needs > 1 else ''}, got "
@@ -1271,6 +1287,91 @@ class _Importer:
             count = max(math.ceil((limit - start) / delta), 0)
             _check_fold_size(count, where)
             return np.arange(start, limit, delta, dtype=ins[0].dtype)
+        return self._fold_more(node, op, ins, attrs, where)
+
+    def _fold_more(self, node, op, ins, attrs, where):
+        """The ops of FOLDABLE beyond shape arithmetic, with each opset's attribute-or-input rule.
+        Integer results that numpy would wrap (Neg/Abs of the most negative int, Pow, sums) are
+        refused, never wrapped."""
+        x = ins[0]
+        if op in ("Pow", "Exp", "Log", "Reciprocal", "Erf", "ReduceMean", "ReduceSum") and x.dtype.kind in "iu":
+            raise Unsupported(f"{op} of integer constants is not evaluated (numpy would wrap or truncate it)")
+        if op in ("Neg", "Abs") and x.dtype.kind == "i" and x.size and (x == np.iinfo(x.dtype).min).any():
+            raise ArchcostError(f"{where}: integer overflow, {op} of {np.iinfo(x.dtype).min}")
+        if op in FOLDABLE_ELEMENTWISE:
+            return FOLDABLE_ELEMENTWISE[op](x)
+        if op == "Erf":
+            return np.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x
+        if op in FOLDABLE_COMPARE or op in ("Pow", "Max", "Min", "Where"):
+            _check_fold_size(math.prod(np.broadcast_shapes(*(v.shape for v in ins))), where)
+        if op in FOLDABLE_COMPARE:
+            a, b = ins
+            if op in ("And", "Or", "Xor") and not (a.dtype == bool and b.dtype == bool):
+                raise ArchcostError(f"{where}: {op} takes booleans, got {a.dtype} and {b.dtype}")
+            return FOLDABLE_COMPARE[op](a, b)
+        if op == "Pow":  # the output has the base's type (Pow-12 and on)
+            return np.power(x, ins[1]).astype(x.dtype)
+        if op in ("Max", "Min"):
+            if len({v.dtype for v in ins}) != 1:
+                raise ArchcostError(f"{where}: inputs of different types {quote(sorted({str(v.dtype) for v in ins}))}")
+            fn = np.maximum if op == "Max" else np.minimum
+            out = ins[0]
+            for v in ins[1:]:
+                out = fn(out, v)
+            return out
+        if op == "Where":
+            cond, a, b = ins
+            if cond.dtype != bool:
+                raise ArchcostError(f"{where}: condition of type {cond.dtype}, expected bool")
+            return np.where(cond, a, b)
+        if op == "Transpose":
+            perm = attrs.get("perm", list(range(x.ndim))[::-1])
+            if sorted(int(p) for p in perm) != list(range(x.ndim)):
+                raise ArchcostError(f"{where}: perm {quote(list(perm))} is not a permutation of {x.ndim} axes")
+            return np.transpose(x, [int(p) for p in perm])
+        if op == "Clip":
+            if self.opset < 11:  # min and max are attributes before opset 11
+                low, high = attrs.get("min"), attrs.get("max")
+            else:
+                bounds = [self.const(t) if t else None for t in list(node.input[1:3]) + [""] * 2][:2]
+                if any(b is not None and b.size != 1 for b in bounds):
+                    raise ArchcostError(f"{where}: min and max must be scalars")
+                low, high = (None if b is None else b.reshape(-1)[0] for b in bounds)
+            out = x if low is None else np.maximum(x, np.asarray(low, x.dtype))
+            # ONNX: where min > max every value becomes max, which the order here gives.
+            return out if high is None else np.minimum(out, np.asarray(high, x.dtype))
+        if op in FOLDABLE_REDUCE:
+            # axes: an attribute up to opset 17 (ReduceSum: 12), then an optional input.
+            from_input = self.opset >= (13 if op == "ReduceSum" else 18)
+            if from_input:
+                axes = self._int_const(node.input[1], where) if len(node.input) > 1 and node.input[1] else []
+            else:
+                axes = list(attrs.get("axes", []))
+            if not axes and from_input and attrs.get("noop_with_empty_axes", 0):
+                return x
+            axes = tuple(self._axes(axes, x.ndim, where)) if axes else None
+            if x.size == 0 and op in ("ReduceMax", "ReduceMin"):
+                raise ArchcostError(f"{where}: {op} of an empty tensor")
+            return FOLDABLE_REDUCE[op](x, axis=axes, keepdims=bool(attrs.get("keepdims", 1))).astype(x.dtype)
+        if op == "Flatten":
+            axis = attrs.get("axis", 1)  # in [-r, r]: a negative axis counts from the input's rank
+            if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis <= x.ndim:
+                raise ArchcostError(f"{where}: axis {quote(axis)} is out of range for a {x.ndim}-d tensor")
+            axis = axis + x.ndim if axis < 0 else axis
+            return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+        if op == "Expand":
+            shape = self._int_const(node.input[1], where)
+            if any(d < 0 for d in shape):
+                raise ArchcostError(f"{where}: shape {quote(shape)} has a negative dimension")
+            out = np.broadcast_shapes(x.shape, tuple(shape))
+            _check_fold_size(math.prod(out), where)
+            return np.broadcast_to(x, out).copy()
+        if op == "Tile":
+            repeats = self._int_const(node.input[1], where)
+            if len(repeats) != x.ndim or any(r < 0 for r in repeats):
+                raise ArchcostError(f"{where}: repeats {quote(repeats)} must be {x.ndim} non-negative counts")
+            _check_fold_size(x.size * math.prod(repeats), where)
+            return np.tile(x, repeats)
         raise Unsupported("")
 
     @staticmethod

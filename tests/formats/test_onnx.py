@@ -10,6 +10,7 @@ import pytest
 
 from archcost import cli, zoo
 from archcost.analysis import analyze
+from archcost.errors import ArchcostError
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
@@ -294,3 +295,111 @@ def test_semantics_archcost_cannot_honour_are_refused_not_approximated(tmp_path,
 def test_the_same_ops_within_what_archcost_computes_still_import(tmp_path, onnx_node, inits, shape, opset, label):
     g = load_onnx(_one_node_model(tmp_path, onnx_node, inits, shape, opset))
     assert [g.op(n).label() for n in g.topological_order()[1:]] == [label]
+
+
+# --- every op on constants is folded (issue 17) ---------------------------------------------------
+# Exporters leave arithmetic on constants in the graph: TF-style SAME padding computes pads with
+# Transpose/Clip/Max, weight standardisation (NFNets) takes ReduceMean and Pow of an initializer.
+# Each fold is checked against onnx.reference (the executable ONNX operator specs) on random values.
+RNG = np.random.default_rng(17)
+A = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+B = RNG.standard_normal((3, 1)).astype(np.float32)
+POS = (RNG.random((2, 3, 4)) + 0.5).astype(np.float32)
+FOLDS = [
+    # (op, inputs, attrs, opset)
+    ("Transpose", [A], {"perm": [2, 0, 1]}, 17),
+    ("Transpose", [A], {}, 17),
+    ("Clip", [A, np.array(-0.5, np.float32), np.array(0.25, np.float32)], {}, 17),
+    ("Clip", [A, np.array(1.0, np.float32), np.array(-1.0, np.float32)], {}, 17),  # min > max: all max
+    ("ReduceMean", [A], {"axes": [1, 2], "keepdims": 1}, 17),
+    ("ReduceMean", [A, np.array([-1], np.int64)], {"keepdims": 0}, 18),
+    ("ReduceSum", [A, np.array([0], np.int64)], {}, 13),
+    ("ReduceMax", [A], {"axes": [0]}, 13),
+    ("ReduceMin", [A], {}, 13),
+    ("Pow", [POS, np.array(2.0, np.float32)], {}, 17),
+    ("Pow", [POS, np.array(3, np.int64)], {}, 17),
+    ("Neg", [A], {}, 17), ("Abs", [A], {}, 17), ("Exp", [A], {}, 17), ("Log", [POS], {}, 17),
+    ("Reciprocal", [POS], {}, 17), ("Sign", [A], {}, 17), ("Erf", [A], {}, 17),
+    ("Max", [A, B], {}, 17), ("Min", [A, B, np.float32(0.1).reshape(1)], {}, 17),
+    ("Equal", [np.array([1, 2, 3]), np.array([1, 0, 3])], {}, 17), ("Less", [A, B], {}, 17),
+    ("Greater", [A, B], {}, 17), ("LessOrEqual", [A, B], {}, 17), ("GreaterOrEqual", [A, B], {}, 17),
+    ("Not", [A > 0], {}, 17), ("And", [A > 0, A < 0.5], {}, 17), ("Or", [A > 0, A < -0.5], {}, 17),
+    ("Where", [A > 0, A, B], {}, 17),
+    ("Expand", [B, np.array([2, 3, 4], np.int64)], {}, 17),
+    ("Tile", [B, np.array([2, 3], np.int64)], {}, 17),
+    ("Flatten", [A], {"axis": 2}, 17), ("Flatten", [A], {"axis": -1}, 17),
+]
+
+
+def _fold_model(op, values, attrs, opset):
+    inits = [numpy_helper.from_array(np.asarray(v), f"c{k}") for k, v in enumerate(values)]
+    nodes = [helper.make_node(op, [f"c{k}" for k in range(len(values))], ["folded"], name="fold", **attrs),
+             helper.make_node("Relu", ["input"], ["y"], name="relu")]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("op,values,attrs,opset", FOLDS, ids=[f"{f[0]}-{i}" for i, f in enumerate(FOLDS)])
+def test_ops_on_constants_fold_as_the_onnx_reference_computes_them(op, values, attrs, opset):
+    from onnx.reference import ReferenceEvaluator
+
+    from archcost.formats.onnx_import import _Importer
+
+    model = _fold_model(op, values, attrs, opset)
+    importer = _Importer(model, "m.onnx", None, None)
+    importer.run()
+    got = importer.values["folded"]
+    expected = ReferenceEvaluator(model).run(["folded"], {"input": np.zeros((1, 2), np.float32)})[0]
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_clip_before_opset_11_takes_min_and_max_attributes():
+    from archcost.formats.onnx_import import _Importer
+
+    importer = _Importer(_fold_model("Clip", [A], {"min": -0.5, "max": 0.25}, 6), "m.onnx", None, None)
+    importer.run()
+    np.testing.assert_array_equal(importer.values["folded"], np.minimum(np.maximum(A, -0.5), 0.25))
+
+
+def test_weight_standardisation_of_an_initializer_folds_into_the_conv(tmp_path):
+    # timm's ScaledStdConv2d exports the standardised weight as arithmetic on the initializer:
+    # (w - mean(w)) / sqrt(mean((w - mean)^2) + eps), per output channel, then the Conv.
+    eps = np.array(1e-5, np.float32)
+    path = save(tmp_path, [
+        node("ReduceMean", ["w"], "mean", axes=[1, 2, 3], keepdims=1),
+        node("Sub", ["w", "mean"], "centred"), node("Pow", ["centred", "two"], "sq"),
+        node("ReduceMean", ["sq"], "var", axes=[1, 2, 3], keepdims=1), node("Add", ["var", "eps"], "ve"),
+        node("Sqrt", ["ve"], "std"), node("Div", ["centred", "std"], "ws"),
+        node("Transpose", ["ws_t"], "ws_back", perm=[0, 1, 2, 3]),
+        node("Conv", ["input", "ws"], "y", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    ], {"w": RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), "two": np.array(2.0, np.float32),
+        "eps": eps, "ws_t": np.ones((1, 1, 1, 1), np.float32)}, input_shape=(1, 3, 8, 8))
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(4, 3, padding=1, bias=False)]
+
+
+def test_a_constant_where_an_activation_is_needed_is_listed_with_the_other_unsupported_nodes(tmp_path):
+    # Before, the first such node ended the import with "is a constant where an activation is
+    # expected", hiding every other node that does not convert.
+    path = save(tmp_path, [
+        node("Conv", ["w", "w2"], "c", kernel_shape=[1, 1]),  # a conv of two constants: no constant form
+        node("Relu", ["input"], "r"), node("Celu", ["r"], "y"),
+    ], {"w": (1, 3, 4, 4), "w2": (2, 3, 1, 1)}, input_shape=(1, 3, 4, 4))
+    with pytest.raises(ArchcostError) as err:
+        load_onnx(path)
+    message = str(err.value)
+    assert "2 ONNX nodes with no archcost equivalent" in message
+    assert "Conv (c: input 'w' is a constant where an activation is expected)" in message and "Celu (y)" in message
+
+
+def test_integer_arithmetic_that_would_wrap_is_refused():
+    from archcost.formats.onnx_import import _Importer
+
+    low = np.array([np.iinfo(np.int64).min], np.int64)
+    with pytest.raises(ArchcostError, match="integer overflow, Neg"):
+        _Importer(_fold_model("Neg", [low], {}, 17), "m.onnx", None, None).run()
+    with pytest.raises(ArchcostError, match="Pow of integer constants is not evaluated"):
+        _Importer(_fold_model("Pow", [np.array([3], np.int64), np.array([40], np.int64)], {}, 17),
+                  "m.onnx", None, None).run()
