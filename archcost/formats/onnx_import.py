@@ -197,7 +197,7 @@ FOLDABLE_COMPARE = {"Equal": np.equal, "Less": np.less, "Greater": np.greater, "
                     "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
                     "Xor": np.logical_xor}
 FOLDABLE_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}
-FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile", "Flatten", "Erf",
+FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile", "Flatten", "Erf", "BatchNormalization",
              *FOLDABLE_ELEMENTWISE, *FOLDABLE_COMPARE, *FOLDABLE_REDUCE}
 
 
@@ -619,16 +619,25 @@ class _Importer:
                     self.skip.add(i)
                     self.replace[j] = ("linear", (node.input[0], w, True))
         elif node.op_type == "Pad":
-            j = self._sole_consumer(node.output[0])
-            if j is not None and nodes[j].op_type in ("Conv", "MaxPool", "AveragePool"):
-                pads = self._pad_amounts(node)
-                # (negative pads crop: they are no padding of the Conv, so they do not fold)
-                if pads is not None and len(pads) == 8 and not any(pads[k] for k in (0, 1, 4, 5)) \
-                        and min(pads) >= 0:
-                    self.skip.add(i)
-                    # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
-                    self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
-                    self.replace.setdefault(j, ("padded_input", node.input[0]))
+            if self._pad_into_consumer(node):
+                self.skip.add(i)
+
+    def _pad_into_consumer(self, node) -> bool:
+        """Fold a Pad into the padding of the one Conv or pool that reads it, if its pads are
+        known; True if it did. The pattern pass calls it with the pads of the file; the walk calls
+        it again (on_Pad) once shape arithmetic on activations (TF-style SAME padding computes the
+        pads from Shape of the Pad's input) has been evaluated."""
+        j = self._sole_consumer(node.output[0])
+        if j is None or self.nodes[j].op_type not in ("Conv", "MaxPool", "AveragePool"):
+            return False
+        pads = self._pad_amounts(node)
+        # (negative pads crop: they are no padding of the Conv, so they do not fold)
+        if pads is None or len(pads) != 8 or any(pads[k] for k in (0, 1, 4, 5)) or min(pads) < 0:
+            return False
+        # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
+        self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
+        self.replace.setdefault(j, ("padded_input", node.input[0]))
+        return True
 
     def _pad_amounts(self, node):
         attrs = self.attrs(node)
@@ -1183,6 +1192,8 @@ class _Importer:
         self.out(node, Permute(perm), [x])
 
     def on_Pad(self, i, node, where, attrs):
+        if self._pad_into_consumer(node):
+            return  # the Conv or pool after it reads the Pad's input with the padding added
         raise Unsupported("a Pad that cannot fold into the padding of the Conv or pool after it")
 
     # ---- constant folding of shape arithmetic
@@ -1211,7 +1222,7 @@ class _Importer:
         # How many leading inputs must be present: an empty name where ONNX requires an input
         # must not reach numpy as None. (Slice before opset 10 takes starts/ends as attributes.)
         needs = {"Gather": 2, "Reshape": 2, "Mul": 2, "Add": 2, "Sub": 2, "Div": 2, "Range": 3,
-                 "Slice": 1 if "starts" in attrs else 3, "Pow": 2, "Where": 3, "Expand": 2, "Tile": 2,
+                 "Slice": 1 if "starts" in attrs else 3, "Pow": 2, "Where": 3, "Expand": 2, "Tile": 2, "BatchNormalization": 5,
                  **dict.fromkeys(FOLDABLE_COMPARE, 2)}.get(op, 1 if op not in ("Constant", "Shape") else 0)
         if op in ("Concat", "Max", "Min"):
             needs = len(ins) or 1
@@ -1366,6 +1377,8 @@ class _Importer:
             out = np.broadcast_shapes(x.shape, tuple(shape))
             _check_fold_size(math.prod(out), where)
             return np.broadcast_to(x, out).copy()
+        if op == "BatchNormalization":
+            return self._fold_batchnorm(node, ins, attrs, where)
         if op == "Tile":
             repeats = self._int_const(node.input[1], where)
             if len(repeats) != x.ndim or any(r < 0 for r in repeats):
@@ -1373,6 +1386,28 @@ class _Importer:
             _check_fold_size(x.size * math.prod(repeats), where)
             return np.tile(x, repeats)
         raise Unsupported("")
+
+    def _fold_batchnorm(self, node, ins, attrs, where):
+        """BatchNormalization of a constant: timm's ScaledStdConv2d (NFNets) standardises its
+        weight with F.batch_norm(w.reshape(1, out, -1), training=True), which exports as a
+        training-mode BatchNormalization of the initializer: the batch statistics of the weight."""
+        x, scale, bias, mean, var = ins[:5]
+        if x.dtype.kind != "f" or x.ndim < 2:
+            raise Unsupported(f"BatchNormalization of a {x.ndim}-d {x.dtype} constant is not evaluated")
+        used = [t for t in node.output[1:] if t and (t in self.consumers or t in self.graph_outputs)]
+        if used:  # the updated running statistics: nothing here computes them
+            raise Unsupported(f"its running-statistics output {quote(used[0])} is used")
+        c = x.shape[1]
+        if any(v.size != c for v in (scale, bias, mean, var)):
+            raise ArchcostError(f"{where}: scale, B, mean and var must hold {c} values, one per channel")
+        training = attrs.get("training_mode", 0) == 1 if self.opset >= 14 else False
+        axes = (0, *range(2, x.ndim))
+        per_channel = (1, c) + (1,) * (x.ndim - 2)
+        if training:  # ONNX BatchNormalization-15: the batch's mean and (population) variance
+            mean, var = x.mean(axis=axes, dtype=np.float64), x.var(axis=axes, dtype=np.float64)
+        eps = attrs.get("epsilon", 1e-5)
+        y = (x - mean.reshape(per_channel)) / np.sqrt(var.reshape(per_channel) + eps)
+        return (y * scale.reshape(per_channel) + bias.reshape(per_channel)).astype(x.dtype)
 
     @staticmethod
     def _int_binary(op, a, b, where):

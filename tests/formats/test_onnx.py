@@ -403,3 +403,64 @@ def test_integer_arithmetic_that_would_wrap_is_refused():
     with pytest.raises(ArchcostError, match="Pow of integer constants is not evaluated"):
         _Importer(_fold_model("Pow", [np.array([3], np.int64), np.array([40], np.int64)], {}, 17),
                   "m.onnx", None, None).run()
+
+
+def test_same_padding_computed_from_the_activation_shape_folds_into_the_conv(tmp_path):
+    # timm's tf_* models (Conv2dSame) pad dynamically: the pads are arithmetic on Shape of the
+    # Pad's input, known only once the walk reaches it. Before, the Pad was refused ("a Pad that
+    # cannot fold into the padding of the Conv or pool after it").
+    i64 = lambda v: np.array(v, np.int64)  # noqa: E731
+    path = save(tmp_path, [
+        node("Conv", ["input", "w0"], "c0", kernel_shape=[1, 1]),
+        node("Shape", ["c0"], "shape"), node("Gather", ["shape", "two"], "h", axis=0),  # H of c0
+        node("Sub", ["k", "h"], "need"), node("Max", ["need", "one"], "total"),        # max(k - H, 1)
+        node("Div", ["total", "two"], "before"), node("Sub", ["total", "before"], "after"),
+        node("Concat", ["zeros2", "before", "before", "zeros2", "after", "after"], "pads", axis=0),
+        node("Pad", ["c0", "pads"], "padded", mode="constant"),
+        node("Conv", ["padded", "w"], "y", kernel_shape=[3, 3], strides=[2, 2]),
+    ], {"w0": (4, 3, 1, 1), "w": (4, 4, 3, 3), "two": i64(2), "k": i64([9]), "one": i64([1]),
+        "zeros2": i64([0, 0])}, input_shape=(1, 3, 8, 8))
+    g = load_onnx(path)
+    # H = 8: total = max(9 - 8, 1) = 1 -> 0 before, 1 after on each spatial axis.
+    assert g.op(g.topological_order()[-1]) == Conv2d(4, 3, stride=2, padding=(0, 1, 0, 1), bias=False)
+
+
+def _bn_weight_model(tmp_path, training, use_running=False):
+    w = RNG.standard_normal((1, 4, 27)).astype(np.float32)
+    gain = (RNG.random(4) + 0.5).astype(np.float32)
+    outputs = ["ws", "rm", "rv"] if use_running else ["ws"]
+    nodes = [
+        helper.make_node("BatchNormalization", ["w", "gain", "b", "m", "v"], outputs, name="std",
+                         epsilon=1e-4, training_mode=int(training)),
+        node("Reshape", ["ws", "wshape"], "weight"),
+        node("Conv", ["input", "weight"], "y", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    ]
+    if use_running:
+        nodes.append(node("Add", ["rm", "rv"], "stats"))
+    inits = {"w": w, "gain": gain, "b": np.zeros(4, np.float32), "m": np.zeros(4, np.float32),
+             "v": np.ones(4, np.float32), "wshape": np.array([4, 3, 3, 3], np.int64)}
+    return save(tmp_path, nodes, inits, input_shape=(1, 3, 8, 8), opset=15), w, gain
+
+
+def test_training_mode_batchnorm_of_a_weight_is_its_standardisation(tmp_path):
+    # timm's ScaledStdConv2d (NFNets): F.batch_norm(w.reshape(1, out, -1), training=True) exports as
+    # a training-mode BatchNormalization of the initializer: the weight's own mean and variance.
+    from archcost.formats.onnx_import import _Importer
+
+    path, w, gain = _bn_weight_model(tmp_path, training=True)
+    importer = _Importer(onnx.load(str(path)), "m.onnx", None, None)
+    g = importer.run()
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Conv2d(4, 3, padding=1, bias=False)]
+    w64 = w.astype(np.float64)
+    expected = (w64 - w64.mean(axis=(0, 2), keepdims=True)) / np.sqrt(w64.var(axis=(0, 2), keepdims=True) + 1e-4)
+    np.testing.assert_allclose(importer.values["ws"], expected * gain.reshape(1, 4, 1), rtol=1e-5)
+    from onnx.reference import ReferenceEvaluator
+
+    reference = ReferenceEvaluator(onnx.load(str(path))).run(["ws"], {"input": np.zeros((1, 3, 8, 8), np.float32)})[0]
+    np.testing.assert_allclose(importer.values["ws"], reference, rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_of_a_constant_whose_running_statistics_are_used_is_listed(tmp_path):
+    path, _, _ = _bn_weight_model(tmp_path, training=True, use_running=True)
+    with pytest.raises(ArchcostError, match="BatchNormalization \\(std: its running-statistics output 'rm' is used\\)"):
+        load_onnx(path)
