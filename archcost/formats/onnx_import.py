@@ -29,8 +29,8 @@ import numpy as np
 from archcost.errors import MAX_MESSAGE_CHARS, ArchcostError, ShapeError, limit_from_env, one_line, quote
 from archcost.graph import Graph
 from archcost.ops import (
-    LRN, Activation, Add, AvgPool2d, BatchNorm, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool, LayerNorm,
-    Linear, MaxPool2d, Mean, Mul, Permute, Reshape, Scale, Softmax,
+    LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
+    LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, Reshape, Scale, Softmax,
 )
 
 
@@ -197,7 +197,8 @@ FOLDABLE_COMPARE = {"Equal": np.equal, "Less": np.less, "Greater": np.greater, "
                     "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
                     "Xor": np.logical_xor}
 FOLDABLE_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}
-FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile", "Flatten", "Erf", "BatchNormalization",
+FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile", "Flatten", "Erf",
+             "BatchNormalization",
              *FOLDABLE_ELEMENTWISE, *FOLDABLE_COMPARE, *FOLDABLE_REDUCE}
 
 
@@ -1043,6 +1044,92 @@ class _Importer:
             raise Unsupported(f"approximate={quote(approximate)} (archcost's gelu is the exact erf form)")
         self._activation(node, where, "gelu")
 
+    # channel slices: ShuffleNet's chunk, CSP/Res2Net/MixNet's split, GhostNet's first-k channels
+    def _channels_of(self, x, where, what) -> int:
+        shape = self.g.shape(x)
+        if len(shape) < 2:
+            raise Unsupported(f"{what} of a {len(shape)}-d tensor")
+        return shape[1]
+
+    def on_Slice(self, i, node, where, attrs):
+        x = self.act(node.input[0], where)
+        shape = self.g.shape(x)
+        if "starts" in attrs:  # opset 1-9: attributes, no steps
+            starts, ends = list(attrs["starts"]), list(attrs["ends"])
+            axes, steps = list(attrs.get("axes", range(len(starts)))), [1] * len(starts)
+        else:
+            if len(node.input) < 3 or not all(node.input[k] and self.is_const(node.input[k]) for k in (1, 2)):
+                raise Unsupported("starts or ends computed at run time")
+            starts, ends = self._int_const(node.input[1], where), self._int_const(node.input[2], where)
+            optional = [node.input[k] if len(node.input) > k and node.input[k] else None for k in (3, 4)]
+            for t in optional:
+                if t is not None and not self.is_const(t):
+                    raise Unsupported("axes or steps computed at run time")
+            axes = self._int_const(optional[0], where) if optional[0] else list(range(len(starts)))
+            steps = self._int_const(optional[1], where) if optional[1] else [1] * len(starts)
+        if not len(starts) == len(ends) == len(axes) == len(steps):
+            raise ArchcostError(f"{where}: starts, ends, axes and steps differ in length")
+        axes = self._axes(axes, len(shape), where)
+        if 0 in steps:
+            raise ArchcostError(f"{where}: a step is 0")
+        channels = None
+        for a, start, end, step in zip(axes, starts, ends, steps):
+            # ONNX clamps starts and ends as Python's slice does (INT64_MAX = to the end).
+            kept = list(range(shape[a]))[slice(start, end, step)]
+            if a == 1:
+                channels = kept
+            elif kept != list(range(shape[a])):
+                raise Unsupported(f"a slice of axis {a} (archcost slices channels only)")
+        if channels is None:
+            self.tensors[node.output[0]] = x  # every axis kept whole: an identity
+            return
+        if not channels:
+            raise Unsupported("a slice that keeps no channel")
+        self.out(node, ChannelSelect(tuple(channels)), [x])
+
+    def on_Split(self, i, node, where, attrs):
+        x = self.act(node.input[0], where)
+        c = self._channels_of(x, where, "Split")
+        axis = self._axes([attrs.get("axis", 0)], len(self.g.shape(x)), where, "axis")[0]
+        if axis != 1:
+            raise Unsupported(f"a split of axis {axis} (archcost splits channels only)")
+        parts = len(node.output)
+        if "split" in attrs:  # opset 1-12: an attribute
+            sizes = list(attrs["split"])
+        elif len(node.input) > 1 and node.input[1]:
+            if not self.is_const(node.input[1]):
+                raise Unsupported("split sizes computed at run time")
+            sizes = self._int_const(node.input[1], where)
+        else:  # equal parts; opset 18's num_outputs lets the last be smaller
+            size = -(-c // parts)
+            sizes = [min(size, c - k * size) for k in range(parts)]
+        if len(sizes) != parts or any(s <= 0 for s in sizes) or sum(sizes) != c:
+            raise ArchcostError(f"{where}: split {quote(sizes)} does not cut {c} channels into {parts} outputs")
+        start = 0
+        for k, (out, size) in enumerate(zip(node.output, sizes)):
+            if out:
+                self.tensors[out] = self.add(ChannelSelect(tuple(range(start, start + size))), [x], node,
+                                             suffix=f"_{k}" if k else "")
+            start += size
+
+    def on_Gather(self, i, node, where, attrs):
+        x = self.act(node.input[0], where)
+        c = self._channels_of(x, where, "Gather")
+        axis = self._axes([attrs.get("axis", 0)], len(self.g.shape(x)), where, "axis")[0]
+        if axis != 1 or len(node.input) < 2 or not self.is_const(node.input[1]):
+            raise Unsupported("a gather other than of channels by constant indices")
+        indices = self.const(node.input[1])
+        if indices.ndim != 1:
+            raise Unsupported(f"{indices.ndim}-d indices (archcost keeps the channel axis)")
+        picked = self._int_const(node.input[1], where)
+        bad = [k for k in picked if not -c <= k < c]
+        if bad:
+            raise ArchcostError(f"{where}: index {bad[0]} is out of range for {c} channels")
+        picked = [k + c if k < 0 else k for k in picked]
+        if len(set(picked)) != len(picked) or not picked:
+            raise Unsupported("indices that repeat a channel or pick none")
+        self.out(node, ChannelSelect(tuple(picked)), [x])
+
     def on_Identity(self, i, node, where, attrs):
         self.tensors[node.output[0]] = self.act(node.input[0], where)
 
@@ -1222,7 +1309,8 @@ class _Importer:
         # How many leading inputs must be present: an empty name where ONNX requires an input
         # must not reach numpy as None. (Slice before opset 10 takes starts/ends as attributes.)
         needs = {"Gather": 2, "Reshape": 2, "Mul": 2, "Add": 2, "Sub": 2, "Div": 2, "Range": 3,
-                 "Slice": 1 if "starts" in attrs else 3, "Pow": 2, "Where": 3, "Expand": 2, "Tile": 2, "BatchNormalization": 5,
+                 "Slice": 1 if "starts" in attrs else 3, "Pow": 2, "Where": 3, "Expand": 2, "Tile": 2,
+                 "BatchNormalization": 5,
                  **dict.fromkeys(FOLDABLE_COMPARE, 2)}.get(op, 1 if op not in ("Constant", "Shape") else 0)
         if op in ("Concat", "Max", "Min"):
             needs = len(ins) or 1

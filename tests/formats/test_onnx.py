@@ -464,3 +464,74 @@ def test_batchnorm_of_a_constant_whose_running_statistics_are_used_is_listed(tmp
     path, _, _ = _bn_weight_model(tmp_path, training=True, use_running=True)
     with pytest.raises(ArchcostError, match="BatchNormalization \\(std: its running-statistics output 'rm' is used\\)"):
         load_onnx(path)
+
+
+# --- channel slices (issue 13): ShuffleNet's chunk, CSP/Res2Net's split, channel gathers ---------
+I64_MAX = np.iinfo(np.int64).max
+
+
+def _select_graph(branches):
+    """conv 8 maps -> each branch's ChannelSelect -> concat, with the archcost builder."""
+    from archcost.ops import ChannelSelect
+
+    g = Graph("net")
+    x = g.input((3, 8, 8))
+    c = g.add(Conv2d(8, 1, bias=False), x, name="c")
+    outs = [g.add(ChannelSelect(tuple(ch)), c, name=f"s{k}") for k, ch in enumerate(branches)]
+    g.concat(*outs, name="y")
+    return g
+
+
+@pytest.mark.parametrize("nodes,inits,opset,branches", [
+    # Slice with starts/ends/axes inputs: chunk(2) as torch exports it (end = INT64_MAX)
+    ([node("Slice", ["c", "z", "four", "one"], "s0"), node("Slice", ["c", "four", "big", "one"], "s1")],
+     {"z": np.array([0]), "four": np.array([4]), "one": np.array([1]), "big": np.array([I64_MAX])}, 13,
+     [range(0, 4), range(4, 8)]),
+    # negative start and a step; a whole-axis slice of axis 0 beside it changes nothing
+    ([node("Slice", ["c", "st", "en", "ax", "sp"], "s0")],
+     {"st": np.array([0, -1]), "en": np.array([I64_MAX, -I64_MAX]), "ax": np.array([0, 1]), "sp": np.array([1, -2])},
+     13, [range(7, -1, -2)]),
+    # opset 9: starts/ends/axes attributes
+    ([node("Slice", ["c"], "s0", starts=[2], ends=[5], axes=[1])], {}, 9, [range(2, 5)]),
+    # Split: equal parts (no sizes), sizes as an input (opset 13), as an attribute (opset 11)
+    ([node("Split", ["c"], ["s0", "s1"], axis=1)], {}, 13, [range(0, 4), range(4, 8)]),
+    ([node("Split", ["c", "sizes"], ["s0", "s1", "s2"], axis=1)], {"sizes": np.array([2, 5, 1])}, 13,
+     [range(0, 2), range(2, 7), range(7, 8)]),
+    ([node("Split", ["c"], ["s0", "s1"], axis=1, split=[3, 5])], {}, 11, [range(0, 3), range(3, 8)]),
+    ([node("Split", ["c"], ["s0", "s1", "s2"], axis=-3, num_outputs=3)], {}, 18,
+     [range(0, 3), range(3, 6), range(6, 8)]),
+    # Gather of channels by constant indices (negative ones count from the end)
+    ([node("Gather", ["c", "idx"], "s0", axis=1)], {"idx": np.array([3, -1, 0])}, 13, [(3, 7, 0)]),
+])
+def test_channel_slices_import_as_channel_selects(tmp_path, nodes, inits, opset, branches):
+    outs = [o for n in nodes for o in n.output]
+    path = save(tmp_path, [node("Conv", ["input", "w"], "c", kernel_shape=[1, 1]), *nodes,
+                           node("Concat", outs, "y", axis=1)],
+                {"w": (8, 3, 1, 1), **inits}, input_shape=(1, 3, 8, 8), opset=opset)
+    g = load_onnx(path)
+    expected = _select_graph(branches)
+    got_ops = [g.op(n) for n in g.topological_order()]
+    assert got_ops == [expected.op(n) for n in expected.topological_order()]
+
+
+@pytest.mark.parametrize("onnx_node,inits,message", [
+    (node("Slice", ["c", "z", "two", "ax"], "y"), {"z": np.array([0]), "two": np.array([2]), "ax": np.array([2])},
+     "a slice of axis 2 (archcost slices channels only)"),
+    (node("Split", ["c"], ["y", "y2"], axis=2), {}, "a split of axis 2"),
+    (node("Gather", ["c", "k"], "y", axis=1), {"k": np.array(1)}, "0-d indices"),
+    (node("Gather", ["c", "k"], "y", axis=1), {"k": np.array([1, 1])}, "repeat a channel"),
+])
+def test_other_slices_are_listed(tmp_path, onnx_node, inits, message):
+    path = save(tmp_path, [node("Conv", ["input", "w"], "c", kernel_shape=[1, 1]), onnx_node],
+                {"w": (8, 3, 1, 1), **inits}, input_shape=(1, 3, 8, 8))
+    with pytest.raises(ArchcostError, match="no archcost equivalent") as err:
+        load_onnx(path)
+    assert message in str(err.value)
+
+
+def test_a_split_that_does_not_add_up_is_an_error(tmp_path):
+    path = save(tmp_path, [node("Conv", ["input", "w"], "c", kernel_shape=[1, 1]),
+                           node("Split", ["c", "sizes"], ["y", "y2"], axis=1)],
+                {"w": (8, 3, 1, 1), "sizes": np.array([3, 3])}, input_shape=(1, 3, 8, 8))
+    with pytest.raises(ArchcostError, match="split \\[3, 3\\] does not cut 8 channels into 2 outputs"):
+        load_onnx(path)
