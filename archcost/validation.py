@@ -15,7 +15,7 @@ buffers it keeps but never trains: BN running statistics, fixed RBF centres) equ
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class Validation:
     peak_bytes: int
     predicted_peak_bytes: int
     seconds: float
+    outputs: dict = field(default_factory=dict)  # output layer -> the executed output (float32)
 
     @property
     def peak_ok(self) -> bool:
@@ -83,13 +84,16 @@ def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
     return diff / norm if norm > 0 else diff
 
 
-def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") -> Validation:
+def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu", params: dict | None = None,
+             inputs=None) -> Validation:
+    """Run ``graph`` and check every layer. ``params``: {layer: {param: array}} to run with (a
+    file's own weights) instead of weights drawn from ``seed``; ``inputs`` likewise."""
     start = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ArchcostError(f"validate: seed must be an int from 0 to {2**32 - 1}, got {quote(seed)}")
     report = analyze(graph, batch=batch)
     record = {r.name: r for r in report.records}
-    executor = Executor(graph, batch, backend, seed)
+    executor = Executor(graph, batch, backend, seed, params=params)
     remaining = {node: len(graph.consumers(node)) for node in graph.topological_order()}
     refs: dict[str, np.ndarray] = {}
     checks: list[LayerCheck] = []
@@ -124,7 +128,7 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") 
         checks.append(LayerCheck(node, rec.label, tuple(host.shape), rec.output_shape, rec.macs, None, None, error,
                                  "; ".join(problems)))
 
-    result = executor.forward(count=True, on_output=check)
+    result = executor.forward(inputs, count=True, on_output=check)
     for c in checks:
         if c.name in result.counts:
             performed, padded = result.counts[c.name]
@@ -136,7 +140,7 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu") 
             c.problem = f"{c.problem}; {mismatch}" if c.problem else mismatch
     return Validation(
         graph.name, report.input_shape, batch, checks, result.peak_bytes,
-        report.totals["peak_activation_bytes"], time.perf_counter() - start,
+        report.totals["peak_activation_bytes"], time.perf_counter() - start, result.outputs,
     )
 
 

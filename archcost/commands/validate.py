@@ -10,6 +10,9 @@ def add_parser(sub):
     p = sub.add_parser("validate", help="execute the model and check shapes, MACs, outputs and peak memory")
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default 0)")
+    p.add_argument("--weights", choices=("random", "file"), default="random",
+                   help="random: weights drawn from --seed (default); file: an ONNX file's own initializers, "
+                        "and, when onnxruntime is installed, every output compared with onnxruntime's")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="run on the cpu kernels (default) or the CUDA kernels (needs numba-cuda and a GPU, "
                         "or NUMBA_ENABLE_CUDASIM=1 for numba-cuda's simulator)")
@@ -45,12 +48,30 @@ def run(args) -> int:
         device = f"cuda ({device_name()})"
     if not args.train and uses_training_options(args):
         raise ArchcostError("validate: the training options need --train")
-    graph = build_model(args.model, args.input, args.option)
+    params = outputs = None
+    if args.weights == "file":
+        if not str(args.model).lower().endswith(".onnx"):
+            raise ArchcostError(f"validate: --weights file reads an ONNX file's initializers; {args.model!r} is not "
+                                f"an .onnx file")
+        if args.train:
+            raise ArchcostError("validate: --weights file runs the forward pass; leave out --train")
+        from archcost.formats.onnx_import import load_onnx_weights
+
+        graph, params, outputs = load_onnx_weights(args.model, args.input)
+    else:
+        graph = build_model(args.model, args.input, args.option)
     if args.train:
         return _run_training(args, graph)
     # The float64 reference of each layer is kept beside its float32 output: about three copies.
     check_fits_memory(graph, args.batch, "validate", copies=3)
-    result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device)
+    import numpy as np
+
+    from archcost.analysis import infer_shapes
+
+    # The input drawn here (not inside the executor) so that onnxruntime gets the same one.
+    shape = infer_shapes(graph, args.batch)[graph.input_nodes()[0]]
+    x = np.random.default_rng([args.seed, 1]).standard_normal(shape, dtype=np.float32)
+    result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device, params=params, inputs=x)
     name_w = max(len(c.name) for c in result.layers)
     label_w = max(len(c.label) for c in result.layers)
     print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32, "
@@ -66,6 +87,9 @@ def run(args) -> int:
     print(f"peak activation memory: measured {result.peak_bytes:,} B, predicted {result.predicted_peak_bytes:,} B"
           f" -> {'ok' if result.peak_ok else 'FAIL'}")
     print(f"{passed}/{len(result.layers)} layers validated in {result.seconds:.1f} s")
+    runtime_ok = True
+    if params is not None:
+        runtime_ok = _compare_with_onnxruntime(args.model, x, result.outputs, outputs)
     if result.failures:
         first = result.failures[0]
         print(f"archcost: validate: layer {first.name!r} failed: {first.problem}", file=sys.stderr)
@@ -74,7 +98,30 @@ def run(args) -> int:
         print(f"archcost: validate: measured peak {result.peak_bytes} B != predicted {result.predicted_peak_bytes} B",
               file=sys.stderr)
         return 1
+    if not runtime_ok:
+        print("archcost: validate: an output differs from onnxruntime's", file=sys.stderr)
+        return 1
     return 0
+
+
+def _compare_with_onnxruntime(path, x, ours: dict, output_layers: dict) -> bool:
+    """Print each graph output's difference from onnxruntime's on the same input; True if all agree."""
+    from archcost.formats import onnx_runtime
+
+    if not onnx_runtime.available():
+        print("onnxruntime: not installed (pip install 'archcost[ort]'): outputs not compared")
+        return True
+    theirs = onnx_runtime.run_onnxruntime(path, x)
+    ok = True
+    for name, layer in output_layers.items():
+        if layer not in ours or name not in theirs:
+            continue
+        diff = onnx_runtime.relative_difference(ours[layer], theirs[name])
+        agree = diff <= onnx_runtime.TOLERANCE
+        ok &= agree
+        print(f"onnxruntime: output {name!r} (layer {layer!r}): max difference {diff:.1e} of its largest value "
+              f"-> {'ok' if agree else f'FAIL (> {onnx_runtime.TOLERANCE:.0e})'}")
+    return ok
 
 
 def _run_training(args, graph) -> int:

@@ -30,8 +30,18 @@ from archcost.errors import MAX_MESSAGE_CHARS, ArchcostError, ShapeError, limit_
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
-    LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, Reshape, Scale, Softmax,
+    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, Reshape, Scale, Softmax,
 )
+
+
+def _param_shapes(op, in_shapes, out_shape) -> dict:
+    """The shape of each parameter archcost's executor gives ``op`` (archcost/execute.py init_params)."""
+    if isinstance(op, Conv2d):
+        return {"weight": (op.out_channels, in_shapes[0][1] // op.groups, *op.kernel), "bias": (op.out_channels,)}
+    if isinstance(op, Linear):
+        return {"weight": (op.out_features, in_shapes[0][-1]), "bias": (op.out_features,)}
+    c = out_shape[getattr(op, "axis", 1)]
+    return {"gamma": (c,), "beta": (c,), "mean": (c,), "var": (c,)}
 
 
 class Unsupported(Exception):
@@ -50,6 +60,17 @@ MAX_LISTED = 8
 
 
 def load_onnx(path, input_shape=None) -> Graph:
+    """The Graph of the ONNX file at ``path``."""
+    return _load(path, input_shape, weights=False)
+
+
+def load_onnx_weights(path, input_shape=None) -> tuple[Graph, dict, dict]:
+    """The Graph, the file's own weights in the executor's layout ({layer: {param: float32
+    array}}, as archcost.execute.init_params would draw them), and {ONNX graph output: layer}."""
+    return _load(path, input_shape, weights=True)
+
+
+def _load(path, input_shape, weights: bool):
     try:
         import onnx
     except ModuleNotFoundError:
@@ -78,14 +99,19 @@ def load_onnx(path, input_shape=None) -> Graph:
     # Random bytes can parse as a protobuf message holding only unknown fields: no graph, no model.
     if not model.HasField("graph"):
         raise ArchcostError(f"{path}: not a readable ONNX model (the file holds no graph)")
-    return import_model(model, str(path), input_shape, base_dir=path.parent)
+    return import_model(model, str(path), input_shape, base_dir=path.parent, weights=weights)
 
 
-def import_model(model, source: str = "<onnx>", input_shape=None, base_dir=None) -> Graph:
+def import_model(model, source: str = "<onnx>", input_shape=None, base_dir=None, weights: bool = False):
     """The Graph of an ONNX ``ModelProto``. ``base_dir`` is the directory external tensor data is
-    read from (the model file's directory); without it a model with external data is refused."""
+    read from (the model file's directory); without it a model with external data is refused.
+    With ``weights``: (Graph, the file's weights per layer, {graph output: layer})."""
     try:
-        return _Importer(model, source, input_shape, base_dir).run()
+        importer = _Importer(model, source, input_shape, base_dir)
+        graph = importer.run()
+        if not weights:
+            return graph
+        return graph, importer.file_weights(), importer.output_layers()
     except ArchcostError as exc:
         message = str(exc)
         message = message if message.startswith(source) else f"{source}: {message}"
@@ -232,6 +258,9 @@ class _Importer:
         self.skip: set[int] = set()  # nodes folded into another one
         self.replace: dict[int, tuple] = {}  # node index -> (handler name, data)
         self.extra_pads: dict[int, tuple] = {}
+        # layer -> {param: (tensor, layout)}: where each layer's weights are in the file, read only
+        # when they are asked for (file_weights), so that the analysis never decodes them.
+        self.weight_sources: dict[str, dict[str, tuple[str, str]]] = {}
 
     @staticmethod
     def _default_opset(model) -> int:
@@ -618,7 +647,7 @@ class _Importer:
                 if len(other) == 1 and self.is_const(other[0]) and len(w) == 2 and \
                         self.const_shape(other[0]) in ((w[1],), (1, w[1])):
                     self.skip.add(i)
-                    self.replace[j] = ("linear", (node.input[0], w, True))
+                    self.replace[j] = ("linear", (node.input[0], w, True, node.input[1], other[0]))
         elif node.op_type == "Pad":
             if self._pad_into_consumer(node):
                 self.skip.add(i)
@@ -780,8 +809,8 @@ class _Importer:
                 self.tensors[node.output[0]] = self.add(Activation(fn), [self.act(x, where)], node)
                 return
             if kind == "linear":
-                x, w, bias = data
-                self._linear(node, where, x, w, bias)
+                x, w, bias, weight_t, bias_t = data
+                self._linear(node, where, x, w, bias, weight_t=weight_t, bias_t=bias_t)
                 return
         op_type = node.op_type
         inputs = [t for t in node.input]
@@ -796,6 +825,50 @@ class _Importer:
         if handler is None:
             raise Unsupported("")
         handler(i, node, where, self.attrs(node))
+
+    def file_weights(self) -> dict:
+        """Each layer's weights from the file, in the executor's layout (float32)."""
+        for layer in self.g.topological_order():
+            op = self.g.op(layer)
+            if isinstance(op, Input) or layer in self.weight_sources:
+                continue
+            cost = op.cost(tuple(self.g.shape(s) for s in self.g.inputs(layer)), self.g.shape(layer))
+            if cost.weights or cost.biases or cost.buffers:  # a layer the importer made without its weights
+                raise ArchcostError(f"layer {quote(layer)} ({op.label()}): its weights are not read from the file")
+        out = {}
+        for layer, sources in self.weight_sources.items():
+            op, shapes = self.g.op(layer), [self.g.shape(s) for s in self.g.inputs(layer)]
+            params = {}
+            for param, (tensor, layout) in sources.items():
+                where = f"layer {quote(layer)}: {param}"
+                if not tensor or not self.is_const(tensor):
+                    raise ArchcostError(f"{where} is computed at run time; the file holds no value to run it with")
+                value = self.const(tensor)
+                if value.dtype.kind not in "iuf":
+                    raise ArchcostError(f"{where} {quote(tensor)} holds {value.dtype} values")
+                value = value.astype(np.float64)
+                if layout == "transposed":
+                    value = value.T
+                elif layout == "zeros":
+                    value = np.zeros(value.size)
+                elif layout == "reciprocal":
+                    with np.errstate(divide="ignore"):
+                        value = 1.0 / value.reshape(-1)
+                elif layout == "flat":
+                    value = value.reshape(-1)
+                params[param] = np.ascontiguousarray(value, dtype=np.float32)
+            expected = _param_shapes(op, shapes, self.g.shape(layer))
+            for param, value in params.items():
+                if value.shape != expected[param]:
+                    raise ArchcostError(f"layer {quote(layer)}: {param} {quote(sources[param][0])} holds "
+                                        f"{'x'.join(map(str, value.shape))} values, the layer needs "
+                                        f"{'x'.join(map(str, expected[param]))}")
+            out[layer] = params
+        return out
+
+    def output_layers(self) -> dict:
+        """{ONNX graph output: the archcost layer that computes it}."""
+        return {o.name: self.tensors[o.name] for o in self.onnx_graph.output if o.name in self.tensors}
 
     def out(self, node, op, inputs, suffix: str = "") -> str:
         name = self.add(op, inputs, node, suffix)
@@ -867,7 +940,8 @@ class _Importer:
         strides, dilations, padding = self._spatial(i, node, where, attrs, kernel)
         bias = len(node.input) > 2 and bool(node.input[2])
         self._check_bias(node, where, int(w[0]))
-        self.out(node, Conv2d(int(w[0]), kernel, strides, padding, dilations, group, bias), [x])
+        name = self.out(node, Conv2d(int(w[0]), kernel, strides, padding, dilations, group, bias), [x])
+        self.weight_sources[name] = {"weight": (weight, "as is"), **({"bias": (node.input[2], "flat")} if bias else {})}
 
     def _check_bias(self, node, where, count: int) -> None:
         """A constant bias must hold one value per output (a (1, M) row counts too)."""
@@ -919,7 +993,7 @@ class _Importer:
             self.out(node, Flatten(), [name], suffix="_squeeze")
 
     # dense layers
-    def _linear(self, node, where, x_tensor, w, bias, trans_b=False):
+    def _linear(self, node, where, x_tensor, w, bias, trans_b=False, weight_t=None, bias_t=None):
         x = self.act(x_tensor, where)
         if len(w) != 2:
             raise Unsupported(f"weight of rank {len(w)}")
@@ -929,7 +1003,12 @@ class _Importer:
             raise ArchcostError(f"{where}: weight {w[0]}x{w[1]} needs {k} input features, the input has {have}")
         if node.op_type == "Gemm":
             self._check_bias(node, where, int(m))
-        self.out(node, Linear(int(m), bias), [x])
+        name = self.out(node, Linear(int(m), bias), [x])
+        # archcost's fc weight is (out, in): Gemm's B with transB, else B and MatMul's (in, out) transposed.
+        weight_t = node.input[1] if weight_t is None else weight_t
+        bias_t = (node.input[2] if bias else None) if bias_t is None else bias_t
+        self.weight_sources[name] = {"weight": (weight_t, "as is" if trans_b else "transposed"),
+                                     **({"bias": (bias_t, "flat")} if bias else {})}
 
     def on_Gemm(self, i, node, where, attrs):
         if attrs.get("transA", 0):
@@ -995,7 +1074,8 @@ class _Importer:
         scale = self.const_shape(node.input[1]) if self.is_const(node.input[1]) else (c,)
         if scale != (c,):
             raise ArchcostError(f"{where}: scale of shape {scale} for {c} channels")
-        self.out(node, BatchNorm(eps=_f(attrs.get("epsilon", 1e-5))), [x])
+        name = self.out(node, BatchNorm(eps=_f(attrs.get("epsilon", 1e-5))), [x])
+        self.weight_sources[name] = {k: (t, "flat") for k, t in zip(("gamma", "beta", "mean", "var"), node.input[1:5])}
 
     def on_LayerNormalization(self, i, node, where, attrs):
         x = self.act(node.input[0], where)
@@ -1003,7 +1083,10 @@ class _Importer:
         axis = self._axes([attrs.get("axis", -1)], rank, where, "axis")[0]
         if axis != rank - 1:
             raise Unsupported(f"normalisation over axes {axis}.. (only the last axis)")
-        self.out(node, LayerNorm(-1, _f(attrs.get("epsilon", 1e-5))), [x])
+        name = self.out(node, LayerNorm(-1, _f(attrs.get("epsilon", 1e-5))), [x])
+        has_bias = len(node.input) > 2 and node.input[2]
+        self.weight_sources[name] = {"gamma": (node.input[1], "flat"),
+                                     "beta": (node.input[2], "flat") if has_bias else (node.input[1], "zeros")}
 
     def on_LRN(self, i, node, where, attrs):
         self.out(node, LRN(int(attrs["size"]), _f(attrs.get("alpha", 1e-4)), _f(attrs.get("beta", 0.75)),
@@ -1190,7 +1273,8 @@ class _Importer:
                 raise ArchcostError(f"{where}: factor {factor} of {quote(const_t)} is not a finite number")
             self.out(node, Scale(1.0 / factor if invert else factor), [x])
         elif self._per_channel(const_shape, shape):
-            self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
+            name = self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
+            self.weight_sources[name] = {"gamma": (const_t, "reciprocal" if invert else "flat")}
         else:
             raise Unsupported(f"a constant of shape {tuple(const_shape)}")
 

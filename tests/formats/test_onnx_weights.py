@@ -1,0 +1,163 @@
+"""An ONNX file run with its own weights: the importer hands the executor every layer's
+initializers in archcost's layout, and the outputs agree with onnx's reference evaluator and
+onnxruntime (independent implementations of what the file means), on random weights and inputs."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from archcost.cli import main
+from archcost.errors import ArchcostError
+from archcost.execute import Executor
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+from archcost.formats.onnx_import import load_onnx_weights  # noqa: E402
+
+RNG = np.random.default_rng(13)
+
+
+def f32(*shape, low=-1.0, high=1.0):
+    return RNG.uniform(low, high, shape).astype(np.float32)
+
+
+def net(tmp_path, *, opset=17, bn_mean=None, name="w.onnx"):
+    """Every op whose weights the importer reads: conv + bias, BN, per-channel Mul and Div,
+    Gemm with transB=0 and a (1, M) bias, MatMul + Add, LayerNormalization."""
+    inits = {
+        "w": f32(6, 3, 3, 3), "b": f32(6), "gamma": f32(6, low=0.5, high=1.5), "beta": f32(6),
+        "mean": f32(6) if bn_mean is None else bn_mean, "var": f32(6, low=0.5, high=2.0),
+        "k": f32(1, 6, 1, 1, low=0.5, high=2.0), "d": f32(6, 1, 1, low=0.5, high=2.0),
+        "g1": f32(6, 10), "c1": f32(1, 10), "g2": f32(10, 8), "c2": f32(8), "ln_s": f32(8), "ln_b": f32(8),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["conv", "gamma", "beta", "mean", "var"], ["bn"], epsilon=1e-3),
+        helper.make_node("Relu", ["bn"], ["relu"]),
+        helper.make_node("Mul", ["relu", "k"], ["scaled"]),
+        helper.make_node("Div", ["scaled", "d"], ["divided"]),
+        helper.make_node("GlobalAveragePool", ["divided"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "g1", "c1"], ["fc1"]),
+        helper.make_node("MatMul", ["fc1", "g2"], ["mm"]),
+        helper.make_node("Add", ["mm", "c2"], ["fc2"]),
+        helper.make_node("LayerNormalization", ["fc2", "ln_s", "ln_b"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    graph = helper.make_graph(
+        nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    path = pathlib.Path(tmp_path) / name
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+def test_the_files_weights_give_the_reference_evaluators_outputs(tmp_path):
+    path = net(tmp_path)
+    graph, params, outputs = load_onnx_weights(path)
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape == (2, 8)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    # Drawn weights give other outputs: the file's weights are the ones that ran.
+    drawn = Executor(graph, 2, "cpu", 0).forward(x).outputs[outputs["y"]]
+    assert np.abs(drawn - expected).max() > 1e-2
+
+
+def test_onnxruntime_agrees(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    path = net(tmp_path)
+    graph, params, outputs = load_onnx_weights(path)
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_validate_with_the_files_weights(tmp_path, capsys):
+    path = net(tmp_path)
+    assert main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ok" in out and "FAIL" not in out
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert "onnxruntime: not installed" in out
+    else:
+        assert "onnxruntime: output 'y'" in out
+
+
+def test_a_weight_of_the_wrong_size_is_named(tmp_path):
+    path = net(tmp_path, bn_mean=f32(5))
+    with pytest.raises(ArchcostError, match="layer 'bn': mean 'mean' holds 5 values, the layer needs 6"):
+        load_onnx_weights(path)
+
+
+def test_weights_computed_at_run_time_are_refused(tmp_path):
+    # A BN scale that is an activation: the analysis needs only its shape, a run needs its values.
+    nodes = [
+        helper.make_node("Relu", ["input"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["s4"]),
+        helper.make_node("Flatten", ["s4"], ["scale"], axis=1),
+        helper.make_node("BatchNormalization", ["r", "scale", "b", "m", "v"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.zeros(3, np.float32), k) for k in ("b", "m")]
+    inits += [numpy_helper.from_array(np.ones(3, np.float32), "v")]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    path = tmp_path / "rt.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ArchcostError, match="layer 'y': gamma is computed at run time"):
+        load_onnx_weights(path)
+
+
+# --- archcost run --------------------------------------------------------------------------------
+
+def test_run_writes_the_outputs(tmp_path, capsys):
+    path = net(tmp_path)
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert "file weights" in capsys.readouterr().out
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-4, atol=1e-5)
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npz")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["y"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_run_a_zoo_model_at_the_inputs_size(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", RNG.standard_normal((1, 1, 32, 32)).astype(np.float32))
+    assert main(["run", "lenet5", "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert "random weights" in capsys.readouterr().out
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape[0] == 1 and np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("make,args,message", [
+    (lambda d: np.save(d / "x.npy", np.arange(12).reshape(1, 3, 2, 2)), [], "holds int64 values"),
+    (lambda d: np.save(d / "x.npy", np.array([object()], dtype=object), allow_pickle=True), [],
+     "not a readable .npy array"),
+    (lambda d: (d / "x.npy").write_bytes(b"not numpy"), [], "not a readable .npy array"),
+    (lambda d: np.save(d / "x.npy", np.full((1, 1, 32, 32), np.nan, np.float32)), [], "NaN or infinite"),
+    (lambda d: np.save(d / "x.npy", np.zeros(5, np.float32)), [], "expected a batch"),
+    (lambda d: np.save(d / "x.npy", np.zeros((1, 1, 32, 32), np.float32)), ["--weights", "file"],
+     "is not an .onnx file"),
+])
+def test_run_refuses_bad_input_in_one_line(tmp_path, capsys, make, args, message):
+    make(tmp_path)
+    out = tmp_path / "y.npy"
+    code = main(["run", "lenet5", "--input", str(tmp_path / "x.npy"), "-o", str(out), *args])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_run_refuses_an_output_name_it_cannot_write(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
+    assert main(["run", "lenet5", "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.txt")]) != 0
+    assert "expected a file name ending in .npy, .npz" in capsys.readouterr().err
