@@ -454,6 +454,12 @@ class _Importer:
         missing = [o for o in outputs if o not in self.tensors and not self.is_const(o)]
         if missing:
             raise ArchcostError(f"graph output {quote(missing[0])} is not produced by any node")
+        constant = [o for o in outputs if o not in self.tensors]
+        if constant:
+            # Computed from constants and shapes alone (a Shape of the input, say): no layer of the
+            # network computes it, so an analysis or a run of the layers would leave it out.
+            raise ArchcostError(f"graph output {quote(constant[0])} is a constant, not computed by any layer "
+                                f"(archcost analyses the layers from the input to the outputs)")
         return self.g
 
     def _fold_constants(self, nodes, order) -> None:
@@ -1157,6 +1163,12 @@ class _Importer:
             raise ArchcostError(f"{where}: a step is 0")
         channels = None
         for a, start, end, step in zip(axes, starts, ends, steps):
+            if a == 0:
+                # The graph's shapes are at batch 1: only a slice that keeps every sample of any
+                # batch (0 or -inf to +inf, step 1) is known to be whole.
+                if step != 1 or not (start == 0 or start <= -(2**62)) or end < 2**62:
+                    raise Unsupported("a slice of the batch axis")
+                continue
             # ONNX clamps starts and ends as Python's slice does (INT64_MAX = to the end).
             kept = list(range(shape[a]))[slice(start, end, step)]
             if a == 1:

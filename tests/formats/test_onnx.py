@@ -518,6 +518,9 @@ def test_channel_slices_import_as_channel_selects(tmp_path, nodes, inits, opset,
     (node("Slice", ["c", "z", "two", "ax"], "y"), {"z": np.array([0]), "two": np.array([2]), "ax": np.array([2])},
      "a slice of axis 2 (archcost slices channels only)"),
     (node("Split", ["c"], ["y", "y2"], axis=2), {}, "a split of axis 2"),
+    # the graph's shapes are at batch 1: a slice of axis 0 would look whole there (ONNX's test_slice)
+    (node("Slice", ["c", "z", "two", "ax"], "y"), {"z": np.array([0]), "two": np.array([2]), "ax": np.array([0])},
+     "a slice of the batch axis"),
     (node("Gather", ["c", "k"], "y", axis=1), {"k": np.array(1)}, "0-d indices"),
     (node("Gather", ["c", "k"], "y", axis=1), {"k": np.array([1, 1])}, "repeat a channel"),
 ])
@@ -534,4 +537,12 @@ def test_a_split_that_does_not_add_up_is_an_error(tmp_path):
                            node("Split", ["c", "sizes"], ["y", "y2"], axis=1)],
                 {"w": (8, 3, 1, 1), "sizes": np.array([3, 3])}, input_shape=(1, 3, 8, 8))
     with pytest.raises(ArchcostError, match="split \\[3, 3\\] does not cut 8 channels into 2 outputs"):
+        load_onnx(path)
+
+
+def test_a_graph_output_computed_from_shapes_alone_is_refused(tmp_path):
+    # ONNX's test_shape: the output is Shape(input), a constant once folded; no layer computes it,
+    # and it was imported as a network with no output layer for it.
+    path = save(tmp_path, [node("Shape", ["input"], "y")], input_shape=(1, 3, 4, 4))
+    with pytest.raises(ArchcostError, match="graph output 'y' is a constant, not computed by any layer"):
         load_onnx(path)
