@@ -855,6 +855,8 @@ class _Importer:
                 value = value.astype(np.float64)
                 if layout == "transposed":
                     value = value.T
+                elif layout == "conv1d":  # (M, C/g, k) -> the 1 x k Conv2d's (M, C/g, 1, k)
+                    value = value.reshape(value.shape[0], value.shape[1], 1, value.shape[2])
                 elif layout == "zeros":
                     value = np.zeros(value.size)
                 elif layout == "reciprocal":
@@ -930,11 +932,14 @@ class _Importer:
         if not self.is_const(weight):
             raise Unsupported("weights computed at run time")
         w = self.const_shape(weight)
-        if len(w) != 4:
-            raise Unsupported(f"{len(w) - 2}-D convolution (only 2-D)")
         group = attrs.get("group", 1)
         if not isinstance(group, int) or group < 1:  # (a float 2.5 must not be read as 2)
             raise ArchcostError(f"{where}: group {quote(group)} is not a positive integer")
+        if len(w) == 3:
+            self._conv1d(node, where, attrs, w, group)
+            return
+        if len(w) != 4:
+            raise Unsupported(f"{len(w) - 2}-D convolution (only 1-D and 2-D)")
         x = self.source_of(i, node, where)
         c = self.g.shape(x)[1] if len(self.g.shape(x)) == 4 else None
         if c is not None and w[1] * group != c:
@@ -948,6 +953,48 @@ class _Importer:
         self._check_bias(node, where, int(w[0]))
         name = self.out(node, Conv2d(int(w[0]), kernel, strides, padding, dilations, group, bias), [x])
         self.weight_sources[name] = {"weight": (weight, "as is"), **({"bias": (node.input[2], "flat")} if bias else {})}
+
+    def _conv1d(self, node, where, attrs, w, group) -> None:
+        """A 1-D convolution (ECA-Net's channel attention) on (N, C, L): a 1 x k Conv2d on the
+        input viewed as (N, C, 1, L), then viewed back: the same MACs, params and outputs."""
+        x = self.act(node.input[0], where)
+        shape = self.g.shape(x)
+        if len(shape) != 3:
+            raise Unsupported(f"a 1-D convolution of a {len(shape)}-d input")
+        _, c, length = shape
+        if w[1] * group != c:
+            raise ArchcostError(f"{where}: weight {'x'.join(map(str, w))} with group {group} needs {w[1] * group} "
+                                f"input channels, the input has {c}")
+        k = w[2]
+        values = {"kernel_shape": tuple(attrs.get("kernel_shape", (k,))), "strides": tuple(attrs.get("strides", (1,))),
+                  "dilations": tuple(attrs.get("dilations", (1,))), "pads": tuple(attrs.get("pads", (0, 0)))}
+        for key, size, low in (("kernel_shape", 1, 1), ("strides", 1, 1), ("dilations", 1, 1), ("pads", 2, 0)):
+            if len(values[key]) != size or not all(isinstance(v, int) and v >= low for v in values[key]):
+                raise ArchcostError(f"{where}: {key} {quote(list(values[key]))}: expected {size} "
+                                    f"{'non-negative' if low == 0 else 'positive'} integer{'s' if size > 1 else ''}")
+        if values["kernel_shape"] != (k,):
+            raise ArchcostError(f"{where}: kernel_shape {list(values['kernel_shape'])} disagrees with the weight {w}")
+        (stride,), (dilation,), pads = values["strides"], values["dilations"], values["pads"]
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ArchcostError(f"{where}: auto_pad {quote(auto)} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            from archcost.shapes import same_padding
+
+            pads = same_padding(length, k, stride, dilation)
+            pads = pads[::-1] if auto == "SAME_LOWER" else pads
+        elif auto == "VALID":
+            pads = (0, 0)
+        bias = len(node.input) > 2 and bool(node.input[2])
+        self._check_bias(node, where, int(w[0]))
+        as_2d = self.add(Reshape((c, 1, length)), [x], node, suffix="_as_2d")
+        conv = self.add(Conv2d(int(w[0]), (1, k), (1, stride), (0, 0, int(pads[0]), int(pads[1])), (1, dilation),
+                               group, bias), [as_2d], node)
+        self.weight_sources[conv] = {"weight": (node.input[1], "conv1d"),
+                                     **({"bias": (node.input[2], "flat")} if bias else {})}
+        self.tensors[node.output[0]] = self.add(Reshape((int(w[0]), self.g.shape(conv)[3])), [conv], node,
+                                                suffix="_as_1d")
 
     def _check_bias(self, node, where, count: int) -> None:
         """A constant bias must hold one value per output (a (1, M) row counts too)."""
@@ -1224,6 +1271,27 @@ class _Importer:
         if len(set(picked)) != len(picked) or not picked:
             raise Unsupported("indices that repeat a channel or pick none")
         self.out(node, ChannelSelect(tuple(picked)), [x])
+
+    def on_Expand(self, i, node, where, attrs):
+        """``gate.expand_as(x)`` feeding ``x * gate`` (ECA-Net, some SE blocks): the product
+        broadcasts the gate itself, so the Expand is an alias. Any other Expand is listed."""
+        x = self.act(node.input[0], where)
+        if len(node.input) < 2 or not self.is_const(node.input[1]):
+            raise Unsupported("a shape computed at run time")
+        target = tuple(self._int_const(node.input[1], where))
+        j = self._sole_consumer(node.output[0])
+        if j is None or self.nodes[j].op_type != "Mul" or len(self.nodes[j].input) != 2:
+            raise Unsupported("an Expand that does not feed one Mul")
+        other = [t for t in self.nodes[j].input if t != node.output[0]]
+        if len(other) != 1 or other[0] not in self.tensors:
+            raise Unsupported("an Expand that does not feed one Mul")
+        shape, full = self.g.shape(x), self.g.shape(self.tensors[other[0]])
+        # The product broadcasts the gate to exactly the other operand's shape: the expanded
+        # target is that shape (its batch entry may be the export's 1).
+        if len(target) != len(full) or target[1:] != full[1:] or target[0] not in (1, full[0]) or \
+                len(shape) != len(full) or any(a not in (1, b) for a, b in zip(shape[1:], full[1:])):
+            raise Unsupported(f"an Expand to {list(target)} that is not the shape of the Mul's other operand")
+        self.tensors[node.output[0]] = x
 
     def on_Identity(self, i, node, where, attrs):
         self.tensors[node.output[0]] = self.act(node.input[0], where)

@@ -161,3 +161,53 @@ def test_run_refuses_an_output_name_it_cannot_write(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
     assert main(["run", "lenet5", "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.txt")]) != 0
     assert "expected a file name ending in .npy, .npz" in capsys.readouterr().err
+
+
+def _save(tmp_path, nodes, inits, shape, name):
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / name
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _same_as_reference(path, shape):
+    graph, params, outputs = load_onnx_weights(path)
+    x = RNG.standard_normal(shape).astype(np.float32)
+    ours = Executor(graph, shape[0], "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    return graph
+
+
+@pytest.mark.parametrize("attrs", [
+    {"strides": [2], "pads": [1, 2], "group": 2},
+    {"dilations": [2], "auto_pad": "SAME_UPPER"},
+    {"auto_pad": "VALID"},
+])
+def test_a_1d_convolution_runs_as_a_1xk_conv2d(tmp_path, attrs):
+    # ECA-Net's channel attention convolves the pooled channels as a 1-D signal.
+    group = attrs.get("group", 1)
+    path = _save(tmp_path, [helper.make_node("Conv", ["input", "w", "b"], ["y"], kernel_shape=[3], **attrs)],
+                 {"w": f32(6, 4 // group, 3), "b": f32(6)}, (2, 4, 10), "c1.onnx")
+    graph = _same_as_reference(path, (2, 4, 10))
+    conv = graph.op(graph.topological_order()[2])
+    assert conv.kernel == (1, 3) and conv.groups == group
+
+
+def test_expand_as_feeding_a_product_is_the_broadcast(tmp_path):
+    # ECA-Net: x * gate.expand_as(x)
+    path = _save(tmp_path, [
+        helper.make_node("GlobalAveragePool", ["input"], ["g"]), helper.make_node("Sigmoid", ["g"], ["s"]),
+        helper.make_node("Expand", ["s", "shape"], ["e"]), helper.make_node("Mul", ["input", "e"], ["y"]),
+    ], {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 8, 8), "ex.onnx")
+    _same_as_reference(path, (2, 3, 8, 8))
+
+
+def test_other_expands_are_listed(tmp_path):
+    path = _save(tmp_path, [helper.make_node("Expand", ["input", "shape"], ["y"])],
+                 {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 1, 1), "ex2.onnx")
+    with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul\\)"):
+        load_onnx_weights(path)
