@@ -196,6 +196,25 @@ def avg_pool_state(op, in_shapes, out_shape, params):
     return (*op.kernel, *op.stride, *op.padding, int(op.count_include_pad))
 
 
+def collapse_permute(dims, in_shape) -> tuple[tuple, tuple, tuple]:
+    """(input shape, dims, output shape) of the same permutation with every run of input axes
+    that stays together, in order, merged into one: ShuffleNet's channel shuffle (0, 2, 1, 3, 4)
+    on (N, g, C/g, H, W) is (0, 2, 1, 3) on (N, g, C/g, H*W). Both backends' kernels take 4 axes;
+    this brings the permutes exporters write down to that."""
+    runs: list[list[int]] = []
+    for d in dims:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    by_input = sorted(range(len(runs)), key=lambda r: runs[r][0])  # run index in input order
+    position = {r: k for k, r in enumerate(by_input)}
+    merged_in = tuple(math.prod(in_shape[a] for a in runs[r]) for r in by_input)
+    merged_dims = tuple(position[r] for r in range(len(runs)))
+    merged_out = tuple(merged_in[d] for d in merged_dims)
+    return merged_in, merged_dims, merged_out
+
+
 def channel_pad_state(op, in_shapes, out_shape, params):
     return op.stride
 

@@ -309,8 +309,12 @@ class KernelCases:
         run = self.check(ops.ChannelPad(8, stride), shape)
         assert (run.out[:, shape[1]:] == 0).all()
 
+    # 5 and 6 axes: ShuffleNet's channel shuffle (0, 2, 1, 3, 4) and any permute whose runs of
+    # kept-together axes merge to 4 (adapters.collapse_permute).
     @pytest.mark.parametrize("dims,shape", [((0, 2, 3, 1), (2, 3, 4, 5)), ((0, 3, 1, 2), (2, 3, 4, 5)),
-                                            ((0, 2, 1), (2, 3, 4))])
+                                            ((0, 2, 1), (2, 3, 4)), ((0, 2, 1, 3, 4), (2, 2, 3, 4, 5)),
+                                            ((0, 3, 4, 1, 2), (2, 2, 3, 4, 5)),
+                                            ((0, 1, 4, 5, 2, 3), (1, 2, 3, 2, 2, 3))])
     def test_permute(self, dims, shape):
         self.check(ops.Permute(dims), shape)
 

@@ -329,7 +329,8 @@ def test_channel_pad_gradient_only_at_kept_positions():
 
 @pytest.mark.parametrize("dims,shape", [((0, 2, 3, 1), (2, 3, 4, 5)), ((0, 3, 1, 2), (2, 3, 4, 5)),
                                         ((0, 2, 1), (2, 3, 4)), ((0, 1, 3, 2), (2, 3, 4, 5)),
-                                        ((0, 1, 2, 3), (1, 2, 3, 2)), ((0, 1), (3, 4))])
+                                        ((0, 1, 2, 3), (1, 2, 3, 2)), ((0, 1), (3, 4)),
+                                        ((0, 2, 1, 3, 4), (2, 2, 3, 4, 5)), ((0, 3, 4, 1, 2), (1, 2, 3, 2, 2))])
 def test_permute_backward(dims, shape):
     run_train(ops.Permute(dims), shape)
 
@@ -445,3 +446,18 @@ def test_every_tensor_op_has_training_methods():
                     ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout, ops.AffineGrid, ops.GridSample):
         adapter = cpu.ADAPTERS[op_type]
         assert callable(adapter.train_forward) and callable(adapter.backward)
+
+
+@pytest.mark.parametrize("dims,shape,merged", [
+    ((0, 2, 1, 3, 4), (2, 4, 3, 5, 6), ((2, 4, 3, 30), (0, 2, 1, 3), (2, 3, 4, 30))),
+    ((0, 1, 2, 3), (2, 3, 4, 5), ((120,), (0,), (120,))),
+    ((0, 2, 3, 1), (2, 3, 4, 5), ((2, 3, 20), (0, 2, 1), (2, 20, 3))),
+    ((0, 3, 4, 1, 2), (2, 2, 3, 4, 5), ((2, 6, 20), (0, 2, 1), (2, 20, 6))),
+])
+def test_collapse_permute_merges_the_axes_that_stay_together(dims, shape, merged):
+    from archcost.kernels import adapters
+
+    assert adapters.collapse_permute(dims, shape) == merged
+    x = np.arange(np.prod(shape)).reshape(shape)
+    merged_in, merged_dims, merged_out = merged
+    assert (x.transpose(dims).reshape(merged_out) == x.reshape(merged_in).transpose(merged_dims)).all()

@@ -568,7 +568,8 @@ def test_channel_pad(out_channels, stride, shape):
 
 
 @pytest.mark.parametrize("dims,shape", [((0, 2, 3, 1), (2, 3, 2, 4)), ((0, 3, 1, 2), (1, 2, 3, 4)),
-                                        ((0, 2, 1), (2, 3, 4)), ((0, 1), (3, 4))], ids=str)
+                                        ((0, 2, 1), (2, 3, 4)), ((0, 1), (3, 4)),
+                                        ((0, 2, 1, 3, 4), (1, 2, 3, 2, 2))], ids=str)
 def test_permute(dims, shape):
     Trip(ops.Permute(dims), shape)
 

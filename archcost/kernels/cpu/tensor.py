@@ -273,11 +273,15 @@ class ChannelPadKernel:
 class PermuteKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        return tuple(op.dims) + tuple(range(len(op.dims), 4))
+        """(merged input shape, merged dims padded to 4 axes, merged output shape)."""
+        merged_in, dims, merged_out = adapters.collapse_permute(op.dims, in_shapes[0])
+        return merged_in, dims + tuple(range(len(dims), 4)), merged_out
 
     @staticmethod
     def run(op, state, inputs, out):
-        copy4d(_as4d(inputs[0], "permute").transpose(state), _as4d(out, "permute"))
+        merged_in, dims, merged_out = state
+        x = _as4d(inputs[0].reshape(merged_in), "permute")
+        copy4d(x.transpose(dims), _as4d(out.reshape(merged_out), "permute"))
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
@@ -289,9 +293,10 @@ class PermuteKernel:
         grad = grad_inputs[0]
         if grad is None:
             return
-        dims = tuple(op.dims) + tuple(range(len(op.dims), 4))
+        merged_in, dims, merged_out = PermuteKernel.prepare(op, (tuple(grad.shape),), tuple(grad_out.shape), {})
         inverse = tuple(int(k) for k in np.argsort(dims))
-        accumulate4d(_as4d(grad, "permute"), _as4d(grad_out, "permute").transpose(inverse))
+        accumulate4d(_as4d(grad.reshape(merged_in), "permute"),
+                     _as4d(grad_out.reshape(merged_out), "permute").transpose(inverse))
 
 
 class ViewKernel(adapters.ViewAdapter):

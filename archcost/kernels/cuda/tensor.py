@@ -283,9 +283,12 @@ class ChannelPadKernel:
 class PermuteKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        dims = tuple(op.dims) + tuple(range(len(op.dims), 4))
-        in_strides = strides4(shape4(in_shapes[0], "permute"))
-        return shape4(out_shape, "permute")[1:], tuple(in_strides[d] for d in dims)
+        # Runs of axes that stay together are merged first (adapters.collapse_permute): the
+        # channel shuffle's 5-axis permute is a 4-axis one.
+        merged_in, dims, merged_out = adapters.collapse_permute(op.dims, in_shapes[0])
+        dims = dims + tuple(range(len(dims), 4))
+        in_strides = strides4(shape4(merged_in, "permute"))
+        return shape4(merged_out, "permute")[1:], tuple(in_strides[d] for d in dims)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -304,11 +307,12 @@ class PermuteKernel:
         grad = input_grad(grad_inputs)
         if grad is None:
             return
-        dims = tuple(op.dims) + tuple(range(len(op.dims), 4))
-        out_strides = strides4(shape4(tuple(grad_out.shape), "permute"))
+        merged_in, dims, merged_out = adapters.collapse_permute(op.dims, tuple(grad.shape))
+        dims = dims + tuple(range(len(dims), 4))
+        out_strides = strides4(shape4(merged_out, "permute"))
         inverse = np.argsort(dims)
         g = flat(grad)
-        launch(_gather_add, g.size, flat(grad_out), g, *shape4(tuple(grad.shape), "permute")[1:],
+        launch(_gather_add, g.size, flat(grad_out), g, *shape4(merged_in, "permute")[1:],
                *(int(out_strides[k]) for k in inverse))
 
 
