@@ -67,6 +67,9 @@ class Graph:
     def __init__(self, name: str = "graph", description: str = ""):
         self.name = name
         self.description = description
+        # What a loader knows about where the numbers come from and a reader should be told
+        # (an ONNX export's folded BatchNorm): printed under every table, listed in its JSON.
+        self.notes: list[str] = []
         self.nx = nx.DiGraph()
         self._order: list[str] = []
         # Plain-dict views of the same data, for the passes' hot loops (networkx's views are slow).

@@ -454,6 +454,7 @@ class _Importer:
         missing = [o for o in outputs if o not in self.tensors and not self.is_const(o)]
         if missing:
             raise ArchcostError(f"graph output {quote(missing[0])} is not produced by any node")
+        self._note_folded_batchnorm(nodes)
         constant = [o for o in outputs if o not in self.tensors]
         if constant:
             # Computed from constants and shapes alone (a Shape of the input, say): no layer of the
@@ -461,6 +462,23 @@ class _Importer:
             raise ArchcostError(f"graph output {quote(constant[0])} is a constant, not computed by any layer "
                                 f"(archcost analyses the layers from the input to the outputs)")
         return self.g
+
+    def _note_folded_batchnorm(self, nodes) -> None:
+        """Say so when the exporter folded BatchNorm into the convs: PyTorch's exporter (with
+        do_constant_folding, its default) writes each folded conv's weight and bias as new
+        initializers named onnx::Conv_N, and the BN layers are gone, so params count the folded
+        weights and biases where the framework counts BN's scale and shift (and no buffers)."""
+        folded = [self.names[i] for i, node in enumerate(nodes) if node.op_type == "Conv" and len(node.input) > 2
+                  and node.input[2].startswith("onnx::Conv_") and self.is_const(node.input[2])]
+        if not folded:
+            return
+        convs = sum(node.op_type == "Conv" for node in nodes)
+        example = ", ".join(_name(n) for n in folded[:2]) + (", ..." if len(folded) > 2 else "")
+        self.g.notes.append(
+            f"{len(folded)} of {convs} convs carry a weight and bias the exporter folded from BatchNorm "
+            f"(initializers onnx::Conv_*: {example}); params count those, not BN's scale, shift and "
+            f"statistics, so they differ from the framework's count. Export with "
+            f"do_constant_folding=False to keep BatchNorm")
 
     def _fold_constants(self, nodes, order) -> None:
         """Evaluate, before any pattern is looked for, every Constant node and every foldable

@@ -138,6 +138,7 @@ def summary_lines(report: Report) -> list[str]:
         f"(forward only); peak live {human_bytes(t['peak_activation_bytes'])} (training: --train)",
         f"MACs: {t['macs']:,} ({human(t['macs'])}); other ops: {t['other']:,}; "
         f"FLOPs (2 x MACs + other): {human(t['flops'])}",
+        *(f"note: {note}" for note in report.graph.notes),
     ]
 
 
@@ -308,6 +309,7 @@ def to_json(report: Report, fold: bool = False, extra: list | None = None) -> di
     return {
         "model": report.model,
         "description": report.graph.description,
+        "notes": list(report.graph.notes),
         "input_shape": list(report.input_shape),
         "batch": report.batch,
         "dtype": report.dtype,

@@ -546,3 +546,24 @@ def test_a_graph_output_computed_from_shapes_alone_is_refused(tmp_path):
     path = save(tmp_path, [node("Shape", ["input"], "y")], input_shape=(1, 3, 4, 4))
     with pytest.raises(ArchcostError, match="graph output 'y' is a constant, not computed by any layer"):
         load_onnx(path)
+
+
+def test_batchnorm_folded_by_the_exporter_is_said_under_the_table(tmp_path, capsys):
+    # torch.onnx.export folds BatchNorm into the conv by default (do_constant_folding) and names
+    # the new weight and bias onnx::Conv_N; params then differ from the framework's count.
+    folded = save(tmp_path, [
+        node("Conv", ["input", "onnx::Conv_1", "onnx::Conv_2"], "c1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Relu", ["c1"], "r"),
+        node("Conv", ["r", "w", "b"], "y", kernel_shape=[1, 1]),
+    ], {"onnx::Conv_1": (4, 3, 3, 3), "onnx::Conv_2": (4,), "w": (2, 4, 1, 1), "b": (2,)}, name="folded.onnx")
+    g = load_onnx(folded)
+    assert len(g.notes) == 1 and g.notes[0].startswith("1 of 2 convs carry a weight and bias the exporter folded")
+    assert cli.main(["table", str(folded)]) == 0
+    assert "note: 1 of 2 convs carry a weight and bias the exporter folded from BatchNorm" in capsys.readouterr().out
+    assert cli.main(["table", str(folded), "--format", "json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["notes"] == g.notes
+    kept = save(tmp_path, [node("Conv", ["input", "w", "b"], "y", kernel_shape=[1, 1])],
+                {"w": (2, 3, 1, 1), "b": (2,)}, name="kept.onnx")
+    assert load_onnx(kept).notes == []
