@@ -362,17 +362,20 @@ def _torchscan_kernel(op) -> int:
     return kh if kh == kw else kh * kw
 
 
-def _torchscan_pool(layer: Layer) -> tuple[int, int] | None:
-    """(window, spatial dims) as torchscan 0.2.0's pooling formulas see the layer, or None."""
-    op = layer.op
+def _torchscan_pool(layer: Layer) -> int | None:
+    """torchscan 0.2.0's FLOPs (and MACs, the same formulas) of a pooling layer, or None:
+    flops_maxpool out * (k - 1); flops_avgpool out * (k - 1 + spatial dims);
+    flops_adaptive_avgpool out * (prod(kernel) - 1 + len(kernel))."""
+    op, x = layer.op, layer.inputs[0] if layer.inputs else ()
     if isinstance(op, GlobalAvgPool):
-        x = layer.inputs[0]
-        return x[2] * x[3], 2  # adaptive_kernel_size: the whole map
-    if isinstance(op, AvgPool2d) and layer.torch == "adaptive":
-        return _adaptive_window(layer), 2
-    if isinstance(op, (MaxPool2d, AvgPool2d)):
-        return _torchscan_kernel(op), len(layer.inputs[0]) - 2
-    return None
+        window, dims = x[2] * x[3], 2  # adaptive_kernel_size: the whole map
+    elif isinstance(op, AvgPool2d) and layer.torch == "adaptive":
+        window, dims = _adaptive_window(layer), 2
+    elif isinstance(op, (MaxPool2d, AvgPool2d)):
+        window, dims = _torchscan_kernel(op), len(x) - 2
+    else:
+        return None
+    return math.prod(layer.output) * (window - 1 + (0 if isinstance(op, MaxPool2d) else dims))
 
 
 def torchscan_flops(layer: Layer) -> int:
@@ -402,10 +405,7 @@ def torchscan_flops(layer: Layer) -> int:
         return 2 * x[1] + 2 * math.prod(x) + (2 * math.prod(x) if op.affine else 0)
     pool = _torchscan_pool(layer)
     if pool is not None:
-        # flops_maxpool: out * (k - 1); flops_avgpool: out * (k - 1 + spatial dims);
-        # flops_adaptive_avgpool: out * (prod(kernel) - 1 + len(kernel)).
-        window, dims = pool
-        return math.prod(out) * (window - 1 + (0 if isinstance(op, MaxPool2d) else dims))
+        return pool
     if isinstance(op, Dropout):
         # flops_dropout: one random draw per element whenever p > 0 (eval mode included).
         return math.prod(x) if op.p > 0 else 0
@@ -419,7 +419,7 @@ def torchscan_flops(layer: Layer) -> int:
 
 def torchscan_macs(layer: Layer) -> int:
     # torchscan 0.2.0, torchscan/modules/macs.py module_macs.
-    op, out = layer.op, layer.output
+    op = layer.op
     x = layer.inputs[0] if layer.inputs else ()
     if layer.functional:
         return 0
@@ -430,10 +430,8 @@ def torchscan_macs(layer: Layer) -> int:
         # macs_bn, eval: numel * (1 + affine).
         return math.prod(x) * (2 if op.affine else 1)
     pool = _torchscan_pool(layer)
-    if pool is not None:
-        # The same window arithmetic as the flops (macs_maxpool, macs_avgpool, macs_adaptive_*).
-        window, dims = pool
-        return math.prod(out) * (window - 1 + (0 if isinstance(op, MaxPool2d) else dims))
+    if pool is not None:  # macs_maxpool, macs_avgpool, macs_adaptive_*: the flops' formulas
+        return pool
     # Activations, dropout, flatten: 0; LayerNorm and anything else unsupported: 0.
     return 0
 

@@ -48,6 +48,28 @@ from archcost.kernels import load_backend
 from archcost.memory import plan_buffers
 
 
+def param_shapes(op, in_shapes, out_shape) -> dict[str, tuple]:
+    """The shape of each parameter (and buffer) array the executor gives ``op``, by name: what
+    init_params draws, and what a file's own weights must match."""
+    if isinstance(op, ops.Conv2d):
+        weight = (op.out_channels, in_shapes[0][1] // op.groups, *op.kernel)
+        return {"weight": weight, **({"bias": (op.out_channels,)} if op.bias else {})}
+    if isinstance(op, ops.Linear):
+        return {"weight": (op.out_features, in_shapes[0][-1]), **({"bias": (op.out_features,)} if op.bias else {})}
+    if isinstance(op, ops.BatchNorm):
+        c = (out_shape[1],)
+        return {"mean": c, "var": c, **({"gamma": c, "beta": c} if op.affine else {})}
+    if isinstance(op, (ops.LayerNorm, ops.Affine)):
+        c = (out_shape[op.axis],)
+        return {"gamma": c, "beta": c}
+    if isinstance(op, ops.Scale) and op.factor is None:
+        return {"gamma": (out_shape[op.axis],)}
+    if isinstance(op, ops.RBF):
+        # (out_features, F): row i is unit i's centre.
+        return {"centres": (op.out_features, in_shapes[0][-1])}
+    return {}
+
+
 def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
     """Seeded float32 parameters of one op, by name (what adapters and the reference read)."""
 
@@ -64,37 +86,28 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
         w += np.float32(lo)
         return w
 
-    if isinstance(op, ops.Conv2d):
-        c_in = in_shapes[0][1]
-        shape = (op.out_channels, c_in // op.groups, *op.kernel)
-        params = {"weight": normal(shape, math.sqrt(2.0 / math.prod(shape[1:])))}
-        if op.bias:
-            params["bias"] = uniform(op.out_channels, -0.1, 0.1)
-        return params
-    if isinstance(op, ops.Linear):
-        f = in_shapes[0][-1]
-        params = {"weight": normal((op.out_features, f), math.sqrt(2.0 / f))}
-        if op.bias:
-            params["bias"] = uniform(op.out_features, -0.1, 0.1)
+    shapes = param_shapes(op, in_shapes, out_shape)
+    if isinstance(op, (ops.Conv2d, ops.Linear)):
+        weight = shapes["weight"]
+        params = {"weight": normal(weight, math.sqrt(2.0 / math.prod(weight[1:])))}
+        if "bias" in shapes:
+            params["bias"] = uniform(shapes["bias"], -0.1, 0.1)
         return params
     if isinstance(op, ops.BatchNorm):
-        c = out_shape[1]
+        c = shapes["mean"]
         params = {"mean": np.zeros(c, np.float32), "var": np.ones(c, np.float32)}  # calibrated on first run
         if op.affine:
             params.update(gamma=uniform(c, 0.8, 1.2), beta=uniform(c, -0.1, 0.1))
         return params
     if isinstance(op, ops.LayerNorm):
-        c = out_shape[op.axis]
-        return {"gamma": uniform(c, 0.8, 1.2), "beta": uniform(c, -0.1, 0.1)}
-    if isinstance(op, ops.Scale) and op.factor is None:
-        return {"gamma": uniform(out_shape[op.axis], 0.5, 1.5)}
+        return {"gamma": uniform(shapes["gamma"], 0.8, 1.2), "beta": uniform(shapes["beta"], -0.1, 0.1)}
     if isinstance(op, ops.Affine):
-        c = out_shape[op.axis]
-        return {"gamma": uniform(c, 0.5, 1.5), "beta": uniform(c, -0.1, 0.1)}
+        return {"gamma": uniform(shapes["gamma"], 0.5, 1.5), "beta": uniform(shapes["beta"], -0.1, 0.1)}
+    if "gamma" in shapes:  # a learned per-channel Scale
+        return {"gamma": uniform(shapes["gamma"], 0.5, 1.5)}
     if isinstance(op, ops.RBF):
-        # (out_features, F): row i is unit i's centre. +-1, like LeNet-5's hand-drawn bitmaps.
-        shape = (op.out_features, in_shapes[0][-1])
-        return {"centres": rng.choice(np.array([-1.0, 1.0], np.float32), shape)}
+        # +-1, like LeNet-5's hand-drawn bitmaps.
+        return {"centres": rng.choice(np.array([-1.0, 1.0], np.float32), shapes["centres"])}
     return {}
 
 

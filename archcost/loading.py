@@ -6,6 +6,7 @@ Data flows cli -> commands -> loading -> zoo / formats; nothing here knows about
 from __future__ import annotations
 
 import math
+import pathlib
 import re
 
 from archcost.errors import ArchcostError, quote
@@ -56,6 +57,22 @@ def parse_option(text: str) -> tuple[str, object]:
                 raise ArchcostError(f"--option {key}: expected a finite number, got {quote(value)}")
             return key, number
     return key, value
+
+
+def load_onnx_with_weights(name: str, input_text: str | None, options: list[str], command: str):
+    """An ONNX file's graph, its own weights per layer and {graph output: layer}, for
+    ``--weights file``: --input applies as for any model; -o options do not exist for ONNX."""
+    from archcost import formats
+
+    if pathlib.Path(name).suffix.lower() not in formats.ONNX_SUFFIXES:
+        raise ArchcostError(f"{command}: --weights file reads an ONNX file's initializers; {quote(name)} is not "
+                            f"an .onnx file")
+    if options:
+        raise ArchcostError(f"{name}: an ONNX model takes no -o options (got {', '.join(options)})")
+    from archcost.formats.onnx_import import load_onnx_weights
+
+    input_shape = parse_input_shape(input_text) if input_text is not None else None
+    return load_onnx_weights(name, input_shape)
 
 
 def build_model(name: str, input_text: str | None, options: list[str]):

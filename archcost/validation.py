@@ -56,6 +56,7 @@ class Validation:
     predicted_peak_bytes: int
     seconds: float
     outputs: dict = field(default_factory=dict)  # output layer -> the executed output (float32)
+    inputs: dict = field(default_factory=dict)  # input layer -> the array it ran on
 
     @property
     def peak_ok(self) -> bool:
@@ -128,6 +129,10 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu", 
         checks.append(LayerCheck(node, rec.label, tuple(host.shape), rec.output_shape, rec.macs, None, None, error,
                                  "; ".join(problems)))
 
+    if inputs is None:
+        inputs = executor.random_inputs()  # kept in the result: a cross-check can feed the same
+    elif not isinstance(inputs, dict) and len(graph.input_nodes()) == 1:
+        inputs = {graph.input_nodes()[0]: inputs}
     result = executor.forward(inputs, count=True, on_output=check)
     for c in checks:
         if c.name in result.counts:
@@ -140,7 +145,7 @@ def validate(graph: Graph, batch: int = 1, seed: int = 0, backend: str = "cpu", 
             c.problem = f"{c.problem}; {mismatch}" if c.problem else mismatch
     return Validation(
         graph.name, report.input_shape, batch, checks, result.peak_bytes,
-        report.totals["peak_activation_bytes"], time.perf_counter() - start, result.outputs,
+        report.totals["peak_activation_bytes"], time.perf_counter() - start, result.outputs, inputs,
     )
 
 

@@ -112,6 +112,18 @@ case("fit-batch", ["fit", "lenet5", "--memory", "1GB", "--batch", "4"], "--batch
 case("validate-train-huge-batch", ["validate", "vgg16", "--train", "--batch", "100000000"], "--batch")
 case("bench-train-huge-batch", ["bench", "vgg16", "--train", "--batch", "100000000"], "--batch")
 
+# archcost run and --weights file (issue 13): nothing is written when the input is bad.
+for argv, fragment in [
+    (["run", "lenet5"], "--input"), (["run", "lenet5", "--input", "missing.npy", "-o", "y.npy"], "missing.npy"),
+    (["run", "lenet5", "--input", "x.txt", "-o", "y.npy"], ".npy"),
+    (["run", "lenet5", "--input", "missing.npy", "-o", "y.txt"], "-o"),
+    (["run", "lenet5", "--input", "missing.npy", "-o", "y.npy", "--seed", "-1"], "--seed"),
+    (["run", "lenet5", "--input", "missing.npy", "-o", "y.npy", "--device", "tpu"], "--device"),
+    (["validate", "lenet5", "--weights", "file"], "--weights"), (["validate", "lenet5", "--weights", "x"], "--weights"),
+    (["validate", "missing.onnx", "--weights", "file"], "missing.onnx"),
+]:
+    case(f"weights-{'-'.join(argv)[:40]}", argv, fragment)
+
 # Models, commands and flags that do not exist; arguments missing.
 for name in ("vgg17", "", "resnet-50", "x" * 10_000, "vgg16\nvgg19", "../../etc/passwd", "-"):
     case(f"unknown-model-{name[:12]!r}", ["table", name], "model")

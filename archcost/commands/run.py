@@ -51,6 +51,7 @@ def _read_input(path: str):
 
 def run(args) -> int:
     import io
+    import pathlib
 
     import numpy as np
 
@@ -67,23 +68,17 @@ def run(args) -> int:
         raise ArchcostError(f"--device {args.device}: {reason}")
     x = _read_input(args.input)
     batch, sample = x.shape[0], x.shape[1:]
-    is_onnx = str(args.model).lower().endswith(".onnx")
+    from archcost.formats import ONNX_SUFFIXES
+    from archcost.loading import build_model, load_onnx_with_weights
+
+    is_onnx = pathlib.Path(args.model).suffix.lower() in ONNX_SUFFIXES
     weights = args.weights or ("file" if is_onnx else "random")
     size = "x".join(map(str, sample))
     params = names = None
     if weights == "file":
-        if not is_onnx:
-            raise ArchcostError(f"run: --weights file reads an ONNX file's initializers; {args.model!r} is not an "
-                                f".onnx file")
-        if args.option:
-            raise ArchcostError("run: --option applies to zoo models and spec files, not to an ONNX file")
-        from archcost.formats.onnx_import import load_onnx_weights
-
-        graph, params, by_output = load_onnx_weights(args.model, tuple(sample))
+        graph, params, by_output = load_onnx_with_weights(args.model, size, args.option, "run")
         names = {layer: name for name, layer in by_output.items()}
     else:
-        from archcost.loading import build_model
-
         graph = build_model(args.model, size, args.option)
     if len(graph.input_nodes()) != 1:
         raise ArchcostError(f"run: the model has {len(graph.input_nodes())} inputs; --input gives one")

@@ -50,28 +50,18 @@ def run(args) -> int:
         raise ArchcostError("validate: the training options need --train")
     params = outputs = None
     if args.weights == "file":
-        if not str(args.model).lower().endswith(".onnx"):
-            raise ArchcostError(f"validate: --weights file reads an ONNX file's initializers; {args.model!r} is not "
-                                f"an .onnx file")
+        from archcost.loading import load_onnx_with_weights
+
         if args.train:
             raise ArchcostError("validate: --weights file runs the forward pass; leave out --train")
-        from archcost.formats.onnx_import import load_onnx_weights
-
-        graph, params, outputs = load_onnx_weights(args.model, args.input)
+        graph, params, outputs = load_onnx_with_weights(args.model, args.input, args.option, "validate")
     else:
         graph = build_model(args.model, args.input, args.option)
     if args.train:
         return _run_training(args, graph)
     # The float64 reference of each layer is kept beside its float32 output: about three copies.
     check_fits_memory(graph, args.batch, "validate", copies=3)
-    import numpy as np
-
-    from archcost.analysis import infer_shapes
-
-    # The input drawn here (not inside the executor) so that onnxruntime gets the same one.
-    shape = infer_shapes(graph, args.batch)[graph.input_nodes()[0]]
-    x = np.random.default_rng([args.seed, 1]).standard_normal(shape, dtype=np.float32)
-    result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device, params=params, inputs=x)
+    result = validate(graph, batch=args.batch, seed=args.seed, backend=args.device, params=params)
     name_w = max(len(c.name) for c in result.layers)
     label_w = max(len(c.label) for c in result.layers)
     print(f"{args.model}: input {'x'.join(map(str, result.input_shape))}, batch {result.batch}, float32, "
@@ -89,6 +79,7 @@ def run(args) -> int:
     print(f"{passed}/{len(result.layers)} layers validated in {result.seconds:.1f} s")
     runtime_ok = True
     if params is not None:
+        x = result.inputs[graph.input_nodes()[0]]  # onnxruntime is fed the input our kernels ran on
         runtime_ok = _compare_with_onnxruntime(args.model, x, result.outputs, outputs)
     if result.failures:
         first = result.failures[0]

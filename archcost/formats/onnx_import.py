@@ -34,14 +34,12 @@ from archcost.ops import (
 )
 
 
-def _param_shapes(op, in_shapes, out_shape) -> dict:
-    """The shape of each parameter archcost's executor gives ``op`` (archcost/execute.py init_params)."""
-    if isinstance(op, Conv2d):
-        return {"weight": (op.out_channels, in_shapes[0][1] // op.groups, *op.kernel), "bias": (op.out_channels,)}
-    if isinstance(op, Linear):
-        return {"weight": (op.out_features, in_shapes[0][-1]), "bias": (op.out_features,)}
-    c = out_shape[getattr(op, "axis", 1)]
-    return {"gamma": (c,), "beta": (c,), "mean": (c,), "var": (c,)}
+def _same_pads(auto: str, size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(before, after) of auto_pad SAME_UPPER (the odd pixel after, as TensorFlow) or SAME_LOWER."""
+    from archcost.shapes import same_padding
+
+    pads = same_padding(size, kernel, stride, dilation)
+    return pads[::-1] if auto == "SAME_LOWER" else pads
 
 
 class Unsupported(Exception):
@@ -852,6 +850,8 @@ class _Importer:
 
     def file_weights(self) -> dict:
         """Each layer's weights from the file, in the executor's layout (float32)."""
+        from archcost.execute import param_shapes
+
         for layer in self.g.topological_order():
             op = self.g.op(layer)
             if isinstance(op, Input) or layer in self.weight_sources:
@@ -883,7 +883,7 @@ class _Importer:
                 elif layout == "flat":
                     value = value.reshape(-1)
                 params[param] = np.ascontiguousarray(value, dtype=np.float32)
-            expected = _param_shapes(op, shapes, self.g.shape(layer))
+            expected = param_shapes(op, shapes, self.g.shape(layer))
             for param, value in params.items():
                 if value.shape != expected[param]:
                     raise ArchcostError(f"layer {quote(layer)}: {param} {quote(sources[param][0])} holds "
@@ -907,6 +907,14 @@ class _Importer:
         tensor = kind[1] if kind[0] == "padded_input" else node.input[0]
         return self.act(tensor, where)
 
+    @staticmethod
+    def _auto_pad(attrs, where) -> str:
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ArchcostError(f"{where}: auto_pad {quote(auto)} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        return auto
+
     def _spatial(self, i, node, where, attrs, kernel, *, allow_dilation=True):
         if len(kernel) != 2:
             raise Unsupported(f"{len(kernel)}-D windows (only 2-D)")
@@ -922,19 +930,11 @@ class _Importer:
                                     f"{'non-negative' if low == 0 else 'positive'} integers")
         if not allow_dilation and dilations != (1, 1):
             raise Unsupported("dilated pooling")
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
-            raise ArchcostError(f"{where}: auto_pad {quote(auto)} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        auto = self._auto_pad(attrs, where)
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            from archcost.shapes import same_padding
-
             _, _, h, w = self.g.shape(self.source_of(i, node, where))
-            ph = same_padding(h, kernel[0], strides[0], dilations[0])
-            pw = same_padding(w, kernel[1], strides[1], dilations[1])
-            if auto == "SAME_LOWER":
-                ph, pw = ph[::-1], pw[::-1]
-            padding = (*ph, *pw)
+            padding = (*_same_pads(auto, h, kernel[0], strides[0], dilations[0]),
+                       *_same_pads(auto, w, kernel[1], strides[1], dilations[1]))
         elif auto == "VALID":
             padding = (0, 0, 0, 0)
         else:
@@ -993,15 +993,9 @@ class _Importer:
         if values["kernel_shape"] != (k,):
             raise ArchcostError(f"{where}: kernel_shape {list(values['kernel_shape'])} disagrees with the weight {w}")
         (stride,), (dilation,), pads = values["strides"], values["dilations"], values["pads"]
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
-            raise ArchcostError(f"{where}: auto_pad {quote(auto)} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        auto = self._auto_pad(attrs, where)
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            from archcost.shapes import same_padding
-
-            pads = same_padding(length, k, stride, dilation)
-            pads = pads[::-1] if auto == "SAME_LOWER" else pads
+            pads = _same_pads(auto, length, k, stride, dilation)
         elif auto == "VALID":
             pads = (0, 0)
         bias = len(node.input) > 2 and bool(node.input[2])

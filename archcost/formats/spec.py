@@ -45,7 +45,7 @@ import pathlib
 
 from archcost.errors import ArchcostError, limit_from_env, quote
 from archcost.formats.opcodec import make_op, op_names
-from archcost.graph import TORCH_FORMS, Graph
+from archcost.graph import Graph
 from archcost.ops import Add, Concat, Input, Linear, Mean, Mul
 
 TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers")
@@ -451,8 +451,6 @@ class _Builder:
 
     def do_op(self, head, fields, name, sources, env, where, explicit=False, torch="default"):
         op = make_op(head, substitute(fields, env, where), where if name else f"{where} ({head})")
-        if torch not in TORCH_FORMS:
-            raise ArchcostError(f"{where}: torch must be one of {', '.join(TORCH_FORMS)}, got {quote(torch)}")
         if isinstance(op, Input):
             if torch != "default":
                 raise ArchcostError(f"{where}: 'torch' describes a layer, not the input")

@@ -211,3 +211,12 @@ def test_other_expands_are_listed(tmp_path):
                  {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 1, 1), "ex2.onnx")
     with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul\\)"):
         load_onnx_weights(path)
+
+
+def test_validate_with_the_files_weights_takes_input_and_refuses_options(tmp_path, capsys):
+    path = net(tmp_path)
+    # --input applies as to any model (the file's own input is 3x8x8); -o options do not exist for ONNX.
+    assert main(["validate", str(path), "--weights", "file", "--input", "3x8x8", "--batch", "2"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(path), "--weights", "file", "-o", "depth=2"]) == 2
+    assert "an ONNX model takes no -o options" in capsys.readouterr().err
