@@ -450,9 +450,11 @@ def test_every_tensor_op_has_training_methods():
 
 @pytest.mark.parametrize("dims,shape,merged", [
     ((0, 2, 1, 3, 4), (2, 4, 3, 5, 6), ((2, 4, 3, 30), (0, 2, 1, 3), (2, 3, 4, 30))),
-    ((0, 1, 2, 3), (2, 3, 4, 5), ((120,), (0,), (120,))),
-    ((0, 2, 3, 1), (2, 3, 4, 5), ((2, 3, 20), (0, 2, 1), (2, 20, 3))),
+    ((0, 1, 2, 3, 4), (2, 3, 4, 5, 1), ((120,), (0,), (120,))),
     ((0, 3, 4, 1, 2), (2, 2, 3, 4, 5), ((2, 6, 20), (0, 2, 1), (2, 20, 6))),
+    ((0, 1, 4, 5, 2, 3), (1, 2, 3, 2, 2, 3), ((2, 6, 6), (0, 2, 1), (2, 6, 6))),
+    # 4 axes or fewer: as they are (the 4-axis copy is faster unmerged)
+    ((0, 2, 3, 1), (2, 3, 4, 5), ((2, 3, 4, 5), (0, 2, 3, 1), (2, 4, 5, 3))),
 ])
 def test_collapse_permute_merges_the_axes_that_stay_together(dims, shape, merged):
     from archcost.kernels import adapters
