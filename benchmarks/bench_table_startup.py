@@ -5,8 +5,11 @@
    matplotlib must stay off this path).
 2. Analysis time of every zoo model (target < 50 ms each, < 2 s for the whole zoo) and of the
    largest graph in the repo (target < 100 ms).
+3. With ``--onnx ZOO=FILE``: cold `archcost table FILE` against `archcost table ZOO`, the same
+   network from the zoo, in the same run (target <= 2x; issue 13). Export FILE first, e.g.
+   torch.onnx.export(torchvision.models.resnet18(), x, "resnet18.onnx", dynamo=False).
 
-Run: PYTHONPATH=. python benchmarks/bench_table_startup.py [--repeat 5]
+Run: PYTHONPATH=. python benchmarks/bench_table_startup.py [--repeat 5] [--onnx resnet18=resnet18.onnx]
 """
 
 from __future__ import annotations
@@ -32,7 +35,20 @@ def cold(argv: list[str], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--onnx", action="append", default=[], metavar="ZOO=FILE",
+                        help="time `archcost table FILE` against `archcost table ZOO`")
     args = parser.parse_args()
+
+    for pair in args.onnx:
+        zoo_name, _, path = pair.partition("=")
+        # Interleaved, so that both see the same machine load.
+        from_zoo, from_file = [], []
+        for _ in range(args.repeat):
+            from_zoo.append(cold([sys.executable, "-m", "archcost.cli", "table", zoo_name], 1))
+            from_file.append(cold([sys.executable, "-m", "archcost.cli", "table", path], 1))
+        a, b = statistics.median(from_zoo), statistics.median(from_file)
+        print(f"archcost table {zoo_name} {a * 1e3:.0f} ms, table {path} {b * 1e3:.0f} ms: "
+              f"ratio {b / a:.2f}x (target <= 2x; median of {args.repeat})")
 
     base = cold([sys.executable, "-c", "import pandas, networkx"], args.repeat)
     table = cold([sys.executable, "-m", "archcost.cli", "table", "vgg16"], args.repeat)

@@ -1,8 +1,8 @@
 """Files in and out: architecture specs (YAML, TOML, JSON), networkx node-link JSON, Graphviz DOT
 and ONNX import. ``load(path)`` picks the reader by the file's suffix.
 
-PyYAML and onnx are imported inside the functions that read or write those formats, so building a
-zoo model never imports them.
+PyYAML is imported inside the functions that read or write specs, so building a zoo model never
+imports it; ONNX files are decoded by archcost.formats.onnx_proto, without the onnx package.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""ONNX models -> archcost Graphs (needs the optional ``onnx`` package: ``pip install archcost[onnx]``).
+"""ONNX models -> archcost Graphs. The file is decoded by :mod:`archcost.formats.onnx_proto`,
+so reading a model needs no onnx package (importing it would cost more than the analysis).
 
 Each ONNX node maps to the IR op that computes the same thing; weight shapes come from the
 initializers (a Conv or Gemm has a bias when its bias input is given). Patterns that exporters
@@ -19,6 +20,7 @@ initializer or input; names from the file are quoted with :func:`archcost.errors
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import pathlib
 import warnings
@@ -27,6 +29,7 @@ import networkx as nx
 import numpy as np
 
 from archcost.errors import MAX_MESSAGE_CHARS, ArchcostError, ShapeError, limit_from_env, one_line, quote
+from archcost.formats import onnx_proto
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
@@ -69,10 +72,6 @@ def load_onnx_weights(path, input_shape=None) -> tuple[Graph, dict, dict]:
 
 
 def _load(path, input_shape, weights: bool):
-    try:
-        import onnx
-    except ModuleNotFoundError:
-        raise ArchcostError(f"{path}: reading ONNX needs the onnx package: pip install 'archcost[onnx]'") from None
     path = pathlib.Path(path)
     # Read the bytes ourselves, so an unreadable file, a directory or an empty file is named as
     # such (onnx.load would report them as odd protobuf errors, or parse b"" as an empty model).
@@ -81,7 +80,7 @@ def _load(path, input_shape, weights: bool):
         if path.is_file() and path.stat().st_size >= MAX_PROTOBUF_BYTES:
             raise ArchcostError(f"{path}: {path.stat().st_size:,} bytes, more than an ONNX protobuf can hold "
                                 f"(2 GiB); large weights belong in external data files")
-        data = path.read_bytes()
+        data = _read(path)
     except IsADirectoryError:
         raise ArchcostError(f"{path}: is a directory, not an ONNX file") from None
     except FileNotFoundError:
@@ -91,13 +90,23 @@ def _load(path, input_shape, weights: bool):
     if not data:
         raise ArchcostError(f"{path}: the file is empty, not an ONNX model")
     try:
-        model = onnx.load_model_from_string(data)
-    except Exception as exc:  # protobuf raises its own DecodeError (and others) on a bad file
+        model = onnx_proto.parse_model(data)
+    except onnx_proto.DecodeError as exc:
         raise ArchcostError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {_first_line(exc)})") from None
     # Random bytes can parse as a protobuf message holding only unknown fields: no graph, no model.
     if not model.HasField("graph"):
         raise ArchcostError(f"{path}: not a readable ONNX model (the file holds no graph)")
     return import_model(model, str(path), input_shape, base_dir=path.parent, weights=weights)
+
+
+def _read(path: pathlib.Path):
+    """The file's bytes, mapped rather than read where the system allows: the analysis decodes
+    the nodes and a few small constants, so the megabytes of weights are never paged in."""
+    with open(path, "rb") as f:
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # an empty file (mmap refuses it), a pipe: read it
+            return f.read()
 
 
 def import_model(model, source: str = "<onnx>", input_shape=None, base_dir=None, weights: bool = False):
@@ -198,12 +207,7 @@ _TENSOR_TYPES = {
 
 
 def _type_name(data_type: int) -> str:
-    from onnx import TensorProto
-
-    try:
-        return TensorProto.DataType.Name(data_type)
-    except ValueError:
-        return str(data_type)
+    return onnx_proto.DATA_TYPE_NAMES.get(data_type, str(data_type))
 
 
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
@@ -228,9 +232,7 @@ FOLDABLE |= {"Transpose", "Clip", "Pow", "Max", "Min", "Where", "Expand", "Tile"
 
 class _Importer:
     def __init__(self, model, source: str, input_shape, base_dir=None):
-        from onnx import helper, numpy_helper
-
-        self.helper, self.numpy_helper = helper, numpy_helper
+        model = onnx_proto.as_model(model)
         self.source = source
         self.input_shape = input_shape
         self.base_dir = None if base_dir is None else pathlib.Path(base_dir)
@@ -263,13 +265,11 @@ class _Importer:
     @staticmethod
     def _default_opset(model) -> int:
         """The version of the default ONNX domain the model imports (13 when it names none)."""
-        import onnx.defs
-
         versions = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
         if len(versions) > 1:
             raise ArchcostError(f"opset_import: the ONNX domain is imported at several versions {sorted(versions)}")
         version = versions.pop() if versions else 13
-        newest = onnx.defs.onnx_opset_version()
+        newest = onnx_proto.NEWEST_OPSET
         # An op's meaning (a default axis, an attribute turned input) changes between opsets:
         # a version no ONNX release defines cannot be read as if it were an older one.
         if not 1 <= version <= newest:
@@ -283,8 +283,6 @@ class _Importer:
         any of it is allocated: ``dims`` may declare 10^12 values over a few bytes of data.
         With ``shape_only`` (initializers), a tensor with dims and no data at all is accepted as
         a weight known only by its shape."""
-        from onnx import TensorProto
-
         if t.data_type not in _TENSOR_TYPES:
             raise ArchcostError(f"{what}: data type {quote(_type_name(t.data_type))} is not supported")
         if t.HasField("segment"):
@@ -299,7 +297,7 @@ class _Importer:
             raise ArchcostError(f"{what}: dims {quote(dims)} declare {_count(count)} values "
                                 f"({_count(count * itemsize)} bytes), "
                                 f"more than the {limit:,} archcost accepts (set ARCHCOST_MAX_TENSOR_BYTES to raise it)")
-        if t.data_location == TensorProto.EXTERNAL:
+        if t.data_location == onnx_proto.EXTERNAL:
             self._external_file(t, what, count * itemsize)
             return
         if t.HasField("raw_data"):
@@ -361,26 +359,19 @@ class _Importer:
     def _array(self, t, what: str) -> np.ndarray:
         """The values of a checked tensor; external data is read here, never by onnx (which
         would resolve the location against the current directory)."""
-        from onnx import TensorProto
-
-        if t.data_location == TensorProto.EXTERNAL:
+        raw = None
+        if t.data_location == onnx_proto.EXTERNAL:
             need = math.prod(t.dims) * _TENSOR_TYPES[t.data_type][0]
             path, offset = self._external_file(t, what, need)
             try:
                 with open(path, "rb") as f:
                     f.seek(offset)
-                    data = f.read(need)
+                    raw = f.read(need)
             except OSError as exc:
                 raise ArchcostError(f"{what}: cannot read its external data ({exc.strerror})") from None
-            local = TensorProto()
-            local.CopyFrom(t)
-            local.ClearField("external_data")
-            local.data_location = TensorProto.DEFAULT
-            local.raw_data = data
-            t = local
         try:
-            return self.numpy_helper.to_array(t)
-        except Exception as exc:  # onnx refusing a tensor the checks above let through
+            return onnx_proto.tensor_array(t, raw)
+        except ValueError as exc:  # values that do not fill the dims, should the checks above miss it
             raise ArchcostError(f"{what}: cannot read its values ({_first_line(exc)})") from None
 
     def is_const(self, name: str) -> bool:
@@ -608,7 +599,7 @@ class _Importer:
         out = {}
         for a in node.attribute:
             try:
-                value = self.helper.get_attribute_value(a)
+                value = onnx_proto.attribute_value(a)
                 problem = "it has no type" if value is None else "it is given twice" if a.name in out else None
                 if problem is None and node.domain in ("", "ai.onnx"):
                     problem = _attr_problem(a.name, value)
@@ -1698,10 +1689,10 @@ class _Importer:
         """Cast to the ONNX type ``to``; a float that does not fit the integer type (NaN, inf,
         1e30 to int64) is an error, never numpy's platform-dependent result."""
         to = attrs.get("to")
-        if to not in _TENSOR_TYPES:
+        if to not in onnx_proto.NUMPY_DTYPES:  # BFLOAT16 has no numpy type to cast to
             raise ArchcostError(f"{where}: cast to data type {quote(_type_name(to) if isinstance(to, int) else to)} "
                                 f"is not supported")
-        dtype = np.dtype(self.helper.tensor_dtype_to_np_dtype(to))
+        dtype = onnx_proto.NUMPY_DTYPES[to].newbyteorder("=")
         if dtype.kind in "iu" and value.dtype.kind in "iuf":
             whole = np.trunc(value) if value.dtype.kind == "f" else value
             info = np.iinfo(dtype)
