@@ -765,6 +765,33 @@ class Mean(Op):
 
 
 @dataclass(frozen=True)
+class ReduceSum(Op):
+    """Sum over one ``axis`` (ONNX ReduceSum): SKNet's and ResNeSt's split attention sum their k
+    branches, stacked as (N, k, C, H, W), over axis 1. k - 1 adds per output element;
+    ``keepdims`` keeps the axis at size 1. Its backward copies dy to every summand: no arithmetic.
+
+    The spatial axes of a map (H, W: the last two of 4 or more axes, the last of 3) are refused:
+    each output would see a whole row or column of its input, which the receptive-field pass,
+    built on windows, would not say. A mean over H and W is GlobalAvgPool."""
+
+    kind: ClassVar[str] = "reducesum"
+    axis: int = 1
+    keepdims: bool = False
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        axis = check_axis(self, self.axis, x)
+        spatial = 2 if len(x) >= 4 else 1 if len(x) == 3 else 0
+        if axis >= len(x) - spatial:
+            raise ShapeError(f"ReduceSum: axis {self.axis} of {_fmt(x)} is a spatial axis; archcost sums only over "
+                             f"channel-like axes (GlobalAvgPool averages a map)")
+        return x[:axis] + ((1,) if self.keepdims else ()) + x[axis + 1:]
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output) * (inputs[0][check_axis(self, self.axis, inputs[0])] - 1))
+
+
+@dataclass(frozen=True)
 class Mul(Op):
     """Elementwise product with numpy broadcasting (e.g. SE gating: (N,C,H,W) * (N,C,1,1))."""
 
@@ -968,7 +995,16 @@ class ChannelSelect(Op):
         return Saved()
 
     def label(self):
-        return f"select {','.join(map(str, self.channels))}"
+        # Runs of consecutive channels as ranges: a Split's half of 512 channels is "256-511",
+        # not 256 numbers that widen the table's column to a thousand characters.
+        runs: list[list[int]] = []
+        for c in self.channels:
+            if runs and c == runs[-1][1] + 1:
+                runs[-1][1] = c
+            else:
+                runs.append([c, c])
+        parts = [f"{a}-{b}" if b - a >= 2 else ",".join(map(str, range(a, b + 1))) for a, b in runs]
+        return "select " + ",".join(parts)
 
 
 @dataclass(frozen=True)
@@ -1232,6 +1268,7 @@ OPS = (
     Concat,
     Add,
     Mean,
+    ReduceSum,
     Mul,
     Scale,
     Softmax,

@@ -186,7 +186,7 @@ def _every_op_graph() -> Graph:
     """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a ConvNeXt-style
     channels-last LayerNorm/Linear/Scale detour, option-A shortcut, a spatial transformer,
     maxout on maps and vectors, LeNet-5's affine and channel selection, pools, LRN, FractalNet
-    mean and an RBF head."""
+    mean, SKNet's branch sum and an RBF head."""
     g = Graph("every_op")
     x = g.input((6, 15, 15))
     x = g.seq(x, ops.Conv2d(12, 3, stride=2, padding=(0, 1, 1, 0)), ops.BatchNorm(), ops.Activation("hardswish"))
@@ -197,6 +197,10 @@ def _every_op_graph() -> Graph:
     t = g.seq(x, ops.Permute((0, 2, 3, 1)), ops.LayerNorm(-1), ops.Linear(24), ops.Activation("gelu"),
               ops.Linear(12), ops.Scale(None, axis=-1), ops.Permute((0, 3, 1, 2)))
     x = g.add(ops.Mean(), x, t, g.add(ops.Scale(0.5), x))
+    # SKNet's branch sum: the two paths stacked on a new axis 1, then summed over it.
+    h, w = g.shape(x)[2:]
+    stacked = g.add(ops.Concat(1), *(g.add(ops.Reshape((1, 12, h, w)), v) for v in (x, t)), name="stack")
+    x = g.add(ops.ReduceSum(1), stacked)
     skip = g.add(ops.ChannelPad(16, 2), x)
     main = g.seq(x, ops.Conv2d(16, 3, stride=2, padding=1), ops.LRN(3), ops.Activation("elu", slope=1.0))
     x = g.add(ops.Add(), main, skip)  # -> 4x4x16

@@ -200,6 +200,24 @@ def test_merges():
         ops.Mul().infer(((2, 64, 7, 7), (2, 32, 1, 1)))
 
 
+def test_reduce_sum_over_a_branch_axis():
+    # SKNet's sum of its 2 attention-weighted branches: (N, 2, C, H, W) -> (N, C, H, W), one add
+    # per output element; ResNeSt's radix 4 would be 3.
+    out, cost = run(ops.ReduceSum(1), (2, 2, 64, 56, 56))
+    assert out == (2, 64, 56, 56) and cost == Cost(other=2 * 64 * 56 * 56)
+    out, cost = run(ops.ReduceSum(-4, keepdims=True), (1, 4, 8, 7, 7))
+    assert out == (1, 1, 8, 7, 7) and cost == Cost(other=3 * 8 * 49)
+    assert run(ops.ReduceSum(1), (3, 5))[0] == (3,)
+    op = ops.ReduceSum(2)
+    assert op.backward(((2, 3, 4, 5, 5),), (2, 3, 5, 5), (True,), False).other == 0  # dy copied, no arithmetic
+    assert op.saves(((2, 3, 4, 5, 5),), (2, 3, 5, 5), "default", (True,), False).inputs == ()
+    with pytest.raises(ShapeError, match="not a non-batch axis"):
+        ops.ReduceSum(0).infer(((2, 3, 4, 4),))
+    for axis, shape in [(2, (1, 3, 4, 4)), (-1, (1, 3, 4, 4)), (3, (1, 2, 3, 4, 4)), (2, (1, 3, 8))]:
+        with pytest.raises(ShapeError, match="spatial axis"):  # the receptive field could not follow
+            ops.ReduceSum(axis).infer((shape,))
+
+
 def test_scale_and_channel_pad():
     _, cost = run(ops.Scale(0.5), (1, 16, 4, 4))
     assert cost == Cost(other=256)

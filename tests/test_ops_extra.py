@@ -23,6 +23,13 @@ def test_channel_select_bad_arguments(channels, message):
         ChannelSelect(channels)
 
 
+def test_channel_select_label_shows_runs_as_ranges():
+    # A Split of 512 channels imported from ONNX: its label once listed all 256 channels.
+    assert ChannelSelect(tuple(range(256, 512))).label() == "select 256-511"
+    assert ChannelSelect((0, 1, 2, 7, 3, 4)).label() == "select 0-2,7,3,4"
+    assert ChannelSelect((3, 2, 1)).label() == "select 3,2,1"  # the order is the op's
+
+
 def test_channel_select_out_of_range():
     with pytest.raises(ShapeError, match="channel 6 is out of range for 6 channels"):
         ChannelSelect((0, 6)).infer(((1, 6, 14, 14),))

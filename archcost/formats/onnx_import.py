@@ -33,7 +33,7 @@ from archcost.formats import onnx_proto
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
-    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, Reshape, Scale, Softmax,
+    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Scale, Softmax,
 )
 
 
@@ -1047,6 +1047,33 @@ class _Importer:
         name = self.out(node, GlobalAvgPool(), [x])
         if not attrs.get("keepdims", 1):
             self.out(node, Flatten(), [name], suffix="_squeeze")
+
+    def on_ReduceSum(self, i, node, where, attrs):
+        """A sum over channel-like axes (SKNet's and ResNeSt's branches, stacked on axis 1): one
+        ReduceSum layer per axis, the last axis first so that the earlier ones keep their index."""
+        x = self.act(node.input[0], where)
+        axes = attrs.get("axes")  # opset < 13; an input from 13 on
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            if not self.is_const(node.input[1]):
+                raise Unsupported("axes computed at run time")
+            axes = self._int_const(node.input[1], where)
+        shape = self.g.shape(x)
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            raise Unsupported("a ReduceSum that reduces nothing")
+        axes = sorted(self._axes(axes, len(shape), where)) if axes else list(range(len(shape)))
+        if 0 in axes:
+            raise Unsupported("a sum over the batch axis (it would mix the samples)")
+        keepdims = bool(attrs.get("keepdims", 1))
+        ops = [ReduceSum(axis, keepdims) for axis in reversed(axes)]
+        for op in ops:  # every axis checked before any layer is added
+            try:
+                shape = op.infer((shape,))
+            except ShapeError as exc:
+                raise Unsupported(str(exc).removeprefix("ReduceSum: ")) from None
+        name = x
+        for k, op in enumerate(ops):
+            last = k == len(ops) - 1
+            name = self.out(node, op, [name]) if last else self.add(op, [name], node, suffix=f"_axis{op.axis}")
 
     # dense layers
     def _linear(self, node, where, x_tensor, w, bias, trans_b=False, weight_t=None, bias_t=None):

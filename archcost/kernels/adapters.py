@@ -38,6 +38,7 @@ KERNELS = {  # op type: (kernel module, adapter class)
     ops.Concat: ("tensor", "ConcatKernel"),
     ops.Add: ("tensor", "AddKernel"),
     ops.Mean: ("tensor", "MeanKernel"),
+    ops.ReduceSum: ("tensor", "ReduceSumKernel"),
     ops.Mul: ("tensor", "MulKernel"),
     ops.Scale: ("pointwise", "ScaleKernel"),
     ops.Softmax: ("pointwise", "SoftmaxKernel"),
@@ -217,6 +218,27 @@ def collapse_permute(dims, in_shape) -> tuple[tuple, tuple, tuple]:
     merged_dims = tuple(position[r] for r in range(len(runs)))
     merged_out = tuple(merged_in[d] for d in merged_dims)
     return merged_in, merged_dims, merged_out
+
+
+def collapse_broadcast(out_shape, *in_shapes) -> tuple[tuple, ...]:
+    """(output shape, each input's shape) of the same broadcast product with adjacent axes merged
+    wherever every input is full on both or broadcast (size 1) on both, and axes of size 1 in the
+    output dropped: SKNet's (N, k, C, H, W) * (N, k, C, 1, 1) is (N, k*C, H*W) * (N, k*C, 1).
+    Both backends' mul kernels take 4 axes; this brings 5-axis products down to that. A product
+    of 4 axes or fewer is returned as it is (the lesson of ``collapse_permute``: a merged axis can
+    leave the 4-axis loops a size-1 innermost axis)."""
+    shapes = (tuple(out_shape), *(tuple(s) for s in in_shapes))
+    if len(out_shape) <= 4:
+        return shapes
+    keep = [a for a, d in enumerate(out_shape) if d != 1] or [0]
+    groups: list[list[int]] = []
+    for a in keep:
+        full = tuple(s[a] == out_shape[a] for s in in_shapes)
+        if groups and tuple(s[groups[-1][-1]] == out_shape[groups[-1][-1]] for s in in_shapes) == full:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    return tuple(tuple(math.prod(s[a] for a in g) for g in groups) for s in shapes)
 
 
 def channel_pad_state(op, in_shapes, out_shape, params):

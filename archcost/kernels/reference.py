@@ -226,6 +226,8 @@ REFERENCE = {
     ops.Concat: lambda op, xs, p, s: np.concatenate(xs, axis=op.axis),
     ops.Add: lambda op, xs, p, s: np.sum(xs, axis=0),
     ops.Mean: lambda op, xs, p, s: np.mean(xs, axis=0),
+    # An axis sum written as a contraction with a vector of ones (the kernel loops and adds).
+    ops.ReduceSum: lambda op, xs, p, s: np.moveaxis(xs[0], op.axis, -1).dot(np.ones(xs[0].shape[op.axis])).reshape(s),
     ops.Mul: lambda op, xs, p, s: xs[0] * xs[1],
     ops.Scale: lambda op, xs, p, s: scale(op, xs[0], p),
     ops.Softmax: lambda op, xs, p, s: softmax(op, xs[0]),

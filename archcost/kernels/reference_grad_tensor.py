@@ -1,9 +1,9 @@
 """Float64 numpy references of the backward of the data-movement, multi-input and zoo-variant
-ops: Flatten, Reshape, Concat, Add, Mean, Mul, ChannelPad, Permute (archcost/kernels/cpu/tensor.py)
-and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample (archcost/kernels/cpu/extra.py).
+ops: Flatten, Reshape, Concat, Add, Mean, ReduceSum, Mul, ChannelPad, Permute
+(archcost/kernels/cpu/tensor.py) and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample (archcost/kernels/cpu/extra.py).
 
 Written independently of the kernels, which loop, index and scatter: here the views reshape
-back; concat splits at the cumulative sizes; mul "unbroadcasts" with a keepdims sum over the
+back; concat splits at the cumulative sizes; the axis sum repeats dy along the axis; mul "unbroadcasts" with a keepdims sum over the
 axes an input was stretched along; the channel pad builds its input gradient as the adjoint of a
 0/1 selection (a zero array whose strided slice takes the kept channels); permute transposes by
 the argsort; the channel select scatters with ``np.add.at``; affine reduces with ``sum``; RBF uses
@@ -55,6 +55,13 @@ def add(op, inputs, g):
 
 def mean(op, inputs, g):
     return [g / len(inputs) for _ in inputs], {}
+
+
+def reduce_sum(op, inputs, g):
+    # The sum's adjoint: dy repeated along the summed axis (np.repeat of dy with the axis kept).
+    x = inputs[0]
+    axis = op.axis % x.ndim
+    return [np.repeat(g.reshape(x.shape[:axis] + (1,) + x.shape[axis + 1:]), x.shape[axis], axis=axis)], {}
 
 
 def _unbroadcast(grad, shape):
@@ -160,6 +167,7 @@ def grid_sample(op, inputs, g):
 
 _NO_PARAMS = {
     ops.Flatten: view, ops.Reshape: view, ops.Concat: concat, ops.Add: add, ops.Mean: mean, ops.Mul: mul,
+    ops.ReduceSum: reduce_sum,
     ops.ChannelPad: channel_pad, ops.Permute: permute, ops.ChannelSelect: channel_select, ops.Maxout: maxout,
     ops.AffineGrid: affine_grid, ops.GridSample: grid_sample,
 }

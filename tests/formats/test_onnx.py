@@ -273,6 +273,10 @@ W58, B5 = np.ones((5, 8), np.float32), np.ones(5, np.float32)
     (node("Dropout", ["input", "r", "t"], "y"), {"r": np.array(0.5, np.float32), "t": np.array(True)},
      [1, 4, 2, 2], 13, "training_mode=1"),
     (node("Softmax", ["input"], "y", axis=1), {}, [1, 4, 2, 2], 11, "softmax over all axes from 1 on"),
+    (node("ReduceSum", ["input", "a"], "y"), {"a": np.array([0])}, [2, 3, 4, 4], 13, "batch axis"),
+    (node("ReduceSum", ["input", "a"], "y"), {"a": np.array([1, 3])}, [2, 3, 4, 4], 13, "spatial axis"),
+    (node("ReduceSum", ["input"], "y"), {}, [2, 3, 4, 4], 13, "batch axis"),  # no axes: all of them
+    (node("ReduceSum", ["input"], "y", noop_with_empty_axes=1), {}, [2, 3, 4, 4], 13, "reduces nothing"),
 ])
 def test_semantics_archcost_cannot_honour_are_refused_not_approximated(tmp_path, onnx_node, inits, shape, opset,
                                                                        refusal, capsys):
@@ -291,6 +295,7 @@ def test_semantics_archcost_cannot_honour_are_refused_not_approximated(tmp_path,
     (node("Dropout", ["input", "r", "t"], "y"), {"r": np.array(0.5, np.float32), "t": np.array(False)},
      [1, 4, 2, 2], 13, "dropout"),
     (node("Softmax", ["input"], "y", axis=1), {}, [1, 4], 11, "softmax"),  # 2-D: the last axis, as at opset 13
+    (node("ReduceSum", ["input"], "y", axes=[1], keepdims=0), {}, [2, 3, 4, 4], 11, "reducesum"),
 ])
 def test_the_same_ops_within_what_archcost_computes_still_import(tmp_path, onnx_node, inits, shape, opset, label):
     g = load_onnx(_one_node_model(tmp_path, onnx_node, inits, shape, opset))

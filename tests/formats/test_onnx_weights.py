@@ -69,6 +69,70 @@ def test_the_files_weights_give_the_reference_evaluators_outputs(tmp_path):
     assert np.abs(drawn - expected).max() > 1e-2
 
 
+def _split_attention(tmp_path, radix=2, opset=17):
+    """SKNet's selective kernel and ResNeSt's split attention as their exports spell them: the
+    branches stacked on a new axis 1 (Unsqueeze + Concat) or a conv reshaped to (N, radix, C, H, W),
+    ReduceSum over axis 1, the attention's convs, a softmax over the branches (on the 5-axis
+    tensor, or after ResNeSt's transpose), a 5-axis broadcast product and ReduceSum again."""
+    c = 4
+    inits = {"w0": f32(c, 3, 3, 3), "w1": f32(c, 3, 3, 3), "wr": f32(radix * c, 3, 1, 1),
+             "fc1": f32(3, c, 1, 1), "fc2": f32(radix * c, 3, 1, 1),
+             "one": np.array([1], np.int64), "shape5": np.array([0, 2, c, 1, 1], np.int64),
+             "radix5": np.array([0, radix, c, 6, 6], np.int64), "rs": np.array([0, 1, radix, -1], np.int64),
+             "back": np.array([0, radix, c, 1, 1], np.int64)}
+    nodes = [
+        # SKNet: two conv paths stacked, summed, attended
+        helper.make_node("Conv", ["input", "w0"], ["p0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["input", "w1"], ["p1"], kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2]),
+        helper.make_node("Unsqueeze", ["p0", "one"], ["u0"]),
+        helper.make_node("Unsqueeze", ["p1", "one"], ["u1"]),
+        helper.make_node("Concat", ["u0", "u1"], ["stack"], axis=1),
+        helper.make_node("ReduceSum", ["stack", "one"], ["s"], keepdims=0),
+        helper.make_node("ReduceMean", ["s"], ["gap"], axes=[2, 3], keepdims=1),
+        helper.make_node("Conv", ["gap", "fc1"], ["z"], kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["z"], ["zr"]),
+        helper.make_node("Conv", ["zr", "fc2"], ["logits"], kernel_shape=[1, 1]),
+        helper.make_node("Reshape", ["logits", "shape5"], ["l5"]),
+        helper.make_node("Softmax", ["l5"], ["attn"], axis=1),
+        helper.make_node("Mul", ["stack", "attn"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "one"], ["sk"], keepdims=0),
+        # ResNeSt: one conv of radix * C channels seen as (N, radix, C, H, W); rSoftMax transposes
+        helper.make_node("Conv", ["input", "wr"], ["r"], kernel_shape=[1, 1]),
+        helper.make_node("Reshape", ["r", "radix5"], ["r5"]),
+        helper.make_node("ReduceSum", ["r5", "one"], ["rs_sum"], keepdims=0),
+        helper.make_node("Add", ["rs_sum", "sk"], ["mixed"]),
+        helper.make_node("ReduceMean", ["mixed"], ["gap2"], axes=[2, 3], keepdims=1),
+        helper.make_node("Conv", ["gap2", "fc1"], ["z2"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["z2", "fc2"], ["logits2"], kernel_shape=[1, 1]),
+        helper.make_node("Reshape", ["logits2", "rs"], ["card"]),
+        helper.make_node("Transpose", ["card"], ["t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Softmax", ["t"], ["attn2"], axis=1),
+        helper.make_node("Reshape", ["attn2", "back"], ["a5"]),
+        helper.make_node("Mul", ["r5", "a5"], ["w5"]),
+        helper.make_node("ReduceSum", ["w5", "one"], ["y"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "split_attention", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    path = pathlib.Path(tmp_path) / "sa.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+def test_split_attention_runs_as_the_reference_evaluator_computes_it(tmp_path):
+    path = _split_attention(tmp_path)
+    graph, params, outputs = load_onnx_weights(path)
+    sums = [n for n in graph.topological_order() if graph.op(n).kind == "reducesum"]
+    assert len(sums) == 4 and graph.shape(sums[0]) == (1, 4, 6, 6)  # (N, 2, C, H, W) -> (N, C, H, W)
+    x = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape == (2, 4, 6, 6)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_onnxruntime_agrees(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     path = net(tmp_path)

@@ -294,10 +294,23 @@ class KernelCases:
         self.check(ops.Add(), (2, 3, 4, 4), (2, 3, 4, 4), (2, 3, 4, 4))
         self.check(ops.Mean(), (2, 3, 4, 4), (2, 3, 4, 4), (2, 3, 4, 4))
 
+    # 5 axes: SKNet's and ResNeSt's (N, k, C, H, W) * (N, k, C, 1, 1), merged to 4 or fewer
+    # (adapters.collapse_broadcast), and products that stay 4 axes after merging.
     @pytest.mark.parametrize("a,b", [((2, 6, 4, 5), (2, 6, 1, 1)), ((2, 1, 1, 1), (2, 6, 4, 5)), ((3, 7), (3, 1)),
-                                     ((2, 1, 4, 5), (2, 6, 4, 5))])
+                                     ((2, 1, 4, 5), (2, 6, 4, 5)), ((2, 2, 3, 4, 5), (2, 2, 3, 1, 1)),
+                                     ((2, 3, 1, 4, 5), (1, 3, 1, 4, 5)), ((1, 2, 3, 1, 1), (2, 2, 3, 4, 3))])
     def test_mul_broadcast(self, a, b):
         self.check(ops.Mul(), a, b)
+
+    @pytest.mark.parametrize("axis,keepdims,shape", [(1, False, (2, 2, 3, 4, 5)), (2, True, (2, 3, 4, 2, 3)),
+                                                     (1, False, (2, 5, 4, 3)), (-1, False, (3, 7)),
+                                                     (1, True, (2, 1, 3, 3)), (-3, False, (1, 4, 2, 3, 3))])
+    def test_reduce_sum(self, axis, keepdims, shape):
+        run = self.check(ops.ReduceSum(axis, keepdims), shape)
+        # The sum of the summands, whatever the reference: the first and the rest added by hand.
+        x = run.xs[0].astype(np.float64)
+        by_hand = sum(np.take(x, k, axis=axis) for k in range(shape[axis]))
+        np.testing.assert_allclose(run.out.reshape(by_hand.shape), by_hand, rtol=1e-5, atol=1e-6)
 
     @pytest.mark.parametrize("axis,shapes", [(1, [(2, 3, 4, 4), (2, 5, 4, 4), (2, 1, 4, 4)]),
                                              (-1, [(2, 4, 4, 3), (2, 4, 4, 6)]), (1, [(2, 7), (2, 2)])])

@@ -154,6 +154,9 @@ FD_CASES = {
     "mean": (ops.Mean(), [(2, 3, 2), (2, 3, 2), (2, 3, 2)]),
     "mul se gating": (ops.Mul(), [(2, 3, 2, 3), (2, 3, 1, 1)]),
     "mul both broadcast": (ops.Mul(), [(1, 3, 1, 2), (2, 1, 3, 2)]),
+    "mul 5 axes": (ops.Mul(), [(2, 2, 3, 2, 2), (2, 2, 3, 1, 1)]),
+    "reduce sum axis 1": (ops.ReduceSum(1), [(2, 3, 2, 2, 2)]),
+    "reduce sum keepdims": (ops.ReduceSum(2, keepdims=True), [(2, 2, 3, 2, 2)]),
     "channel pad stride 2": (ops.ChannelPad(4, 2), [(2, 2, 3, 4)]),
     "permute": (ops.Permute((0, 3, 1, 2)), [(2, 2, 3, 4)]),
     "channel select": (ops.ChannelSelect((2, 0)), [(2, 4, 2, 2)]),
@@ -285,12 +288,25 @@ def test_add_backward_into_one_buffer_twice():
 
 MUL_SHAPES = [((2, 6, 4, 5), (2, 6, 1, 1)), ((2, 1, 1, 1), (2, 6, 4, 5)), ((3, 7), (3, 1)),
               ((2, 1, 4, 5), (2, 6, 4, 5)), ((2, 6, 4, 5), (2, 6, 4, 5)), ((1, 6, 1, 5), (3, 1, 4, 5)),
-              ((2, 3, 4), (2, 1, 4))]
+              ((2, 3, 4), (2, 1, 4)), ((2, 2, 6, 4, 5), (2, 2, 6, 1, 1)), ((2, 3, 1, 4, 5), (1, 3, 1, 4, 5))]
 
 
 @pytest.mark.parametrize("a,b", MUL_SHAPES)
 def test_mul_backward(a, b):
     run_train(ops.Mul(), a, b)
+
+
+def test_a_5_axis_product_that_does_not_merge_to_4_is_one_error():
+    """Broadcast on alternating axes leaves 5 groups: refused in one line, never looped wrong."""
+    x, y = _random((2, 3, 1, 4, 5), np.random.default_rng(0)), _random((1, 3, 2, 4, 1), np.random.default_rng(1))
+    with pytest.raises(ArchcostError, match="up to 4 axes"):
+        cpu.ADAPTERS[ops.Mul].run(ops.Mul(), None, [x, y], np.empty((2, 3, 2, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize("axis,keepdims,shape", [(1, False, (2, 2, 6, 4, 5)), (2, True, (2, 3, 4, 2, 3)),
+                                                 (1, False, (2, 5, 4, 3)), (-1, False, (3, 7))])
+def test_reduce_sum_backward(axis, keepdims, shape):
+    run_train(ops.ReduceSum(axis, keepdims), shape)
 
 
 @pytest.mark.parametrize("want", [[True, False], [False, True]])
@@ -442,7 +458,8 @@ def test_grid_sample_identity_gradient_is_the_output_gradient():
 
 
 def test_every_tensor_op_has_training_methods():
-    for op_type in (ops.Flatten, ops.Reshape, ops.Dropout, ops.Concat, ops.Add, ops.Mean, ops.Mul, ops.ChannelPad,
+    for op_type in (ops.Flatten, ops.Reshape, ops.Dropout, ops.Concat, ops.Add, ops.Mean, ops.ReduceSum, ops.Mul,
+                    ops.ChannelPad,
                     ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout, ops.AffineGrid, ops.GridSample):
         adapter = cpu.ADAPTERS[op_type]
         assert callable(adapter.train_forward) and callable(adapter.backward)

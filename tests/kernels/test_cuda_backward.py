@@ -548,12 +548,19 @@ def test_add_into_one_buffer_twice():
 
 
 MUL_SHAPES = [((2, 3, 2, 3), (2, 3, 1, 1)), ((2, 1, 1, 1), (2, 3, 2, 2)), ((3, 5), (3, 1)), ((2, 3, 2), (2, 3, 2)),
-              ((1, 3, 1, 2), (2, 1, 3, 2)), ((2, 3, 4), (2, 1, 4))]
+              ((1, 3, 1, 2), (2, 1, 3, 2)), ((2, 3, 4), (2, 1, 4)), ((2, 2, 3, 2, 2), (2, 2, 3, 1, 1)),
+              ((2, 3, 1, 2, 2), (1, 3, 1, 2, 2))]
 
 
 @pytest.mark.parametrize("a,b", MUL_SHAPES, ids=str)
 def test_mul(a, b):
     Trip(ops.Mul(), a, b)
+
+
+@pytest.mark.parametrize("axis,keepdims,shape", [(1, False, (2, 2, 3, 2, 2)), (2, True, (1, 3, 2, 2, 3)),
+                                                 (-1, False, (3, 4))], ids=str)
+def test_reduce_sum(axis, keepdims, shape):
+    Trip(ops.ReduceSum(axis, keepdims), shape)
 
 
 @pytest.mark.parametrize("want", [[True, False], [False, True]])

@@ -1,13 +1,14 @@
-"""Data-movement and multi-input kernels: add, mean, broadcast mul, concat, channel padding,
-permute, and the copy behind flatten/reshape/dropout (which are free views when they run in
-place on their input's buffer, as the memory plan arranges whenever it can).
+"""Data-movement and multi-input kernels: add, mean, the sum over an axis, broadcast mul, concat,
+channel padding, permute, and the copy behind flatten/reshape/dropout (which are free views when
+they run in place on their input's buffer, as the memory plan arranges whenever it can).
 
 Training (see the adapters' ``train_forward``/``backward``): the forward in training mode is the
 inference forward for all of these (dropout's, which is not, lives in
 ``pointwise.DropoutTrain``); the backward kernels accumulate (``+=``) into the input gradients:
 a copy back for flatten/reshape, the concat's channel slice, the (scaled) output gradient for
-add/mean, the product with the other input reduced over the broadcast axes for mul, the kept
-positions and channels for the channel pad, the inverse permutation for permute. None of these
+add/mean, the output gradient to every summand for the sum over an axis, the product with the
+other input reduced over the broadcast axes for mul, the kept positions and channels for the
+channel pad, the inverse permutation for permute. None of these
 ops keeps a tensor for its backward except mul (both inputs): the shapes come from the gradient
 buffers.
 """
@@ -156,6 +157,30 @@ def accumulate4d(grad, src):
                 grad[a, b, c, d] += src[a, b, c, d]
 
 
+@njit(parallel=True, cache=True)
+def sum_axis(x, out):
+    """out (A, B) = the sum over K of x (A, K, B), in float64 (ReduceSum)."""
+    a_, k_, b_ = x.shape
+    for task in prange(a_ * b_):
+        a = task // b_
+        b = task % b_
+        total = 0.0
+        for k in range(k_):
+            total += np.float64(x[a, k, b])
+        out[a, b] = total
+
+
+@njit(parallel=True, cache=True)
+def sum_axis_grad(grad_out, grad):
+    """grad (A, K, B) += grad_out (A, B) for every k: each summand's gradient is dy."""
+    a_, k_, b_ = grad.shape
+    for task in prange(a_ * k_):
+        a = task // k_
+        k = task % k_
+        for b in range(b_):
+            grad[a, k, b] += grad_out[a, b]
+
+
 def _as4d(a: np.ndarray, what: str) -> np.ndarray:
     if a.ndim > 4:
         raise ArchcostError(f"{what}: the cpu kernels handle up to 4 axes, got {a.ndim}")
@@ -204,13 +229,35 @@ class MeanKernel(AddKernel):
                 _accumulate(grad, grad_out, 1.0 / len(grad_inputs))
 
 
+class ReduceSumKernel:
+    prepare = staticmethod(adapters.no_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        x = adapters.axis_view(inputs[0], op.axis)
+        sum_axis(x, out.reshape(x.shape[0], x.shape[2]))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(ReduceSumKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        grad = grad_inputs[0]
+        if grad is None:
+            return
+        g = adapters.axis_view(grad, op.axis)
+        sum_axis_grad(grad_out.reshape(g.shape[0], g.shape[2]), g)
+
+
 class MulKernel:
     prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
-        out4 = _as4d(out, "mul")
-        x, y = (np.broadcast_to(_as4d(a, "mul"), out4.shape) for a in inputs)
+        shapes = adapters.collapse_broadcast(out.shape, *(a.shape for a in inputs))
+        out4 = _as4d(out.reshape(shapes[0]), "mul")
+        x, y = (np.broadcast_to(_as4d(a.reshape(s), "mul"), out4.shape) for a, s in zip(inputs, shapes[1:]))
         mul4d(x, y, out4)
 
     @staticmethod
@@ -221,14 +268,16 @@ class MulKernel:
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         """d x = grad_out * y, d y = grad_out * x, each summed over the axes its input was
         broadcast along (SE gating: the (N, C, 1, 1) gate's gradient sums over H x W)."""
-        g4 = _as4d(grad_out, "mul")
         for i, grad in enumerate(grad_inputs):
             if grad is None:
                 continue
             other = inputs[1 - i]
             if other is None:
                 raise ArchcostError("mul backward: the other input was not kept")
-            mul_grad(g4, np.broadcast_to(_as4d(other, "mul"), g4.shape), _as4d(grad, "mul"))
+            out_s, grad_s, other_s = adapters.collapse_broadcast(grad_out.shape, grad.shape, other.shape)
+            g4 = _as4d(grad_out.reshape(out_s), "mul")
+            mul_grad(g4, np.broadcast_to(_as4d(other.reshape(other_s), "mul"), g4.shape),
+                     _as4d(grad.reshape(grad_s), "mul"))
 
 
 class ConcatKernel:

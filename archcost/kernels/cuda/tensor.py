@@ -1,5 +1,5 @@
-"""Data-movement and multi-input kernels on device arrays: add, mean, broadcast mul, concat,
-channel padding, permute, and the copy behind flatten/reshape/dropout (free views when they run in
+"""Data-movement and multi-input kernels on device arrays: add, mean, the sum over an axis,
+broadcast mul, concat, channel padding, permute, and the copy behind flatten/reshape/dropout (free views when they run in
 place on their input's buffer, as the memory plan arranges whenever it can).
 
 All are one thread per output element over flat arrays. Mul and permute address their inputs
@@ -200,6 +200,52 @@ class MeanKernel(AddKernel):
                 _accumulate_flat(grad, grad_out, 1.0 / len(grad_inputs))
 
 
+@cuda.jit
+def _sum_axis(x, out):
+    """out (A, B) = the sum over K of x (A, K, B), float64 sums; one thread per element of out."""
+    i = cuda.grid(1)
+    a_, k_, b_ = x.shape
+    if i < a_ * b_:
+        a = i // b_
+        b = i % b_
+        total = 0.0
+        for k in range(k_):
+            total += float(x[a, k, b])
+        out[a, b] = total
+
+
+@cuda.jit
+def _sum_axis_grad(gy, grad):
+    """grad (A, K, B) += gy (A, B) for every k; one thread per element of grad."""
+    i = cuda.grid(1)
+    a_, k_, b_ = grad.shape
+    if i < a_ * k_ * b_:
+        a, k, b = coords3(i, k_, b_)
+        grad[a, k, b] += gy[a, b]
+
+
+class ReduceSumKernel:
+    prepare = staticmethod(adapters.no_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        x = adapters.axis_view(contiguous(inputs[0], "reducesum input"), op.axis)
+        launch(_sum_axis, x.shape[0] * x.shape[2], x, out.reshape(x.shape[0], x.shape[2]))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(ReduceSumKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        grad = input_grad(grad_inputs)
+        if grad is None:
+            return
+        g = adapters.axis_view(grad, op.axis)
+        launch(_sum_axis_grad, math.prod(g.shape), contiguous(grad_out, "reducesum output gradient").reshape(
+            g.shape[0], g.shape[2]), g)
+
+
 def _broadcast_strides(shape, out4):
     """Element strides of a C-contiguous input viewed at the output's 4-D shape (0 where broadcast)."""
     in4 = shape4(shape, "mul")
@@ -209,8 +255,9 @@ def _broadcast_strides(shape, out4):
 class MulKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        out4 = shape4(out_shape, "mul")
-        return out4[1:], _broadcast_strides(in_shapes[0], out4), _broadcast_strides(in_shapes[1], out4)
+        out_s, x_s, y_s = adapters.collapse_broadcast(out_shape, *in_shapes)
+        out4 = shape4(out_s, "mul")
+        return out4[1:], _broadcast_strides(x_s, out4), _broadcast_strides(y_s, out4)
 
     @staticmethod
     def run(op, state, inputs, out):
@@ -226,7 +273,6 @@ class MulKernel:
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         """d x = grad_out * y, d y = grad_out * x, each summed over the axes its input was
         broadcast along (SE gating: the (N, C, 1, 1) gate's gradient sums over H x W)."""
-        out4 = shape4(tuple(grad_out.shape), "mul")
         for i, grad in enumerate(grad_inputs):
             if grad is None:
                 continue
@@ -234,9 +280,12 @@ class MulKernel:
             if other is None:
                 raise ArchcostError("mul backward: the other input was not kept")
             grad = contiguous(grad, "mul input gradient")
-            grad4 = grad.reshape(shape4(tuple(grad.shape), "mul"))
+            out_s, grad_s, other_s = adapters.collapse_broadcast(tuple(grad_out.shape), tuple(grad.shape),
+                                                                 tuple(other.shape))
+            out4 = shape4(out_s, "mul")
+            grad4 = grad.reshape(shape4(grad_s, "mul"))
             launch(_mul_grad, grad4.size, flat(grad_out), flat(other), grad4, *out4,
-                   *_broadcast_strides(tuple(other.shape), out4))
+                   *_broadcast_strides(other_s, out4))
 
 
 class ConcatKernel:
