@@ -1220,6 +1220,11 @@ _RESIZE_DEFAULT_COORD = {"nearest": "asymmetric", "linear": "half_pixel"}
 _CORNER_WEIGHT_OPS = 4
 
 
+def _positions(output: Shape) -> int:
+    """Output positions (N * Ho * Wo) of an (N, C, Ho, Wo) map: what its channels share."""
+    return output[0] * output[2] * output[3]
+
+
 class Resample(NamedTuple):
     """What the receptive-field pass needs to know about a resize along one axis, exactly.
 
@@ -1252,9 +1257,10 @@ class Resize(Op):
     computed exactly (rationals), so a ratio such as 3 -> 7 never loses an index to rounding.
 
     Cost: nearest is a copy, 0 ops. Linear: 7 ops per output element (the four weighted corners:
-    4 multiplies, 3 adds) plus 4 multiplies per output position (Ho * Wo, the corner weights,
-    shared by the batch and the channels); the per-row and per-column coordinates and fractions
-    (Ho + Wo of them) are not counted. No MACs (no weights are multiplied), no params."""
+    4 multiplies, 3 adds) plus 4 multiplies per output position of each sample (N * Ho * Wo: the
+    corner weights, shared by the channels; per sample, as GridSample's, so that costs scale with
+    the batch); the per-row and per-column coordinates and fractions (Ho + Wo of them, computed
+    once) are not counted. No MACs (no weights are multiplied), no params."""
 
     kind: ClassVar[str] = "resize"
     size: int | tuple | None = None  # an int n is (n, n)
@@ -1329,17 +1335,17 @@ class Resize(Op):
     def cost(self, inputs, output):
         if self.mode == "nearest":
             return Cost()
-        return Cost(other=_BILINEAR_OPS * _numel(output) + _CORNER_WEIGHT_OPS * output[2] * output[3])
+        return Cost(other=_BILINEAR_OPS * _numel(output) + _CORNER_WEIGHT_OPS * _positions(output))
 
     def backward(self, inputs, output, grad_inputs, grad_params):
         # Nearest: each output gradient added into the input it copied (1 per output element).
         # Linear: the four corner weights times dy, added in (8 per output element), and the corner
-        # weights again (4 per output position).
+        # weights again (4 per output position of each sample).
         if not grad_inputs[0]:
             return BackwardCost()
         if self.mode == "nearest":
             return BackwardCost(other=_numel(output))
-        return BackwardCost(other=8 * _numel(output) + _CORNER_WEIGHT_OPS * output[2] * output[3])
+        return BackwardCost(other=8 * _numel(output) + _CORNER_WEIGHT_OPS * _positions(output))
 
     # Nothing kept under either policy: the backward needs only the shapes (PyTorch's
     # upsample_nearest2d_backward / upsample_bilinear2d_backward read input_size, output_size and

@@ -78,14 +78,15 @@ def test_cost_rules():
     nearest = R(scale=(2, 2)).cost((x,), out)
     assert (nearest.macs, nearest.other, nearest.params) == (0, 0, 0)
     linear = R(scale=(2, 2), mode="linear").cost((x,), out)
-    # 7 per output element (4 corner products, 3 adds), 4 per output position (corner weights)
+    # 7 per output element (4 corner products, 3 adds), 4 per output position of each sample
+    # (the corner weights, shared by the 3 channels)
     assert (linear.macs, linear.params) == (0, 0)
-    assert linear.other == 7 * 2 * 3 * 10 * 12 + 4 * 10 * 12
+    assert linear.other == 7 * 2 * 3 * 10 * 12 + 4 * 2 * 10 * 12
 
 
 def test_backward_and_saving_rules():
     x, out = (2, 3, 5, 6), (2, 3, 10, 12)
-    for mode, other in (("nearest", 2 * 3 * 10 * 12), ("linear", 8 * 2 * 3 * 10 * 12 + 4 * 10 * 12)):
+    for mode, other in (("nearest", 2 * 3 * 10 * 12), ("linear", 8 * 2 * 3 * 10 * 12 + 4 * 2 * 10 * 12)):
         op = R(scale=(2, 2), mode=mode)
         cost = op.backward((x,), out, (True,), True)
         assert (cost.data_macs, cost.weight_macs, cost.other) == (0, 0, other)
