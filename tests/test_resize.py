@@ -305,3 +305,36 @@ def test_a_graph_with_resizes_trains_one_step_layer_by_layer():
     g.seq(g.output_nodes()[-1], ops.GlobalAvgPool(), ops.Flatten(), ops.Linear(3))
     result = validate_training(g, batch=2)
     assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_bytes, result.predicted_peak_bytes)
+
+
+# --- peer tools' counts (archcost/conventions.py) -----------------------------------------------
+
+def _resize_layer(op, x_shape, torch="default"):
+    g = Graph("up")
+    x = g.input(x_shape)
+    g.add(op, x, torch=torch)
+    return analyze(g)
+
+
+@pytest.mark.parametrize("op,torch,expected", [
+    # (1, 3, 8, 8) -> 3 x 16 x 16 = 768 outputs; the input has 192 elements.
+    # thop: nn.Upsample's count_upsample: nearest 1, bilinear 11 per output; F.interpolate unseen.
+    # ptflops: the nn.Upsample hook (768) plus the patched F.interpolate it calls (768); a bare
+    # F.interpolate only the latter. fvcore: aten::upsample_nearest2d 1, _bilinear2d 4 per output.
+    # calflops: F.interpolate with a scale factor counts the input (192); with a size, Ho * Wo.
+    (R(scale=(2, 2)), "default", dict(thop=768, ptflops=1536, fvcore=768, calflops=192)),
+    (R(scale=(2, 2)), "functional", dict(thop=0, ptflops=768, fvcore=768, calflops=192)),
+    (R(scale=(2, 2), mode="linear"), "default", dict(thop=11 * 768, ptflops=1536, fvcore=4 * 768, calflops=192)),
+    (R(size=(16, 16), mode="linear"), "functional", dict(thop=0, ptflops=768, fvcore=4 * 768, calflops=256)),
+    # per-axis factors (1.5, 0.75) -> 12 x 6: ptflops multiplies the input by int(1.125) = 1
+    (R(scale=(1.5, 0.75)), "default", dict(thop=216, ptflops=216 + 192, fvcore=216, calflops=192)),
+])
+def test_peer_tool_counts(op, torch, expected):
+    from archcost import conventions
+
+    report = _resize_layer(op, (3, 8, 8), torch)
+    got = {name: conventions.layer_counts(report, name)[-1] for name in expected}
+    assert got == expected
+    others = set(conventions.CONVENTIONS) - set(expected) - {"archcost-other", "archcost-flops"}
+    counts = [conventions.layer_counts(report, name)[-1] for name in others if conventions.get(name).base == "macs"]
+    assert counts == [0] * len(counts)  # no MACs, no params: torchinfo, torchscan, flop_counter 0
