@@ -1211,8 +1211,9 @@ class GridSample(Op):
 # --- Resize (ONNX Resize, PyTorch F.interpolate): nearest and bilinear, 2-D -------------------
 
 # The coordinate modes each resize mode accepts (ONNX's coordinate_transformation_mode; nearest
-# uses nearest_mode "floor"). asymmetric + floor is PyTorch's mode="nearest"; half_pixel and
-# pytorch_half_pixel are align_corners=False for "bilinear", align_corners is align_corners=True.
+# uses nearest_mode "floor"). asymmetric + floor is PyTorch's mode="nearest"; torch.onnx writes
+# "bilinear" with align_corners=False as pytorch_half_pixel (half_pixel but for a 1-pixel output)
+# and align_corners=True as align_corners.
 RESIZE_COORDS = {"nearest": ("asymmetric",), "linear": ("half_pixel", "pytorch_half_pixel", "align_corners")}
 # What ``coord`` is when not given: PyTorch's default for the mode (align_corners=False).
 _RESIZE_DEFAULT_COORD = {"nearest": "asymmetric", "linear": "half_pixel"}
@@ -1245,7 +1246,8 @@ class Resize(Op):
     Give exactly one of ``size`` (Ho, Wo) and ``scale`` (scale_h, scale_w: Ho = floor(H * scale_h),
     Wo = floor(W * scale_w)). ``mode``: "nearest" (with ``coord`` "asymmetric" and ONNX's
     nearest_mode "floor": PyTorch's mode="nearest") or "linear" (bilinear; ``coord`` "half_pixel"
-    (the default), "pytorch_half_pixel" (PyTorch's align_corners=False) or "align_corners").
+    (the default), "pytorch_half_pixel" (what torch.onnx writes for F.interpolate's
+    align_corners=False; it differs from half_pixel only for a 1-pixel output) or "align_corners").
 
     Per axis, output index x reads the input at x_orig = f(x), ONNX's formulas, with s the scale
     given, or out/in when ``size`` is given: asymmetric x / s; half_pixel (x + 0.5) / s - 0.5;
