@@ -338,3 +338,20 @@ def test_peer_tool_counts(op, torch, expected):
     others = set(conventions.CONVENTIONS) - set(expected) - {"archcost-other", "archcost-flops"}
     counts = [conventions.layer_counts(report, name)[-1] for name in others if conventions.get(name).base == "macs"]
     assert counts == [0] * len(counts)  # no MACs, no params: torchinfo, torchscan, flop_counter 0
+
+
+# --- serialisation (archcost/formats, generic over ops.OPS) ---------------------------------------
+
+def test_a_graph_with_resizes_round_trips_through_yaml_and_node_link_json():
+    import yaml
+
+    from archcost.formats.export import to_json as graph_json
+    from archcost.formats.export import to_yaml
+    from archcost.formats.nodelink import graph_to_node_link
+    from archcost.formats.spec import build_spec
+
+    g = _hrnet_like()
+    g.add(R(scale=(float(np.float32(0.3)), 2.0), mode="linear"), g.output_nodes()[-1])  # a float32 scale, exact
+    back = build_spec(yaml.safe_load(to_yaml(g)))
+    assert [back.op(n) for n in back.topological_order()] == [g.op(n) for n in g.topological_order()]
+    assert "resize" in graph_json(g) and graph_to_node_link(g)
