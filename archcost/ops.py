@@ -1363,7 +1363,10 @@ class Resize(Op):
         )
 
     def label(self):
-        target = f"{self.size[0]}x{self.size[1]}" if self.size is not None else f"x{self.scale[0]:g},{self.scale[1]:g}"
+        if self.size is not None:
+            target = f"{self.size[0]}x{self.size[1]}"
+        else:  # "x2", or "x1.5,0.75" per axis
+            target = "x" + ",".join(f"{s:g}" for s in dict.fromkeys(self.scale))
         return f"resize {self.mode} {target}"
 
 

@@ -355,3 +355,9 @@ def test_a_graph_with_resizes_round_trips_through_yaml_and_node_link_json():
     back = build_spec(yaml.safe_load(to_yaml(g)))
     assert [back.op(n) for n in back.topological_order()] == [g.op(n) for n in g.topological_order()]
     assert "resize" in graph_json(g) and graph_to_node_link(g)
+
+
+def test_labels():
+    assert R(scale=(4, 4)).label() == "resize nearest x4"
+    assert R(scale=(1.5, 0.75), mode="linear").label() == "resize linear x1.5,0.75"
+    assert R(size=(7, 3)).label() == "resize nearest 7x3"
