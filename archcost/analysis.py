@@ -45,10 +45,10 @@ class LayerRecord:
     other: int
     flops: int  # 2 * macs + other
     live_bytes: int  # activation bytes live while this layer runs
-    rf_h: int
-    rf_w: int
-    jump_h: int
-    jump_w: int
+    rf_h: int | float  # a float only where a resize made the field fractional (receptive.py)
+    rf_w: int | float
+    jump_h: int | float
+    jump_w: int | float
     start_h: float
     start_w: float
     inplace: bool

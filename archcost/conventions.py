@@ -9,11 +9,13 @@ shapes, its ``Cost``, its memory), so that all conventions come from the same gr
 
 Each rule maps an archcost op to the PyTorch module torchvision uses for it (Conv2d -> nn.Conv2d,
 Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool2d(1), Add ->
-``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode, ...)
-and then applies the tool's own formula for that module, read from the tool's released source:
-the file and version are cited next to each rule. Where a released tool has a bug, the rule
+``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode,
+Resize -> nn.Upsample(size or scale_factor, mode "nearest" / "bilinear"), whose forward calls
+F.interpolate, ...) and then applies the tool's own formula for that module, read from the tool's
+released source: the file and version are cited next to each rule. Where a released tool has a bug, the rule
 reproduces the released number and says so. Where the PyTorch twin computes a layer otherwise
-(a function call where the mapping has a module, nn.Flatten, an adaptive pool), the graph says
+(a function call where the mapping has a module, nn.Flatten, an adaptive pool; a bare
+F.interpolate, as HRNet's and GhostNetV2's code resize), the graph says
 so per layer (``Graph.torch_form``, archcost/graph.py ``TORCH_FORMS``) and the rules follow:
 the tools that hook modules do not see a function. benchmarks/peer_conventions.py runs the
 tools on torchvision's models and compares (docs/conventions.md has its table).
@@ -45,6 +47,7 @@ from archcost.ops import (
     Linear,
     MaxPool2d,
     Op,
+    Resize,
     Softmax,
 )
 
@@ -156,6 +159,11 @@ def fvcore(layer: Layer) -> int:
     # fvcore 0.1.5.post20221221, fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS and
     # fvcore/nn/jit_handles.py: "one fused multiply-add = one flop".
     op, x = layer.op, layer.inputs[0] if layer.inputs else ()
+    if isinstance(op, Resize):
+        # "aten::upsample_nearest2d": elementwise_flop_counter(0, 1), "aten::upsample_bilinear2d":
+        # elementwise_flop_counter(0, 4): 1 or 4 per output element. fvcore traces aten ops, so
+        # nn.Upsample and F.interpolate count alike.
+        return math.prod(layer.output) * (1 if op.mode == "nearest" else 4)
     if isinstance(op, (Conv2d, Linear)):
         # conv_flop_count: N * prod(w_shape) * prod(out spatial), bias ignored;
         # linear_flop_jit: prod(input shape) * out_features, bias ignored.
@@ -187,6 +195,21 @@ _PTFLOPS_DOUBLE = ("relu", "elu", "gelu")
 _PTFLOPS_SINGLE = ("relu6", "leaky_relu")
 
 
+def _ptflops_interpolate(layer: Layer) -> int:
+    """ptflops 0.7.5 pytorch_ops.py _interpolate_functional_flops_hook on the twin's F.interpolate
+    call: with ``size``, prod(size) * N * C (the output's numel); with ``scale_factor``, the input's
+    numel times int(prod(scale_factor)) for a per-axis tuple (truncated: (1.5, 0.75) counts 1x), or
+    scale_factor ** 2 for one number, which the twin passes when both axes share it (a float
+    count there for a fractional factor, truncated to an int here)."""
+    op, x = layer.op, layer.inputs[0]
+    if op.size is not None:
+        return math.prod(layer.output)
+    sh, sw = op.scale
+    if sh == sw:
+        return int(math.prod(x) * sh * sh)
+    return math.prod(x) * int(sh * sw)
+
+
 def ptflops_pytorch(layer: Layer) -> int:
     # ptflops 0.7.5 (sovrasov/flops-counter.pytorch v0.7.5), backend="pytorch":
     # ptflops/pytorch_ops.py MODULES_MAPPING and FUNCTIONAL_MAPPING, ptflops/pytorch_engine.py.
@@ -201,6 +224,8 @@ def ptflops_pytorch(layer: Layer) -> int:
             return math.prod(out) if op.fn in ("relu", "elu", "gelu", "silu", "relu6") else 0
         if isinstance(op, (MaxPool2d, AvgPool2d, GlobalAvgPool, Softmax)):
             return math.prod(x)
+        if isinstance(op, Resize):  # F.interpolate is patched
+            return _ptflops_interpolate(layer)
         if not isinstance(op, (Linear, LRN)):
             return 0
     if _layernorm2d(layer):
@@ -232,6 +257,10 @@ def ptflops_pytorch(layer: Layer) -> int:
     if isinstance(op, Softmax):
         # nn.Softmax has no hook; its F.softmax is patched: input numel.
         return math.prod(x)
+    if isinstance(op, Resize):
+        # upsample_flops_counter_hook (nn.Upsample): output numel, whatever the mode; its forward
+        # calls the patched F.interpolate, counted again.
+        return math.prod(out) + _ptflops_interpolate(layer)
     if isinstance(op, LRN):
         # nn.LocalResponseNorm has no hook, but F.local_response_norm calls the patched
         # input.mul(input), avg_pool3d over the channel-padded squares (N, 1, C+size-1, H, W),
@@ -288,6 +317,10 @@ def thop(layer: Layer) -> int:
         # count_softmax: rows * (nf exp + nf-1 adds + nf divs).
         features = out[op.axis]
         return math.prod(out) // features * (3 * features - 1)
+    if isinstance(op, Resize):
+        # count_upsample (nn.Upsample) -> vision/calc_func.py calculate_upsample: output numel for
+        # "nearest" (not multiplied: not zero_ops), x 11 for "bilinear".
+        return math.prod(out) * (1 if op.mode == "nearest" else 11)
     # nn.ReLU, ReLU6, MaxPool, Dropout: zero_ops; LeakyReLU: calculate_relu_flops -> 0; other
     # activations, LRN, adds, concat, mul: no hook (0).
     return 0
@@ -509,6 +542,12 @@ def calflops(layer: Layer) -> int:
         return 5 * math.prod(x)
     if isinstance(op, Softmax):
         return math.prod(x)
+    if isinstance(op, Resize):
+        # _upsample_flops_compute (F.interpolate, which nn.Upsample calls): with a size tuple,
+        # int(prod(size)) = Ho * Wo, batch and channels left out; with a scale factor, the input's
+        # numel (the release computes "flops * int(_prod(scale_factor))" and drops the product).
+        # Both reproduced.
+        return out[2] * out[3] if op.size is not None else math.prod(x)
     if isinstance(op, LRN):
         # F.local_response_norm's wrapped Tensor.mul (x*x, alpha), Tensor.add (k) and avg_pool3d
         # over the channel-padded squares, as for ptflops.

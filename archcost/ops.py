@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import ClassVar, NamedTuple
 
 from archcost.cost import BackwardCost, Cost, Saved
@@ -207,6 +208,10 @@ class Op:
         return Saved()
 
     def window(self, inputs: tuple[Shape, ...]) -> Window | None:
+        return None
+
+    def resample(self, inputs: tuple[Shape, ...]) -> tuple[Resample, Resample] | None:
+        """A resize's map per axis (H, W) for the receptive-field pass (``Resize``); None else."""
         return None
 
     def label(self) -> str:
@@ -1239,6 +1244,168 @@ class GridSample(Op):
         return "grid sample bilinear"
 
 
+# --- Resize (ONNX Resize, PyTorch F.interpolate): nearest and bilinear, 2-D -------------------
+
+# The coordinate modes each resize mode accepts (ONNX's coordinate_transformation_mode; nearest
+# uses nearest_mode "floor"). asymmetric + floor is PyTorch's mode="nearest"; torch.onnx writes
+# "bilinear" with align_corners=False as pytorch_half_pixel (half_pixel but for a 1-pixel output)
+# and align_corners=True as align_corners.
+RESIZE_COORDS = {"nearest": ("asymmetric",), "linear": ("half_pixel", "pytorch_half_pixel", "align_corners")}
+# What ``coord`` is when not given: PyTorch's default for the mode (align_corners=False).
+_RESIZE_DEFAULT_COORD = {"nearest": "asymmetric", "linear": "half_pixel"}
+# The multiplies of a position's four corner weights (1-fh)(1-fw), (1-fh)fw, fh(1-fw), fh fw.
+_CORNER_WEIGHT_OPS = 4
+
+
+def _positions(output: Shape) -> int:
+    """Output positions (N * Ho * Wo) of an (N, C, Ho, Wo) map: what its channels share."""
+    return output[0] * output[2] * output[3]
+
+
+class Resample(NamedTuple):
+    """What the receptive-field pass needs to know about a resize along one axis, exactly.
+
+    ``taps``: input units each output unit reads (1 nearest, 2 linear); ``ratio``: input units
+    per output unit (the slope of the coordinate map, so jump' = jump * ratio); ``first``: the
+    index of the first input unit read by output unit 0."""
+
+    taps: int
+    ratio: Fraction
+    first: int
+
+
+@dataclass(frozen=True)
+class Resize(Op):
+    """2-D spatial resize of (N, C, H, W) to (N, C, Ho, Wo), as ONNX ``Resize`` (opset 11+) and
+    PyTorch's ``F.interpolate`` define it.
+
+    Give exactly one of ``size`` (Ho, Wo) and ``scale`` (scale_h, scale_w: Ho = floor(H * scale_h),
+    Wo = floor(W * scale_w)). ``mode``: "nearest" (with ``coord`` "asymmetric" and ONNX's
+    nearest_mode "floor": PyTorch's mode="nearest") or "linear" (bilinear; ``coord`` "half_pixel"
+    (the default), "pytorch_half_pixel" (what torch.onnx writes for F.interpolate's
+    align_corners=False; it differs from half_pixel only for a 1-pixel output) or "align_corners").
+
+    Per axis, output index x reads the input at x_orig = f(x), ONNX's formulas, with s the scale
+    given, or out/in when ``size`` is given: asymmetric x / s; half_pixel (x + 0.5) / s - 0.5;
+    pytorch_half_pixel the same when out > 1, else 0; align_corners x * (in - 1) / (out - 1)
+    (0 when out == 1; with ``scale`` only where in * scale is whole: past that onnx.reference
+    divides by in * scale - 1, onnxruntime and PyTorch by out - 1, so it is refused).
+    Nearest reads in[min(floor(x_orig), in - 1)]; linear clamps x_orig to [0, in - 1] and blends
+    in[lo] and in[min(lo + 1, in - 1)], lo = floor, with weights 1 - frac and frac. The maps are
+    computed exactly (rationals), so a ratio such as 3 -> 7 never loses an index to rounding.
+
+    Cost: nearest is a copy, 0 ops. Linear: 7 ops per output element (the four weighted corners:
+    4 multiplies, 3 adds) plus 4 multiplies per output position of each sample (N * Ho * Wo: the
+    corner weights, shared by the channels; per sample, as GridSample's, so that costs scale with
+    the batch); the per-row and per-column coordinates and fractions (Ho + Wo of them, computed
+    once) are not counted. No MACs (no weights are multiplied), no params."""
+
+    kind: ClassVar[str] = "resize"
+    size: int | tuple | None = None  # an int n is (n, n)
+    scale: tuple | None = None
+    mode: str = "nearest"
+    coord: str | None = None  # None: the mode's default (asymmetric / half_pixel)
+
+    def __post_init__(self):
+        if (self.size is None) == (self.scale is None):
+            raise ShapeError("Resize: give exactly one of size and scale")
+        if self.size is not None:
+            size = pair(self.size, "Resize: size")
+            for d in size:
+                _positive("Resize", "size", d)
+            object.__setattr__(self, "size", size)
+        else:
+            scale = tuple(self.scale)
+            if len(scale) != 2 or not all(_finite_number(v) and v > 0 for v in scale):
+                raise ShapeError(f"Resize: scale must be two positive numbers (h, w), got {quote(self.scale)}")
+            object.__setattr__(self, "scale", tuple(float(v) for v in scale))
+        if self.mode not in RESIZE_COORDS:
+            raise ShapeError(f"Resize: mode must be one of {', '.join(map(repr, RESIZE_COORDS))}, got {self.mode!r}")
+        coord = _RESIZE_DEFAULT_COORD[self.mode] if self.coord is None else self.coord
+        if coord not in RESIZE_COORDS[self.mode]:
+            raise ShapeError(f"Resize: coord must be one of {', '.join(map(repr, RESIZE_COORDS[self.mode]))} "
+                             f"for mode {self.mode!r}, got {self.coord!r}")
+        object.__setattr__(self, "coord", coord)
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.size is not None:
+            return self.size
+        # floor(in * scale) of the scale as given (its exact binary value): ONNX's output size.
+        return tuple(math.floor(d * Fraction(s)) for d, s in zip((h, w), self.scale))
+
+    def infer(self, inputs):
+        n, c, h, w = _map4(self, _one_input(self, inputs))
+        ho, wo = self.out_size(h, w)
+        if ho < 1 or wo < 1:
+            raise ShapeError(f"Resize: scale {self.scale} takes the {h}x{w} map to {ho}x{wo}: an empty output")
+        if self.scale is not None and self.coord == "align_corners" and any(
+            d * Fraction(s) != o for d, s, o in zip((h, w), self.scale, (ho, wo))
+        ):
+            # onnx.reference divides by in * scale - 1, onnxruntime and PyTorch by out - 1: no one answer.
+            raise ShapeError(f"Resize: scale {self.scale} with coord 'align_corners' on a {h}x{w} map is not a whole "
+                             "output size (ONNX implementations disagree there); give size instead")
+        return (n, c, ho, wo)
+
+    def axis_map(self, axis: int, in_size: int, out_size: int) -> tuple[Fraction, Fraction]:
+        """(slope, offset) of x_orig = slope * x + offset along ``axis`` (0: H, 1: W), exact, before
+        the clamp and floor; pytorch_half_pixel and align_corners with out == 1 are (0, 0)."""
+        scale = Fraction(out_size, in_size) if self.size is not None else Fraction(self.scale[axis])
+        if self.coord == "asymmetric":
+            return 1 / scale, Fraction(0)
+        if self.coord == "align_corners":
+            return (Fraction(0) if out_size == 1 else Fraction(in_size - 1, out_size - 1)), Fraction(0)
+        if self.coord == "pytorch_half_pixel" and out_size == 1:
+            return Fraction(0), Fraction(0)
+        return 1 / scale, Fraction(1, 2) / scale - Fraction(1, 2)  # half_pixel
+
+    def source_index(self, axis: int, in_size: int, out_size: int, x: int) -> tuple[int, int, Fraction]:
+        """(lo, hi, frac) of output index ``x``: nearest reads ``lo`` (hi == lo, frac 0); linear
+        blends in[lo] * (1 - frac) + in[hi] * frac. Exact."""
+        slope, offset = self.axis_map(axis, in_size, out_size)
+        orig = slope * x + offset
+        if self.mode == "nearest":
+            lo = min(math.floor(orig), in_size - 1)
+            return lo, lo, Fraction(0)
+        orig = min(max(orig, Fraction(0)), Fraction(in_size - 1))
+        lo = math.floor(orig)
+        return lo, min(lo + 1, in_size - 1), orig - lo
+
+    def cost(self, inputs, output):
+        if self.mode == "nearest":
+            return Cost()
+        return Cost(other=_BILINEAR_OPS * _numel(output) + _CORNER_WEIGHT_OPS * _positions(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # Nearest: each output gradient added into the input it copied (1 per output element).
+        # Linear: the four corner weights times dy, added in (8 per output element), and the corner
+        # weights again (4 per output position of each sample).
+        if not grad_inputs[0]:
+            return BackwardCost()
+        if self.mode == "nearest":
+            return BackwardCost(other=_numel(output))
+        return BackwardCost(other=8 * _numel(output) + _CORNER_WEIGHT_OPS * _positions(output))
+
+    # Nothing kept under either policy: the backward needs only the shapes (PyTorch's
+    # upsample_nearest2d_backward / upsample_bilinear2d_backward read input_size, output_size and
+    # the scales, no tensor).
+
+    def resample(self, inputs):
+        _, _, h, w = inputs[0]
+        ho, wo = self.out_size(h, w)
+        taps = (1 if self.mode == "nearest" or h == 1 else 2, 1 if self.mode == "nearest" or w == 1 else 2)
+        return tuple(
+            Resample(t, self.axis_map(axis, d, o)[0] if o > 1 else Fraction(d, o), self.source_index(axis, d, o, 0)[0])
+            for axis, (t, d, o) in enumerate(zip(taps, (h, w), (ho, wo)))
+        )
+
+    def label(self):
+        if self.size is not None:
+            target = f"{self.size[0]}x{self.size[1]}"
+        else:  # "x2", or "x1.5,0.75" per axis
+            target = "x" + ",".join(f"{s:g}" for s in dict.fromkeys(self.scale))
+        return f"resize {self.mode} {target}"
+
+
 def _torch_lrn_saves(op: LRN, x: Shape) -> Saved:
     """What PyTorch's functional local_response_norm keeps (torch/nn/functional.py): div =
     x * x (mul keeps both operands: x), padded by size // 2 channels and average-pooled over
@@ -1281,4 +1448,5 @@ OPS = (
     Maxout,
     AffineGrid,
     GridSample,
+    Resize,
 )

@@ -14,7 +14,8 @@ failure). Three kinds of spec come out:
   overhanging windows; every activation, BatchNorm, LRN, dropout, channel pad, maxout, channel
   selection, affine, scale, softmax, LayerNorm on any axis; permutes, reshapes, flatten;
   linear layers on vectors and channels-last maps; residual adds and means, SE gates (broadcast
-  mul), inception branches joined by a concat, concats along any axis, a spatial transformer.
+  mul), inception branches joined by a concat, concats along any axis, a spatial transformer,
+  resizes (nearest and bilinear, every coordinate mode, to a size or by a scale).
 - ``invalid_spec``: a valid prefix plus one layer that archcost must refuse (``spec.reason``
   says why), by a shape rule or by a field check.
 - ``hostile_spec``: a valid prefix plus one layer of any op with some fields set to hostile
@@ -468,6 +469,30 @@ def transformer(ch, net, src):
     return net.add("GridSample", {"align_corners": align}, [src, grid], (n, c, oh, ow))
 
 
+# Scales whose products with small sizes floor exactly in binary (no 0.3-like rounding): ratios
+# up and down, integer and not.
+RESIZE_SCALES = [2.0, 0.5, 1.5, 3.0, 0.75, 4.0, 1.25]
+
+
+def resize(ch, net, src):
+    """A Resize: nearest or bilinear in any coordinate mode, to a size or by a scale, up or down."""
+    n, c, h, w = net.shapes[src]
+    mode = ch.choice(["nearest", "linear"])
+    coord = ch.choice({"nearest": ["asymmetric"],
+                       "linear": ["half_pixel", "pytorch_half_pixel", "align_corners"]}[mode])
+    if ch.bool():
+        oh, ow = ch.int(1, 12), ch.int(1, 12)
+        kwargs = {"size": (oh, ow)}
+    else:
+        sh, sw = ch.choice(RESIZE_SCALES), ch.choice(RESIZE_SCALES)
+        oh, ow = math.floor(h * sh), math.floor(w * sw)
+        if min(oh, ow) < 1 or (coord == "align_corners" and (oh != h * sh or ow != w * sw)):
+            return None  # an empty output, or align_corners with a fractional size: refused
+        kwargs = {"scale": (sh, sw)}
+    new = (n, c, oh, ow)
+    return net.add("Resize", {**kwargs, "mode": mode, "coord": coord}, [src], new) if _fits(new) else None
+
+
 MAKERS = {
     2: [activation, linear, batch_norm, dropout, maxout, softmax, layer_norm, scale, affine, rbf, channel_select,
         reshape, join, concat, permute],
@@ -475,7 +500,7 @@ MAKERS = {
         reshape, flatten, join, concat, dropout],
     4: [conv, pool, activation, batch_norm, conv, residual, inception, pool, lrn, dropout, global_pool,
         channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, permute, reshape, flatten,
-        linear, gate, concat, join, transformer],
+        linear, gate, concat, join, transformer, resize],
 }
 
 
@@ -527,7 +552,7 @@ POSITIVE_FIELDS = [
     ("AvgPool2d", "kernel", {"kernel": 1}), ("Linear", "out_features", {"out_features": 3}),
     ("ChannelPad", "out_channels", {"out_channels": 40}), ("ChannelPad", "stride", {"out_channels": 40}),
     ("Maxout", "pieces", {"pieces": 1}), ("LRN", "size", {}), ("RBF", "out_features", {"out_features": 3}),
-    ("AffineGrid", "out_h", {}), ("AffineGrid", "out_w", {}),
+    ("AffineGrid", "out_h", {}), ("AffineGrid", "out_w", {}), ("Resize", "size", {"size": 2}),
 ]
 BOOL_FIELDS = [("Conv2d", "bias", {"out_channels": 4, "kernel": 1}), ("MaxPool2d", "ceil_mode", {"kernel": 1}),
                ("AvgPool2d", "count_include_pad", {"kernel": 1}), ("BatchNorm", "affine", {}),
@@ -597,7 +622,7 @@ def _wrong_rank(ch, net, src):
     else:
         kind, kwargs = ch.choice([("Conv2d", {"out_channels": 2, "kernel": 1}), ("MaxPool2d", {"kernel": 1}),
                                   ("AvgPool2d", {"kernel": 1}), ("GlobalAvgPool", {}), ("LRN", {}),
-                                  ("ChannelPad", {"out_channels": 64})])
+                                  ("ChannelPad", {"out_channels": 64}), ("Resize", {"size": 2})])
     net.add(kind, kwargs, [src], None)
     return f"{kind} on a rank-{rank} input"
 
@@ -697,6 +722,9 @@ def _bad_misc(ch, net, src):
         ("Conv2d", {"out_channels": 4, "kernel": "3"}), ("Conv2d", {"out_channels": 4, "kernel": (3, 3, 3)}),
         ("Conv2d", {"out_channels": 4, "kernel": 10**30}), ("Conv2d", {"out_channels": 2**2000}),
         ("MaxPool2d", {"kernel": 10**30}), ("Maxout", {"pieces": 10**30}),
+        ("Resize", {}), ("Resize", {"size": 2, "scale": (2.0, 2.0)}), ("Resize", {"size": 2, "mode": "cubic"}),
+        ("Resize", {"size": 2, "coord": "half_pixel"}), ("Resize", {"size": 2, "mode": "linear", "coord": "floor"}),
+        ("Resize", {"scale": (2.0, 0.0)}), ("Resize", {"scale": (2.0,)}), ("Resize", {"scale": (0.01, 1.0)}),
     ])
     net.add(kind, kwargs, [src], None)
     return f"{kind}({', '.join(f'{k}={_src(v)}' for k, v in kwargs.items())})"

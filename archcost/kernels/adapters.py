@@ -51,6 +51,7 @@ KERNELS = {  # op type: (kernel module, adapter class)
     ops.Maxout: ("extra", "MaxoutKernel"),
     ops.AffineGrid: ("extra", "AffineGridKernel"),
     ops.GridSample: ("extra", "GridSampleKernel"),
+    ops.Resize: ("extra", "ResizeKernel"),
 }
 
 
@@ -262,3 +263,20 @@ def maxout_state(op, in_shapes, out_shape, params):
 def align_corners_state(op, in_shapes, out_shape, params):
     """AffineGrid and GridSample."""
     return bool(op.align_corners)
+
+
+def resize_axis(op, axis: int, in_size: int, out_size: int) -> tuple:
+    """(lo, hi, frac) per output index along ``axis`` (0: H, 1: W) of a Resize: int64, int64,
+    float64 arrays from the op's exact map (``ops.Resize.source_index``), so the kernels of both
+    backends read the same indices and only blend. Nearest: hi == lo, frac 0."""
+    rows = [op.source_index(axis, in_size, out_size, x) for x in range(out_size)]
+    lo = np.array([r[0] for r in rows], np.int64)
+    hi = np.array([r[1] for r in rows], np.int64)
+    frac = np.array([float(r[2]) for r in rows], np.float64)
+    return lo, hi, frac
+
+
+def resize_state(op, in_shapes, out_shape, params):
+    """(linear, row lo, row hi, row frac, column lo, column hi, column frac) of a Resize."""
+    _, _, h, w = in_shapes[0]
+    return (op.mode == "linear", *resize_axis(op, 0, h, out_shape[2]), *resize_axis(op, 1, w, out_shape[3]))

@@ -4,7 +4,8 @@ Convolution pads explicitly and contracts sliding windows with ``tensordot``; po
 ``sliding_window_view`` windows of an explicitly padded map (divisors of average pooling come
 from pooling a mask); LRN sums squares over windows of a channel-padded copy; maxout reshapes
 into (groups, pieces); the affine grid multiplies a homogeneous base grid by theta; grid
-sampling sums tent weights over neighbours read from a zero-ringed copy. The kernels loop and
+sampling sums tent weights over neighbours read from a zero-ringed copy; a resize contracts the
+input with one interpolation matrix per axis (einsum). The kernels loop and
 clip (or bounds-test) instead, so the two share no indexing code.
 
 ``forward(op, inputs, params)``: inputs are float64 arrays, params the same dict the kernels
@@ -210,6 +211,34 @@ def grid_sample(op: ops.GridSample, x, grid):
     return out
 
 
+def resize_matrix(op: ops.Resize, axis: int, in_size: int, out_size: int):
+    """The (out, in) interpolation matrix of a Resize along one axis, from float64 coordinates
+    (not the op's exact rationals, which the kernels' tables use): nearest puts a 1 at
+    floor(x_orig), linear the tent weights max(0, 1 - |x_orig - p|) of the clamped coordinate."""
+    x = np.arange(out_size, dtype=np.float64)
+    scale = out_size / in_size if op.size is not None else op.scale[axis]
+    if op.coord == "asymmetric":
+        # x * in / out is exact before its one rounding (x * in is an int): floor cannot slip
+        orig = x * in_size / out_size if op.size is not None else x / scale
+    elif op.coord == "align_corners":
+        orig = x * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros(1)
+    elif op.coord == "pytorch_half_pixel" and out_size == 1:
+        orig = np.zeros(1)
+    else:  # half_pixel
+        orig = (x + 0.5) / scale - 0.5
+    columns = np.arange(in_size, dtype=np.float64)
+    if op.mode == "nearest":
+        return (np.minimum(np.floor(orig), in_size - 1)[:, None] == columns[None, :]).astype(np.float64)
+    orig = np.clip(orig, 0.0, in_size - 1)
+    return np.maximum(0.0, 1.0 - np.abs(orig[:, None] - columns[None, :]))
+
+
+def resize(op: ops.Resize, x, out_shape):
+    rows = resize_matrix(op, 0, x.shape[2], out_shape[2])
+    cols = resize_matrix(op, 1, x.shape[3], out_shape[3])
+    return np.einsum("ih,nchw,jw->ncij", rows, x, cols)
+
+
 # op type -> f(op, inputs, params, out_shape) -> float64 array
 REFERENCE = {
     ops.Conv2d: lambda op, xs, p, s: conv2d(op, xs[0], p),
@@ -240,6 +269,7 @@ REFERENCE = {
     ops.Maxout: lambda op, xs, p, s: maxout(op, xs[0]),
     ops.AffineGrid: lambda op, xs, p, s: affine_grid(op, xs[0]),
     ops.GridSample: lambda op, xs, p, s: grid_sample(op, xs[0], xs[1]),
+    ops.Resize: lambda op, xs, p, s: resize(op, xs[0], s),
 }
 
 

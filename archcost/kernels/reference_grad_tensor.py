@@ -1,6 +1,7 @@
 """Float64 numpy references of the backward of the data-movement, multi-input and zoo-variant
 ops: Flatten, Reshape, Concat, Add, Mean, ReduceSum, Mul, ChannelPad, Permute
-(archcost/kernels/cpu/tensor.py) and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample (archcost/kernels/cpu/extra.py).
+(archcost/kernels/cpu/tensor.py) and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample,
+Resize (archcost/kernels/cpu/extra.py).
 
 Written independently of the kernels, which loop, index and scatter: here the views reshape
 back; concat splits at the cumulative sizes; the axis sum repeats dy along the axis; mul "unbroadcasts" with a keepdims sum over the
@@ -11,7 +12,8 @@ the expanded form ``sum_i g_i (x - c_i) = x sum_i g_i - g @ c`` (matrix products
 one-hot mask of ``argmax`` over a (groups, pieces) reshape; the affine grid contracts the
 homogeneous base grid with einsum; grid sampling differentiates the tent weights
 ``max(0, 1 - |u - p|)`` (slope ``-sign(u - p)`` inside the tent) over the zero-ringed copy of the
-forward reference, scattering into the ring with ``np.add.at``.
+forward reference, scattering into the ring with ``np.add.at``; a resize multiplies by the
+transposes of the forward reference's interpolation matrices.
 
 ``backward(op, params, inputs, out, grad_out, want_inputs, want_params)``: float64 ``inputs``
 (all of them, kept or not), ``out`` (unused: no op here needs its output), ``grad_out``;
@@ -26,7 +28,7 @@ import numpy as np
 
 from archcost import ops
 from archcost.errors import ArchcostError
-from archcost.kernels.reference import _targets
+from archcost.kernels.reference import _targets, resize_matrix
 
 
 def _f64(a):
@@ -165,11 +167,19 @@ def grid_sample(op, inputs, g):
     return [ring_grad[:, :, 1:-1, 1:-1].copy(), dgrid], {}
 
 
+def resize(op, inputs, g):
+    # out = R_h x R_w^T per plane, so dx = R_h^T g R_w: the transposed interpolation matrices.
+    _, _, h, w = inputs[0].shape
+    rows = resize_matrix(op, 0, h, g.shape[2])
+    cols = resize_matrix(op, 1, w, g.shape[3])
+    return [np.einsum("ih,ncij,jw->nchw", rows, g, cols)], {}
+
+
 _NO_PARAMS = {
     ops.Flatten: view, ops.Reshape: view, ops.Concat: concat, ops.Add: add, ops.Mean: mean, ops.Mul: mul,
     ops.ReduceSum: reduce_sum,
     ops.ChannelPad: channel_pad, ops.Permute: permute, ops.ChannelSelect: channel_select, ops.Maxout: maxout,
-    ops.AffineGrid: affine_grid, ops.GridSample: grid_sample,
+    ops.AffineGrid: affine_grid, ops.GridSample: grid_sample, ops.Resize: resize,
 }
 _WITH_PARAMS = {ops.Affine: affine, ops.RBF: rbf}
 

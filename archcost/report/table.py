@@ -71,9 +71,15 @@ TOTAL_FIELDS = ("activations", "activation_bytes", "weights", "biases", "params"
                 "flops")
 
 
+def _rf_size(v) -> str:
+    # A field after a resize may be fractional (3.5 input pixels): up to 4 decimals, no trailing zeros.
+    return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
 def rf_text(rec: LayerRecord) -> str:
-    """Receptive field of one record, height x width in input pixels: '212x212'."""
-    return f"{rec.rf_h}x{rec.rf_w}"
+    """Receptive field of one record, height x width in input pixels: '212x212' ('3.5x3.5' after
+    a resize)."""
+    return f"{_rf_size(rec.rf_h)}x{_rf_size(rec.rf_w)}"
 
 
 def title_line(report: Report) -> str:

@@ -101,6 +101,30 @@ SIZED = {
     },
 }
 
+R = ops.Resize
+# Resize cases (op, input shape), shared by the forward tests of both backends and the backward
+# tests (tests/kernels/test_cpu_backward_tensor.py, test_cuda_backward.py): both modes, every
+# coordinate mode, size and scale forms, non-integer ratios both ways, 1-pixel inputs and outputs.
+RESIZE_CASES = {
+    "nearest x2": (R(scale=(2, 2)), (2, 3, 4, 5)),
+    "nearest x4, x8": (R(scale=(4, 8)), (1, 2, 2, 3)),
+    "nearest 3->7 (GhostNetV2)": (R(size=(7, 7)), (1, 3, 3, 3)),
+    "nearest down 7->3, 5->4": (R(size=(3, 4)), (1, 2, 7, 5)),
+    "nearest scale 1.5, 0.75": (R(scale=(1.5, 0.75)), (1, 2, 5, 6)),
+    "nearest to 1x1": (R(size=(1, 1)), (1, 2, 4, 3)),
+    "nearest from 1x1": (R(size=(3, 2)), (2, 2, 1, 1)),
+    "linear half_pixel x2": (R(scale=(2, 2), mode="linear"), (2, 3, 4, 5)),
+    "linear half_pixel 3->7, 5->3": (R(size=(7, 3), mode="linear"), (1, 2, 3, 5)),
+    "linear half_pixel scale 1.5, 0.75": (R(scale=(1.5, 0.75), mode="linear"), (1, 2, 5, 6)),
+    "linear half_pixel to 1x1": (R(size=(1, 1), mode="linear"), (1, 2, 4, 3)),
+    "linear pytorch_half_pixel 4->8, 7->3": (R(size=(8, 3), mode="linear", coord="pytorch_half_pixel"), (1, 2, 4, 7)),
+    "linear pytorch_half_pixel to 1x2": (R(size=(1, 2), mode="linear", coord="pytorch_half_pixel"), (1, 2, 3, 5)),
+    "linear align_corners 3->7, 4->8": (R(size=(7, 8), mode="linear", coord="align_corners"), (1, 2, 3, 4)),
+    "linear align_corners 7->3, 1->4": (R(size=(3, 4), mode="linear", coord="align_corners"), (1, 2, 7, 1)),
+    "linear align_corners scale 2, to 1": (R(size=(6, 1), mode="linear", coord="align_corners"), (1, 2, 3, 4)),
+    "linear align_corners x2 scale": (R(scale=(2.0, 2.0), mode="linear", coord="align_corners"), (2, 2, 3, 2)),
+}
+
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 X22 = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)  # x[q, p] = 1 + p + 2q
 
@@ -455,6 +479,34 @@ class KernelCases:
         # corner of that pixel: a quarter of it (half of each axis falls in the zero padding).
         assert self.run_kernel(ops.GridSample(align_corners=True), x, grid)[0, 0, 0, 3] == 6.0
         assert self.run_kernel(ops.GridSample(align_corners=False), x, grid)[0, 0, 0, 3] == 1.5
+
+    # --- Resize ----------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("case", RESIZE_CASES)
+    def test_resize(self, case):
+        op, shape = RESIZE_CASES[case]
+        run = self.check(op, shape)
+        if op.mode == "nearest":  # a copy: every output is exactly some input
+            assert np.isin(run.out, run.xs[0]).all()
+
+    @pytest.mark.parametrize("op,expected", [
+        # nearest x2 (asymmetric, floor): each pixel repeated into a 2x2 block
+        (R(scale=(2, 2)), [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]),
+        # nearest 2 -> 3 rows: x_orig = x * 2/3 = 0, 2/3, 4/3 -> rows 0, 0, 1; 1 column: column 0
+        (R(size=(3, 1)), [[1], [1], [3]]),
+        # half_pixel 2 -> 4 columns: x_orig = (x + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25,
+        # 0.75, 1.25 (clamped to 1): 1 + p gives 1, 1.25, 1.75, 2; 1 row: x_orig = 0.5: rows 0, 1
+        # half each: 1 + 2 * 0.5 = 2 more.
+        (R(size=(1, 4), mode="linear"), [[2.0, 2.25, 2.75, 3.0]]),
+        # align_corners 2 -> 3: x_orig = x * 1/2 = 0, 0.5, 1 on both axes: 1 + p + 2q
+        (R(size=(3, 3), mode="linear", coord="align_corners"), [[1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]]),
+        # pytorch_half_pixel to 1 row reads row 0 (x_orig = 0), half_pixel would read 0.5
+        (R(size=(1, 2), mode="linear", coord="pytorch_half_pixel"), [[1.0, 2.0]]),
+    ])
+    def test_resize_by_hand(self, op, expected):
+        out, ref = self.both(op, X22)
+        assert out[0, 0].tolist() == expected
+        assert ref[0, 0].tolist() == expected
 
     @pytest.mark.parametrize("theta,align_grid,align_sample,expected", [
         # Identity, matching align_corners: the grid hits the pixels exactly, the input comes back.

@@ -19,6 +19,7 @@ from archcost.errors import ArchcostError
 from archcost.execute import init_params
 from archcost.kernels import cpu, reference
 from archcost.kernels import reference_grad_tensor as refgrad
+from tests.kernels.cases import RESIZE_CASES
 
 TOL = 1e-4  # float32 kernels vs the float64 reference, relative to the gradient's scale
 FD_TOL = 1e-6  # the float64 reference vs central differences
@@ -166,6 +167,11 @@ FD_CASES = {
     "affine grid align": (ops.AffineGrid(3, 2, align_corners=True), [(1, 6)]),
     "grid sample": (ops.GridSample(align_corners=False), [(1, 2, 3, 4), (1, 3, 2, 2)]),
     "grid sample align": (ops.GridSample(align_corners=True), [(2, 2, 4, 3), (2, 2, 3, 2)]),
+    "resize nearest 3->5, 4->2": (ops.Resize(size=(5, 2)), [(1, 2, 3, 4)]),
+    "resize linear half_pixel x2": (ops.Resize(scale=(2, 2), mode="linear"), [(1, 2, 3, 2)]),
+    "resize linear pytorch 3->2, 2->5": (ops.Resize(size=(2, 5), mode="linear", coord="pytorch_half_pixel"),
+                                         [(1, 1, 3, 2)]),
+    "resize linear align 3->5, 4->1": (ops.Resize(size=(5, 1), mode="linear", coord="align_corners"), [(2, 1, 3, 4)]),
 }
 
 
@@ -457,10 +463,27 @@ def test_grid_sample_identity_gradient_is_the_output_gradient():
         np.testing.assert_allclose(grads[0], g, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", RESIZE_CASES)
+def test_resize_backward(case):
+    """Nearest scatters each output gradient onto the input it copied; linear spreads it over the
+    four it blended. Both keep nothing (KEPT_INPUTS has no Resize: the backward gets no input)."""
+    op, shape = RESIZE_CASES[case]
+    run_train(op, shape)
+
+
+def test_resize_nearest_backward_sums_each_block():
+    """Nearest x2: each input's gradient is the sum of its 2x2 block of output gradients."""
+    op = ops.Resize(scale=(2, 2))
+    g = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    grad = np.zeros((1, 1, 2, 2), np.float32)
+    cpu.ADAPTERS[ops.Resize].backward(op, {}, [None], None, {}, g, [grad], {})
+    assert grad[0, 0].tolist() == [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]
+
+
 def test_every_tensor_op_has_training_methods():
     for op_type in (ops.Flatten, ops.Reshape, ops.Dropout, ops.Concat, ops.Add, ops.Mean, ops.ReduceSum, ops.Mul,
-                    ops.ChannelPad,
-                    ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout, ops.AffineGrid, ops.GridSample):
+                    ops.ChannelPad, ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout, ops.AffineGrid,
+                    ops.GridSample, ops.Resize):
         adapter = cpu.ADAPTERS[op_type]
         assert callable(adapter.train_forward) and callable(adapter.backward)
 

@@ -30,7 +30,7 @@ from archcost.kernels import reference_grad_conv as ref_conv
 from archcost.kernels import reference_grad_pointwise as ref_pointwise
 from archcost.kernels import reference_grad_tensor as ref_tensor
 from archcost.kernels.cuda import _numba
-from tests.kernels.cases import POOL_CASES
+from tests.kernels.cases import POOL_CASES, RESIZE_CASES
 
 pytestmark = pytest.mark.cuda
 
@@ -628,6 +628,13 @@ def test_affine_grid(size, align_corners):
 @pytest.mark.parametrize("x_shape,grid_hw", [((2, 2, 3, 4), (3, 4)), ((1, 2, 1, 1), (2, 2))], ids=str)
 def test_grid_sample(x_shape, grid_hw, align_corners):
     Trip(ops.GridSample(align_corners=align_corners), x_shape, (x_shape[0], *grid_hw, 2))
+
+
+@pytest.mark.parametrize("case", RESIZE_CASES)
+def test_resize(case):
+    """The gather (one thread per input element over the runs of outputs that read it) against
+    the reference's transposed interpolation matrices; nothing is kept."""
+    Trip(*RESIZE_CASES[case])
 
 
 @pytest.mark.parametrize("want", [[True, False], [False, True]])

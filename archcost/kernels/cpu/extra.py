@@ -1,6 +1,9 @@
 """Kernels of the ops the zoo added for published variants: ChannelSelect and RBF (LeNet-5 as
-published), Maxout (FitNets), AffineGrid and GridSample (Spatial Transformer). Affine (LeNet-5's
-trainable subsampling coefficient and bias) reuses ``pointwise.channel_affine``.
+published), Maxout (FitNets), AffineGrid and GridSample (Spatial Transformer), and Resize (ONNX
+Resize: nearest and bilinear, as HRNet and GhostNetV2 upsample). Affine (LeNet-5's trainable
+subsampling coefficient and bias) reuses ``pointwise.channel_affine``. Resize reads index and
+weight tables the host computed exactly (``adapters.resize_state``): nearest is a gather, linear
+blends two columns then two rows in float64, rounding once on the store.
 
 AffineGrid and GridSample follow ``torch.nn.functional.affine_grid`` / ``grid_sample``
 (bilinear, zero padding) for both settings of ``align_corners``; coordinates are computed in
@@ -15,7 +18,8 @@ dbeta = sum g for Affine; dx_j = 2 sum_i g_i (x_j - c_ij) and dc_ij = -2 sum_n g
 for RBF (the centres only when trainable); the winning piece for Maxout; dtheta = sum g * (x_t,
 y_t, 1) for AffineGrid; and for GridSample the bilinear weights scattered back into x and the
 derivative of the weights in (u, v) times du/dx_s, dv/dy_s into the grid (points whose corners all
-lie outside the input, and NaN points, read zero in the forward and get no gradient). Long sums
+lie outside the input, and NaN points, read zero in the forward and get no gradient); Resize
+scatters each output gradient onto the inputs it read with their weights. Long sums
 (over the batch, positions, channels) run in float64 locals.
 """
 
@@ -83,6 +87,40 @@ def affine_grid(theta, out, align_corners):
                 x_t = _grid_target(j, w_, align_corners)
                 out[n, i, j, 0] = a * x_t + b * y_t + c
                 out[n, i, j, 1] = d * x_t + e * y_t + f
+
+
+@njit(parallel=True, cache=True)
+def resize_nearest(x, rows, cols, out):
+    """out[n, c, i, j] = x[n, c, rows[i], cols[j]]; one task per (n, c) plane."""
+    n_, c_, ho_, wo_ = out.shape
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        for i in range(ho_):
+            r = rows[i]
+            for j in range(wo_):
+                out[n, c, i, j] = x[n, c, r, cols[j]]
+
+
+@njit(parallel=True, cache=True)
+def resize_linear(x, row_lo, row_hi, row_frac, col_lo, col_hi, col_frac, out):
+    """Bilinear: the row blend of two column blends, in float64, rounded once on the store; one
+    task per (n, c) plane."""
+    n_, c_, ho_, wo_ = out.shape
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        for i in range(ho_):
+            r0 = row_lo[i]
+            r1 = row_hi[i]
+            fr = row_frac[i]
+            for j in range(wo_):
+                c0 = col_lo[j]
+                c1 = col_hi[j]
+                fc = col_frac[j]
+                top = np.float64(x[n, c, r0, c0]) * (1.0 - fc) + np.float64(x[n, c, r0, c1]) * fc
+                bottom = np.float64(x[n, c, r1, c0]) * (1.0 - fc) + np.float64(x[n, c, r1, c1]) * fc
+                out[n, c, i, j] = top * (1.0 - fr) + bottom * fr
 
 
 @njit(cache=True)
@@ -333,6 +371,35 @@ def grid_sample_grid_grad(x, grad_out, grid, grad, align_corners):
             grad[n, i, j, 1] += gv * sv
 
 
+@njit(parallel=True, cache=True)
+def resize_grad(grad_out, row_lo, row_hi, row_frac, col_lo, col_hi, col_frac, grad):
+    """grad (N, C, H, W) += each output gradient spread over the (up to) four inputs it read, with
+    the bilinear weights (nearest: lo == hi, frac 0, so all of it lands on the one input). One
+    task per (n, c) plane, summed in a float64 plane first."""
+    n_, c_, h_, w_ = grad.shape
+    ho_, wo_ = grad_out.shape[2], grad_out.shape[3]
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        plane = np.zeros((h_, w_))
+        for i in range(ho_):
+            r0 = row_lo[i]
+            r1 = row_hi[i]
+            fr = row_frac[i]
+            for j in range(wo_):
+                c0 = col_lo[j]
+                c1 = col_hi[j]
+                fc = col_frac[j]
+                g = np.float64(grad_out[n, c, i, j])
+                plane[r0, c0] += (1.0 - fr) * (1.0 - fc) * g
+                plane[r0, c1] += (1.0 - fr) * fc * g
+                plane[r1, c0] += fr * (1.0 - fc) * g
+                plane[r1, c1] += fr * fc * g
+        for q in range(h_):
+            for p in range(w_):
+                grad[n, c, q, p] += plane[q, p]
+
+
 def _kept(array, what: str):
     if array is None:
         raise ArchcostError(f"{what} backward: a tensor it keeps was not given")
@@ -469,3 +536,28 @@ class GridSampleKernel:
             grid_sample_data_grad(grad_out, grid, grad_x, align)
         if grad_grid is not None:
             grid_sample_grid_grad(_kept(inputs[0], "grid sample"), grad_out, grid, grad_grid, align)
+
+
+class ResizeKernel:
+    prepare = staticmethod(adapters.resize_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        linear, row_lo, row_hi, row_frac, col_lo, col_hi, col_frac = state
+        if linear:
+            resize_linear(inputs[0], row_lo, row_hi, row_frac, col_lo, col_hi, col_frac, out)
+        else:
+            resize_nearest(inputs[0], row_lo, col_lo, out)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(ResizeKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Keeps nothing: the index tables come again from the op and the gradients' shapes."""
+        grad = grad_inputs[0]
+        if grad is None:
+            return
+        tables = adapters.resize_state(op, (grad.shape,), grad_out.shape, params)[1:]  # less the mode flag
+        resize_grad(grad_out, *tables, grad)

@@ -1,6 +1,8 @@
 """Kernels of the zoo's variant ops on device arrays: ChannelSelect and RBF (LeNet-5 as
-published), Maxout (FitNets), AffineGrid and GridSample (Spatial Transformer). Affine (LeNet-5's
-trainable coefficient and bias per channel) reuses ``pointwise.channel_affine``.
+published), Maxout (FitNets), AffineGrid and GridSample (Spatial Transformer), and Resize (ONNX
+Resize, nearest and bilinear, through the host's exact index and weight tables,
+``adapters.resize_state``). Affine (LeNet-5's trainable coefficient and bias per channel) reuses
+``pointwise.channel_affine``.
 
 Each is one thread per output element (one per grid point for AffineGrid, which writes both
 coordinates of its point), index arithmetic behind a bounds guard, blocks of ``config.THREADS``.
@@ -23,7 +25,9 @@ passes each output gradient to the piece that won; AffineGrid's theta entry (n, 
 its data gradient is the one scatter: one thread per input plane (n, c), the only writer of that
 plane, spreads each output gradient over its four corners with the bilinear weights (a sampling
 grid has no inverse to gather through). Points whose corners all lie outside the input, and NaN
-points, read zero in the forward and get no gradient.
+points, read zero in the forward and get no gradient. Resize's data gradient gathers instead: its
+maps rise monotonically, so the outputs that read one input are a run per axis (found on the host),
+and one thread per input element sums them.
 """
 
 import math
@@ -101,6 +105,29 @@ def _grid_sample(x, grid, out, align_corners):
     if t < n_ * c_ * ho_ * wo_:
         n, c, i, j = coords4(t, c_, ho_, wo_)
         _grid_sample_span(x, grid, out, n, i, j, j + 1, c, c + 1, align_corners)  # one output
+
+
+@cuda.jit
+def _resize(x, linear, row_lo, row_hi, row_frac, col_lo, col_hi, col_frac, out):
+    """Resize of x (N, C, H, W) into out (N, C, Ho, Wo) through the host's exact tables, one
+    thread per output element: nearest reads x[lo_row, lo_col]; linear blends two columns then
+    two rows in float64."""
+    t = cuda.grid(1)
+    n_, c_, ho_, wo_ = out.shape
+    if t < n_ * c_ * ho_ * wo_:
+        n, c, i, j = coords4(t, c_, ho_, wo_)
+        r0 = row_lo[i]
+        c0 = col_lo[j]
+        if not linear:
+            out[n, c, i, j] = x[n, c, r0, c0]
+            return
+        r1 = row_hi[i]
+        c1 = col_hi[j]
+        fr = row_frac[i]
+        fc = col_frac[j]
+        top = float(x[n, c, r0, c0]) * (1.0 - fc) + float(x[n, c, r0, c1]) * fc
+        bottom = float(x[n, c, r1, c0]) * (1.0 - fc) + float(x[n, c, r1, c1]) * fc
+        out[n, c, i, j] = top * (1.0 - fr) + bottom * fr
 
 
 # --- training kernels ----------------------------------------------------------------------
@@ -299,6 +326,37 @@ def _grid_sample_grid_grad(x, gy, grid, grad, align_corners):
             grad[n, i, j, 1] += gv * sv
 
 
+@cuda.jit
+def _resize_grad(gy, sides, row_ranges, row_frac, col_ranges, col_frac, grad):
+    """grad (N, C, H, W) += the output gradients of the outputs that read each input, times their
+    weights; one thread per input element, its only writer (float64 sum). ``row_ranges`` (H, 4):
+    per input row q, the output rows whose lo is q ([0], [1]) and whose hi is q ([2], [3]); a
+    lo read weighs 1 - frac, a hi read frac; ``sides`` is 1 for nearest (lo only, weight 1)
+    and 2 for linear. Columns likewise."""
+    t = cuda.grid(1)
+    n_, c_, h_, w_ = grad.shape
+    if t < n_ * c_ * h_ * w_:
+        n, c, q, p = coords4(t, c_, h_, w_)
+        total = 0.0
+        for side_r in range(sides):
+            for i in range(row_ranges[q, 2 * side_r], row_ranges[q, 2 * side_r + 1]):
+                wr = row_frac[i] if side_r else 1.0 - row_frac[i]
+                for side_c in range(sides):
+                    for j in range(col_ranges[p, 2 * side_c], col_ranges[p, 2 * side_c + 1]):
+                        wc = col_frac[j] if side_c else 1.0 - col_frac[j]
+                        total += wr * wc * float(gy[n, c, i, j])
+        grad[n, c, q, p] += total
+
+
+def _resize_ranges(lo, hi, in_size: int) -> np.ndarray:
+    """(in_size, 4) int64: per input index, [start, end) of the outputs whose lo is it, then of
+    those whose hi is it. lo and hi never decrease along the output (the coordinate map rises),
+    so each set is one run, found by binary search."""
+    index = np.arange(in_size)
+    return np.stack([np.searchsorted(lo, index, "left"), np.searchsorted(lo, index, "right"),
+                     np.searchsorted(hi, index, "left"), np.searchsorted(hi, index, "right")], axis=1).astype(np.int64)
+
+
 class ChannelSelectKernel:
     prepare = staticmethod(uploaded(adapters.channel_select_state))
 
@@ -448,3 +506,29 @@ class GridSampleKernel:
             x = kept(inputs[0], op, "input 0")
             launch(_grid_sample_grid_grad, grad_grid.shape[0] * grad_grid.shape[1] * grad_grid.shape[2],
                    x, grad_out, grid, grad_grid, align)
+
+
+class ResizeKernel:
+    prepare = staticmethod(uploaded(adapters.resize_state))
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        launch(_resize, out.size, inputs[0], *state, out)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(ResizeKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Keeps nothing: the tables come again from the op and the gradients' shapes."""
+        grad = input_grad(grad_inputs)
+        if grad is None:
+            return
+        n, c, h, w = grad.shape
+        ho, wo = grad_out.shape[2], grad_out.shape[3]
+        row_lo, row_hi, row_frac = adapters.resize_axis(op, 0, h, ho)
+        col_lo, col_hi, col_frac = adapters.resize_axis(op, 1, w, wo)
+        launch(_resize_grad, grad.size, grad_out, 2 if op.mode == "linear" else 1,
+               cuda.to_device(_resize_ranges(row_lo, row_hi, h)), cuda.to_device(row_frac),
+               cuda.to_device(_resize_ranges(col_lo, col_hi, w)), cuda.to_device(col_frac), grad)
