@@ -33,7 +33,7 @@ from archcost.formats import onnx_proto
 from archcost.graph import Graph
 from archcost.ops import (
     LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
-    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Scale, Softmax,
+    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Resize, Scale, Softmax,
 )
 
 
@@ -165,10 +165,12 @@ def _count(n: int) -> str:
 # The type each attribute this importer reads must have (ONNX's INT, INTS, FLOAT, STRING), so a
 # group of 2.5 or a perm given as a string is refused instead of read as int(2.5) == 2.
 _INT_ATTRS = {"axis", "group", "size", "transA", "transB", "keepdims", "ceil_mode", "count_include_pad",
+              "antialias", "exclude_outside",
               "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
 _INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends"}
 _FLOAT_ATTRS = {"alpha", "beta", "bias", "epsilon", "ratio", "min", "max"}
-_STRING_ATTRS = {"auto_pad", "mode", "approximate"}
+_STRING_ATTRS = {"auto_pad", "mode", "approximate", "coordinate_transformation_mode", "nearest_mode",
+                  "keep_aspect_ratio_policy"}
 
 
 def _attr_problem(name: str, value) -> str | None:
@@ -543,6 +545,8 @@ class _Importer:
                 raise ArchcostError(f"{what}: not a tensor ({quote(value.type.WhichOneof('value'))}); "
                                     f"only tensor inputs are supported")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in ttype.shape.dim]
+            # The batch the file was exported at: shape arithmetic (a Resize's sizes) writes it.
+            self.file_batch = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
             if self.input_shape is not None:
                 shape = tuple(self.input_shape)
             else:
@@ -1074,6 +1078,101 @@ class _Importer:
         for k, op in enumerate(ops):
             last = k == len(ops) - 1
             name = self.out(node, op, [name]) if last else self.add(op, [name], node, suffix=f"_axis{op.axis}")
+
+    # resampling
+    def on_Resize(self, i, node, where, attrs):
+        """Resize of H and W (HRNet's and GhostNetV2's upsampling): nearest with the asymmetric
+        map and floor (PyTorch's mode="nearest"), linear with half_pixel, pytorch_half_pixel or
+        align_corners (PyTorch's bilinear). Everything else is refused by name: cubic, the other
+        nearest rounding modes, tf_crop_and_resize, antialias, exclude_outside, an aspect-ratio
+        policy, a resize of the batch or channel axis."""
+        if self.opset < 11:
+            raise Unsupported(f"Resize of opset {self.opset} (its coordinate mapping is not the one of opset 11 "
+                              f"on, which archcost computes)")
+        x = self.act(node.input[0], where)
+        mode = self._text(attrs, "mode", "nearest")
+        coord = self._text(attrs, "coordinate_transformation_mode", "half_pixel")
+        if mode == "nearest":
+            rounding = self._text(attrs, "nearest_mode", "round_prefer_floor")
+            if coord != "asymmetric" or rounding != "floor":
+                raise Unsupported(f"nearest with coordinate_transformation_mode={coord!r}, nearest_mode={rounding!r} "
+                                  f"(archcost resizes nearest with 'asymmetric' and 'floor', PyTorch's mode)")
+        elif mode == "linear":
+            if coord not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+                raise Unsupported(f"linear with coordinate_transformation_mode={coord!r} (archcost computes "
+                                  f"half_pixel, pytorch_half_pixel and align_corners)")
+        else:
+            raise Unsupported(f"mode={mode!r} (archcost resizes nearest and linear)")
+        for name, default in (("antialias", 0), ("exclude_outside", 0)):
+            if attrs.get(name, default) != default:
+                raise Unsupported(f"{name}={attrs[name]}")
+        if self._text(attrs, "keep_aspect_ratio_policy", "stretch") != "stretch":
+            raise Unsupported(f"keep_aspect_ratio_policy={self._text(attrs, 'keep_aspect_ratio_policy', '')!r}")
+        shape = self.g.shape(x)
+        if len(shape) != 4:
+            raise Unsupported(f"a resize of a {len(shape)}-d input (archcost resizes the H and W of NCHW)")
+        axes = self._axes(attrs["axes"], 4, where) if "axes" in attrs else [0, 1, 2, 3]
+        scales = self._resize_input(node, 2, where, float)
+        sizes = self._resize_input(node, 3, where, int)
+        if (scales is None) == (sizes is None):
+            raise ArchcostError(f"{where}: exactly one of scales and sizes must be given")
+        given = scales if scales is not None else sizes
+        if len(given) != len(axes):
+            raise ArchcostError(f"{where}: {len(given)} {'scales' if scales is not None else 'sizes'} for "
+                                f"{len(axes)} axes")
+        per_axis = dict(zip(axes, given))
+        # Sizes name the batch the file was exported at, or (computed from Shape) the graph's.
+        keep = ({0: {1.0}, 1: {1.0}} if scales is not None
+                else {0: {getattr(self, "file_batch", None), shape[0]}, 1: {shape[1]}})
+        for axis in (0, 1):
+            if axis in per_axis and per_axis[axis] not in keep[axis]:
+                raise Unsupported(f"a resize of the {'batch' if axis == 0 else 'channel'} axis")
+        if scales is not None:
+            # ONNX's scales are float32: 10 x 0.3f floors to 3 where the double 0.3 gives 2.
+            pair = tuple(float(np.float32(per_axis.get(a, 1.0))) for a in (2, 3))
+            op = Resize(scale=pair, mode=mode, coord=coord)
+        else:
+            op = Resize(size=tuple(int(per_axis.get(a, shape[a])) for a in (2, 3)), mode=mode, coord=coord)
+        self.out(node, op, [x])
+
+    def on_Upsample(self, i, node, where, attrs):
+        """The deprecated Upsample (opsets 7 to 9): nearest is the asymmetric floor map."""
+        mode = self._text(attrs, "mode", "nearest")
+        if mode != "nearest":
+            raise Unsupported(f"mode={mode!r} (Upsample's linear maps coordinates asymmetrically, which archcost "
+                              f"does not compute for linear)")
+        x = self.act(node.input[0], where)
+        if len(self.g.shape(x)) != 4:
+            raise Unsupported("an Upsample of a non-NCHW input")
+        scales = list(attrs["scales"]) if "scales" in attrs else self._resize_input(node, 1, where, float)
+        if scales is None or len(scales) != 4:
+            raise ArchcostError(f"{where}: expected 4 scales, got {quote(scales)}")
+        if scales[0] != 1 or scales[1] != 1:
+            raise Unsupported("an upsample of the batch or channel axis")
+        self.out(node, Resize(scale=(float(np.float32(scales[2])), float(np.float32(scales[3]))), mode="nearest",
+                              coord="asymmetric"), [x])
+
+    def _resize_input(self, node, k: int, where: str, kind):
+        """Resize's scales (k = 2) or sizes (k = 3) as a list, None when not given (an empty
+        input counts as not given, as exporters write it)."""
+        if len(node.input) <= k or not node.input[k]:
+            return None
+        if not self.is_const(node.input[k]):
+            raise Unsupported(f"{'scales' if kind is float else 'sizes'} computed at run time")
+        value = self.const(node.input[k])
+        if value.size == 0:
+            return None
+        if kind is int:
+            return self._int_const(node.input[k], where)
+        values = [float(v) for v in value.reshape(-1)]
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise ArchcostError(f"{where}: scales {quote(values)} must be positive and finite")
+        return values
+
+    @staticmethod
+    def _text(attrs, name: str, default: str) -> str:
+        value = attrs.get(name, default)
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
     # dense layers
     def _linear(self, node, where, x_tensor, w, bias, trans_b=False, weight_t=None, bias_t=None):

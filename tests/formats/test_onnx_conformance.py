@@ -89,9 +89,11 @@ def test_no_case_runs_wrong_or_crashes(outcomes):
 
 def test_the_cases_the_importer_accepts_pass(outcomes):
     counts = collections.Counter(o if isinstance(o, str) else o[0] for o in outcomes.values())
-    # With onnx 1.23.2: 1,884 cases, 76 passed, 1,519 refused in one line, 289 on sequences etc.
+    # With onnx 1.23.2: 1,884 cases, 93 passed, 1,502 refused in one line, 289 on sequences etc.
     # The floor keeps a harness that rejects everything from passing.
-    assert counts["passed"] >= 70, counts
+    assert counts["passed"] >= 90, counts
     for name in ("test_conv_with_strides_padding", "test_gemm_transposeB", "test_batchnorm_example",
-                 "test_averagepool_2d_ceil", "test_softmax_axis_1", "test_split_variable_parts_2d_opset18"):
+                 "test_averagepool_2d_ceil", "test_softmax_axis_1", "test_split_variable_parts_2d_opset18",
+                 "test_reduce_sum_keepdims_random", "test_resize_upsample_scales_linear_align_corners",
+                 "test_resize_downsample_sizes_linear_pytorch_half_pixel", "test_upsample_nearest"):
         assert outcomes.get(name) == "passed", (name, outcomes.get(name))

@@ -284,3 +284,93 @@ def test_validate_with_the_files_weights_takes_input_and_refuses_options(tmp_pat
     capsys.readouterr()
     assert main(["validate", str(path), "--weights", "file", "-o", "depth=2"]) == 2
     assert "an ONNX model takes no -o options" in capsys.readouterr().err
+
+
+def _resize_model(tmp_path, resize_node, inits, opset=17, shape=(2, 3, 5, 6)):
+    """Conv -> (the resize) -> Conv, so the resize sits between layers with weights."""
+    inits = {"w": f32(4, shape[1], 3, 3), "w2": f32(2, 4, 3, 3), **inits}
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             resize_node,
+             helper.make_node("Conv", ["r", "w2"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(
+        nodes, "resize", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "resize.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+EMPTY = np.array([], np.float32)
+RESIZES = {
+    # torch.onnx's F.interpolate(scale_factor=2) (HRNet's fusion), with the empty roi it writes
+    "nearest x2 (torch)": (helper.make_node("Resize", ["c", "roi", "scales"], ["r"], mode="nearest",
+                                            coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                           {"roi": EMPTY, "scales": np.array([1, 1, 2, 2], np.float32)}, 17),
+    # GhostNetV2's F.interpolate(size=...) to a size the ratio does not divide: 5x6 -> 7x11
+    "nearest to a size": (helper.make_node("Resize", ["c", "", "", "sizes"], ["r"], mode="nearest",
+                                           coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                          {"sizes": np.array([2, 4, 7, 11], np.int64)}, 17),
+    "nearest x1.5 float32 scale": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="nearest",
+                                                    coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                                   {"scales": np.array([1, 1, 1.5, 0.7], np.float32)}, 13),
+    "bilinear (torch, align_corners=False)": (
+        helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="linear",
+                         coordinate_transformation_mode="pytorch_half_pixel"),
+        {"scales": np.array([1, 1, 2, 2], np.float32)}, 17),
+    "bilinear align_corners to a size": (
+        helper.make_node("Resize", ["c", "", "", "sizes"], ["r"], mode="linear",
+                         coordinate_transformation_mode="align_corners"),
+        {"sizes": np.array([2, 4, 9, 4], np.int64)}, 17),
+    "linear half_pixel, opset 18 axes": (
+        helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="linear", axes=[2, 3]),
+        {"scales": np.array([3, 0.5], np.float32)}, 18),
+    "Upsample nearest (opset 9)": (helper.make_node("Upsample", ["c", "scales"], ["r"], mode="nearest"),
+                                   {"scales": np.array([1, 1, 2, 3], np.float32)}, 9),
+}
+
+
+@pytest.mark.parametrize("case", RESIZES)
+def test_resizes_run_as_the_reference_evaluator_computes_them(tmp_path, case):
+    resize_node, inits, opset = RESIZES[case]
+    path = _resize_model(tmp_path, resize_node, inits, opset)
+    graph, params, outputs = load_onnx_weights(path)
+    assert [graph.op(n).kind for n in graph.topological_order()].count("resize") == 1
+    x = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+REFUSED_RESIZES = {
+    "cubic": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="cubic"), 17, "mode='cubic'"),
+    "nearest round_prefer_floor": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="nearest"), 17,
+                                   "nearest_mode='round_prefer_floor'"),
+    "nearest half_pixel": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="nearest", nearest_mode="floor",
+                                            coordinate_transformation_mode="half_pixel"), 17, "half_pixel"),
+    "crop and resize": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="linear",
+                                         coordinate_transformation_mode="tf_crop_and_resize"), 17,
+                        "tf_crop_and_resize"),
+    "antialias": (helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="linear", antialias=1), 18,
+                  "antialias=1"),
+    "opset 10": (helper.make_node("Resize", ["c", "scales"], ["r"], mode="nearest"), 10, "opset 10"),
+    "Upsample linear": (helper.make_node("Upsample", ["c", "scales"], ["r"], mode="linear"), 9, "mode='linear'"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_RESIZES)
+def test_resizes_archcost_does_not_compute_are_refused_by_name(tmp_path, case, capsys):
+    resize_node, opset, message = REFUSED_RESIZES[case]
+    path = _resize_model(tmp_path, resize_node, {"scales": np.array([1, 1, 2, 2], np.float32)}, opset)
+    assert main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and resize_node.op_type in err, err
+
+
+def test_a_resize_of_the_channel_axis_is_refused(tmp_path, capsys):
+    node = helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="nearest",
+                            coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    path = _resize_model(tmp_path, node, {"scales": np.array([1, 2, 2, 2], np.float32)})
+    assert main(["table", str(path)]) == 2
+    assert "channel axis" in capsys.readouterr().err
