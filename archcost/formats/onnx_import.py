@@ -260,6 +260,7 @@ class _Importer:
         self.skip: set[int] = set()  # nodes folded into another one
         self.replace: dict[int, tuple] = {}  # node index -> (handler name, data)
         self.extra_pads: dict[int, tuple] = {}
+        self.pad_refusals: dict[int, str] = {}  # id of a Pad node -> why it cannot fold
         # layer -> {param: (tensor, layout)}: where each layer's weights are in the file, read only
         # when they are asked for (file_weights), so that the analysis never decodes them.
         self.weight_sources: dict[str, dict[str, tuple[str, str]]] = {}
@@ -681,12 +682,50 @@ class _Importer:
         # (negative pads crop: they are no padding of the Conv, so they do not fold)
         if pads is None or len(pads) != 8 or any(pads[k] for k in (0, 1, 4, 5)) or min(pads) < 0:
             return False
+        if not any(pads):  # pads of zero: the Pad is an identity, whatever its mode and value
+            self.replace.setdefault(j, ("padded_input", node.input[0]))
+            return True
+        reason = self._pad_changes_meaning(node, self.nodes[j])
+        if reason:
+            self.pad_refusals[id(node)] = reason
+            return False
         # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
         self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
         self.replace.setdefault(j, ("padded_input", node.input[0]))
         return True
 
+    def _pad_changes_meaning(self, pad, consumer) -> str | None:
+        """Why folding ``pad`` into ``consumer``'s padding would compute something else, or None.
+        A Conv pads with zeros and a MaxPool with -inf (its padding is never the max), so a
+        constant Pad of 0 folds into a Conv and one of -inf (timm's MaxPool2dSame) into a
+        MaxPool. An AveragePool counts a Pad's zeros as values of its input: they fold when
+        the pool has no padding of its own, as count_include_pad=1. Reflect, edge and wrap
+        padding copy the input's border, which no layer's padding does."""
+        attrs = self.attrs(pad)
+        mode = attrs.get("mode", b"constant")
+        mode = mode.decode("utf-8", "replace") if isinstance(mode, bytes) else mode
+        if mode != "constant":
+            return f"mode {mode!r} (archcost pads with a constant; only a constant Pad folds into a layer's padding)"
+        value = attrs.get("value", 0.0)  # opset < 11; an input from 11 on
+        if len(pad.input) > 2 and pad.input[2]:
+            if not self.is_const(pad.input[2]) or pad.input[2] in self.dataless:
+                return "a constant_value computed at run time"
+            held = self.const(pad.input[2]).reshape(-1)
+            if held.size != 1:
+                return "a constant_value that is not one value"
+            value = float(held[0])
+        want = {"Conv": 0.0, "MaxPool": -math.inf, "AveragePool": 0.0}[consumer.op_type]
+        if value != want:
+            return (f"value {value:g} before a {consumer.op_type} (whose own padding is {want:g}: the "
+                    f"padded values would differ)")
+        if consumer.op_type == "AveragePool":
+            c_attrs = self.attrs(consumer)
+            if any(c_attrs.get("pads", [])) or self._auto_pad(c_attrs, "") not in ("NOTSET", "VALID"):
+                return "zeros before an AveragePool that pads too (the two paddings average differently)"
+        return None
+
     def _pad_amounts(self, node):
+        """The Pad's 8 amounts [n, c, h, w begins, n, c, h, w ends], or None when not known."""
         attrs = self.attrs(node)
         if "pads" in attrs:
             return list(attrs["pads"])
@@ -694,7 +733,23 @@ class _Importer:
                 and node.input[1] not in self.dataless:
             value = self.const(node.input[1])
             # (float pads are a broken file: left unfolded, the Pad is reported on its own)
-            return [int(v) for v in value.reshape(-1)] if value.dtype.kind in "iu" else None
+            if value.dtype.kind not in "iu":
+                return None
+            pads = [int(v) for v in value.reshape(-1)]
+            if len(node.input) > 3 and node.input[3]:  # opset 18: the pads are of these axes only
+                if not self.is_const(node.input[3]) or self.const(node.input[3]).dtype.kind not in "iu":
+                    return None
+                # (the rank is known once the walk reaches the Pad: it folds then)
+                if node.input[0] not in self.tensors or len(self.shape(node.input[0])) != 4:
+                    return None
+                axes = [int(a) + 4 if a < 0 else int(a) for a in self.const(node.input[3]).reshape(-1)]
+                if len(set(axes)) != len(axes) or len(pads) != 2 * len(axes) or not all(0 <= a < 4 for a in axes):
+                    return None
+                full = [0] * 8
+                for k, a in enumerate(axes):
+                    full[a], full[a + 4] = pads[k], pads[k + len(axes)]
+                pads = full
+            return pads
         return None
 
     def _fuse_gated(self, i, node) -> None:
@@ -1025,7 +1080,10 @@ class _Importer:
         self._pool(MaxPool2d, i, node, where, attrs)
 
     def on_AveragePool(self, i, node, where, attrs):
-        self._pool(AvgPool2d, i, node, where, attrs, count_include_pad=bool(attrs.get("count_include_pad", 0)))
+        # Zeros of a Pad folded into the pool are values of its input: counted in every average.
+        folded = bool(self.extra_pads.get(i))
+        self._pool(AvgPool2d, i, node, where, attrs,
+                   count_include_pad=folded or bool(attrs.get("count_include_pad", 0)))
 
     def on_GlobalAveragePool(self, i, node, where, attrs):
         self.out(node, GlobalAvgPool(), [self.act(node.input[0], where)])
@@ -1574,7 +1632,8 @@ class _Importer:
     def on_Pad(self, i, node, where, attrs):
         if self._pad_into_consumer(node):
             return  # the Conv or pool after it reads the Pad's input with the padding added
-        raise Unsupported("a Pad that cannot fold into the padding of the Conv or pool after it")
+        reason = self.pad_refusals.get(id(node))
+        raise Unsupported(reason or "a Pad that cannot fold into the padding of the Conv or pool after it")
 
     # ---- constant folding of shape arithmetic
     def _fold(self, node, where) -> None:

@@ -374,3 +374,71 @@ def test_a_resize_of_the_channel_axis_is_refused(tmp_path, capsys):
     path = _resize_model(tmp_path, node, {"scales": np.array([1, 2, 2, 2], np.float32)})
     assert main(["table", str(path)]) == 2
     assert "channel axis" in capsys.readouterr().err
+
+
+def _pad_model(tmp_path, consumer, pads, mode="constant", value=None, opset=17, axes=None, pool_attrs=None):
+    """Pad -> one Conv / MaxPool / AveragePool, as exporters write TF-style SAME padding."""
+    inits = {"pads": np.array(pads, np.int64), "w": f32(4, 3, 3, 3)}
+    ins = ["input", "pads"]
+    if value is not None or axes is not None:
+        ins.append("value" if value is not None else "")
+        if value is not None:
+            inits["value"] = np.array(value, np.float32)
+    if axes is not None:
+        ins.append("axes")
+        inits["axes"] = np.array(axes, np.int64)
+    nodes = [helper.make_node("Pad", ins, ["p"], mode=mode)]
+    if consumer == "Conv":
+        nodes.append(helper.make_node("Conv", ["p", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2]))
+    else:
+        nodes.append(helper.make_node(consumer, ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                      **(pool_attrs or {})))
+    graph = helper.make_graph(
+        nodes, "pad", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 7, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "pad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+PAD = [0, 0, 0, 1, 0, 0, 1, 1]  # SAME padding of a 3x3/2 window: bottom 1, left 1, right 1
+FOLDED_PADS = {
+    "zeros before a conv": dict(consumer="Conv", pads=PAD),
+    "zeros given as a value": dict(consumer="Conv", pads=PAD, value=0.0),
+    "-inf before a max pool (timm MaxPool2dSame)": dict(consumer="MaxPool", pads=PAD, value=-np.inf),
+    "zeros before an average pool that counts only its input": dict(
+        consumer="AveragePool", pads=PAD, pool_attrs={"count_include_pad": 0}),
+    "opset 18 axes": dict(consumer="Conv", pads=[1, 1, 1, 1], opset=18, axes=[2, -1]),
+}
+
+
+@pytest.mark.parametrize("case", FOLDED_PADS)
+def test_a_pad_folds_into_the_layer_only_where_it_computes_the_same(tmp_path, case):
+    path = _pad_model(tmp_path, **FOLDED_PADS[case])
+    graph, params, outputs = load_onnx_weights(path)
+    assert len(graph) == 2  # the input and the one layer: the Pad is in its padding
+    x = RNG.standard_normal((2, 3, 7, 8)).astype(np.float32) - 0.5  # negative values: zero pads show in a max
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+REFUSED_PADS = {
+    "reflect before a conv": (dict(consumer="Conv", pads=PAD, mode="reflect"), "mode 'reflect'"),
+    "edge before a conv": (dict(consumer="Conv", pads=PAD, mode="edge"), "mode 'edge'"),
+    "a value of 1.5 before a conv": (dict(consumer="Conv", pads=PAD, value=1.5), "value 1.5"),
+    "zeros before a max pool": (dict(consumer="MaxPool", pads=PAD), "value 0 before a MaxPool"),
+    "zeros before an average pool that pads too": (
+        dict(consumer="AveragePool", pads=PAD, pool_attrs={"pads": [1, 1, 1, 1]}), "pads too"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_PADS)
+def test_a_pad_that_would_fold_into_something_else_is_refused(tmp_path, case, capsys):
+    # Before, each was folded into the layer's zero padding: costed right, executed wrong.
+    kwargs, message = REFUSED_PADS[case]
+    assert main(["table", str(_pad_model(tmp_path, **kwargs))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Pad" in err and message in err, err
