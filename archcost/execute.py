@@ -62,6 +62,9 @@ def param_shapes(op, in_shapes, out_shape) -> dict[str, tuple]:
     if isinstance(op, (ops.LayerNorm, ops.Affine)):
         c = (out_shape[op.axis],)
         return {"gamma": c, "beta": c}
+    if isinstance(op, ops.GroupNorm):
+        c = (out_shape[1],)  # per channel, not per group
+        return {"gamma": c, "beta": c} if op.affine else {}
     if isinstance(op, ops.Scale) and op.factor is None:
         return {"gamma": (out_shape[op.axis],)}
     if isinstance(op, ops.RBF):
@@ -99,7 +102,7 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
         if op.affine:
             params.update(gamma=uniform(c, 0.8, 1.2), beta=uniform(c, -0.1, 0.1))
         return params
-    if isinstance(op, ops.LayerNorm):
+    if isinstance(op, ops.LayerNorm) or (isinstance(op, ops.GroupNorm) and op.affine):
         return {"gamma": uniform(shapes["gamma"], 0.8, 1.2), "beta": uniform(shapes["beta"], -0.1, 0.1)}
     if isinstance(op, ops.Affine):
         return {"gamma": uniform(shapes["gamma"], 0.5, 1.5), "beta": uniform(shapes["beta"], -0.1, 0.1)}

@@ -641,6 +641,58 @@ class LayerNorm(Op):
 
 
 @dataclass(frozen=True)
+class GroupNorm(Op):
+    """Group normalisation (PyTorch nn.GroupNorm, ONNX GroupNormalization-21) of an input
+    (N, C, *spatial), rank >= 2, channels on axis 1: per sample, the C channels are split into
+    ``groups`` groups of C / groups consecutive channels, each normalised over its channels and
+    all spatial positions together (biased variance, ``eps`` inside the square root); then, when
+    ``affine``, scaled and shifted per CHANNEL (gamma and beta, C each). ``groups == C`` is
+    InstanceNorm; ``groups == 1`` is a LayerNorm over (C, *spatial).
+
+    Cost, as LayerNorm's: per element 1 op each for the mean's sum, centring, the variance's
+    square-and-sum, normalising, and (when affine) the scale-and-shift: 5 per element (4 without
+    affine); the per-group divisions and square roots are not counted. Receptive field: a
+    pointwise op (window None), as LayerNorm and BatchNorm, although its statistics mix every
+    spatial position of a sample, as BN's mix the batch: the pass follows windows, not statistics."""
+
+    kind: ClassVar[str] = "gn"
+    groups: int
+    eps: float = 1e-5
+    affine: bool = True
+
+    def __post_init__(self):
+        _positive("GroupNorm", "groups", self.groups)
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        if len(x) < 2:
+            raise ShapeError(f"GroupNorm needs (N, C, ...), got {_fmt(x)}")
+        if x[1] % self.groups:
+            raise ShapeError(f"GroupNorm: groups {self.groups} does not divide the {x[1]} channels of {_fmt(x)}")
+        return x
+
+    def cost(self, inputs, output):
+        c = output[1] if self.affine else 0
+        return Cost(weights=c, biases=c, other=(5 if self.affine else 4) * _numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # As LayerNorm's (and BN's): x_hat, dy * x_hat and the two sums (dgamma, dbeta) are 5 per
+        # element; the data gradient rstd * (g - mean(g) - x_hat * mean(g x_hat)) 4 more.
+        n = _numel(output)
+        if grad_inputs[0]:
+            return BackwardCost(other=9 * n)
+        return BackwardCost(other=5 * n if grad_params and self.affine else 0)
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # Both policies: the input and a mean and inverse standard deviation per (sample, group)
+        # (PyTorch: native_group_norm's mean and rstd, float32, (N, groups)).
+        if not (grad_inputs[0] or (grad_params and self.affine)):
+            return Saved()
+        stats = (output[0], self.groups)
+        return Saved(inputs=(0,), extras=(("mean", stats, "float32"), ("invstd", stats, "float32")))
+
+
+@dataclass(frozen=True)
 class LRN(Op):
     """Local response normalisation across channels (AlexNet):
     ``b = a / (k + alpha/size * sum_{size channels} a^2) ** beta``.
@@ -1430,6 +1482,7 @@ OPS = (
     Activation,
     BatchNorm,
     LayerNorm,
+    GroupNorm,
     LRN,
     Dropout,
     Concat,

@@ -199,7 +199,7 @@ class TrainValidation:
 def _reference_train_forward(op, params, xs, out_shape, extras):
     from archcost.kernels import reference_grad_pointwise
 
-    if isinstance(op, (ops.BatchNorm, ops.LayerNorm, ops.LRN, ops.Dropout)):
+    if isinstance(op, (ops.BatchNorm, ops.LayerNorm, ops.GroupNorm, ops.LRN, ops.Dropout)):
         out, _, _ = reference_grad_pointwise.train_forward(op, params, xs, extras)
         return out
     return reference.forward(op, xs, params, out_shape)
@@ -210,7 +210,8 @@ def _reference_backward(op, params, xs, out, grad_out, want_inputs, want_params,
 
     if isinstance(op, (ops.Conv2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)):
         return reference_grad_conv.backward(op, params, xs, out, grad_out, want_inputs, want_params)
-    if isinstance(op, (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.LRN, ops.Scale, ops.Softmax, ops.Dropout)):
+    if isinstance(op, (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.GroupNorm, ops.LRN, ops.Scale, ops.Softmax,
+                       ops.Dropout)):
         return reference_grad_pointwise.backward(op, params, xs, out, grad_out, want_inputs, want_params, extras)
     return reference_grad_tensor.backward(op, params, xs, out, grad_out, want_inputs, want_params)
 
@@ -227,7 +228,7 @@ def scaled_error(out, ref, scale=None) -> float:
 
 
 def _gradient_scales(op, params, xs, out, grad_out, want_inputs, want_params, extras):
-    """The magnitude of the terms each gradient of ``op`` sums, for conv, linear, BN and LN (the
+    """The magnitude of the terms each gradient of ``op`` sums, for conv, linear, BN, LN and GN (the
     layers whose gradients are long sums that can cancel: a weight gradient over a batch whose BN
     outputs sum to zero per channel, say): conv and linear, their reference backward on absolute
     values (|x|, |w|, |dy|), the bound on a dot product's terms; BN and LN data gradients,
@@ -246,6 +247,14 @@ def _gradient_scales(op, params, xs, out, grad_out, want_inputs, want_params, ex
         invstd = np.asarray(extras["invstd"], np.float64)
         invstd = invstd.reshape(shape) if isinstance(op, ops.BatchNorm) else np.expand_dims(invstd, axis)
         return [np.abs(grad_out) * gamma * invstd], {}
+    if isinstance(op, ops.GroupNorm) and "invstd" in extras:
+        # The same bound; invstd (N, groups) spread over each group's channels and positions.
+        x = xs[0]
+        shape = [1] * x.ndim
+        shape[1] = -1
+        gamma = np.abs(params["gamma"]).reshape(shape) if "gamma" in params else 1.0
+        invstd = np.repeat(np.asarray(extras["invstd"], np.float64), x.shape[1] // op.groups, axis=1)
+        return [np.abs(grad_out) * gamma * invstd.reshape(x.shape[:2] + (1,) * (x.ndim - 2))], {}
     return None, {}
 
 

@@ -165,6 +165,51 @@ def test_layernorm_channels_last_and_first():
         ops.LayerNorm(axis=0).infer(((1, 4),))
 
 
+def test_groupnorm_32_of_256_channels_on_56x56():
+    # nn.GroupNorm(32, 256) on 2x256x56x56: gamma and beta per channel; 5 ops per element (sum for
+    # the mean, centre, square-and-sum, normalise, scale-and-shift), the affine's one dropped
+    # without affine; backward 9 per element (5 for the sums alone); kept: the input and a float32
+    # mean and invstd per (sample, group).
+    n, c, h, w, groups = 2, 256, 56, 56, 32
+    x = (n, c, h, w)
+    out, cost = run(ops.GroupNorm(groups), x)
+    elements = n * c * h * w
+    assert out == x
+    assert cost == Cost(weights=c, biases=c, other=5 * elements)
+    assert cost.params == 2 * 256
+    assert run(ops.GroupNorm(groups, affine=False), x)[1] == Cost(other=4 * elements)
+    op = ops.GroupNorm(groups)
+    assert op.backward((x,), x, (True,), True).other == 9 * elements
+    assert op.backward((x,), x, (False,), True).other == 5 * elements
+    assert op.backward((x,), x, (False,), False).other == 0
+    assert ops.GroupNorm(groups, affine=False).backward((x,), x, (False,), True).other == 0
+    for policy in ops.POLICIES:
+        saved = op.saves((x,), x, policy, (True,), True)
+        assert saved.inputs == (0,) and not saved.output
+        assert saved.extras == (("mean", (n, groups), "float32"), ("invstd", (n, groups), "float32"))
+    assert op.saves((x,), x, "archcost", (False,), False) == ops.Saved()
+    assert op.window((x,)) is None
+
+
+@pytest.mark.parametrize("x", [(2, 6), (2, 6, 7), (1, 6, 3, 4), (1, 6, 2, 3, 4)])
+def test_groupnorm_any_rank_from_two(x):
+    for groups in (1, 2, 3, 6):  # 1: a LayerNorm over (C, ...); 6 == C: InstanceNorm
+        assert ops.GroupNorm(groups).infer((x,)) == x
+
+
+def test_groupnorm_refuses_bad_groups():
+    with pytest.raises(ShapeError, match="groups"):
+        ops.GroupNorm(0)
+    with pytest.raises(ShapeError, match="groups"):
+        ops.GroupNorm(-2)
+    with pytest.raises(ShapeError, match="groups"):
+        ops.GroupNorm(True)
+    with pytest.raises(ShapeError, match="groups 4 does not divide the 6 channels"):
+        ops.GroupNorm(4).infer(((1, 6, 2, 2),))
+    with pytest.raises(ShapeError, match="N, C"):
+        ops.GroupNorm(1).infer(((6,),))
+
+
 def test_activations_lrn_dropout_softmax():
     assert ops.Activation("relu").inplace and ops.Dropout.inplace
     _, cost = run(ops.Activation("gelu"), (1, 10, 3, 3))

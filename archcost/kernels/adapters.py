@@ -9,7 +9,7 @@ the adapters.
 - ``*_state``: the ``prepare`` of the adapters whose prepared state is the same on both backends,
   as host values (the cpu uses them as they are; the cuda backend uploads their arrays, see
   ``cuda.common.uploaded``). Each has the signature of ``prepare``.
-- ``axis_view`` and ``concat_parts``: views both backends' kernels take (numpy arrays and
+- ``axis_view``, ``group_view`` and ``concat_parts``: views both backends' kernels take (numpy arrays and
   numba-cuda device arrays alike); ``ViewAdapter``: flatten, reshape and dropout, less the copy.
 
 Importing this module imports no numba.
@@ -33,6 +33,7 @@ KERNELS = {  # op type: (kernel module, adapter class)
     ops.Activation: ("pointwise", "ActivationKernel"),
     ops.BatchNorm: ("pointwise", "BatchNormKernel"),
     ops.LayerNorm: ("pointwise", "LayerNormKernel"),
+    ops.GroupNorm: ("pointwise", "GroupNormKernel"),
     ops.LRN: ("pointwise", "LRNKernel"),
     ops.Dropout: ("tensor", "ViewKernel"),
     ops.Concat: ("tensor", "ConcatKernel"),
@@ -68,6 +69,13 @@ def axis_view(array, axis: int):
     shape = tuple(array.shape)  # numba-cuda's simulator arrays have a shape that does not slice
     axis %= len(shape)
     return array.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+def group_view(array):
+    """(N, C, S) view of a C-contiguous (N, C, *spatial) array, S the positions (1 for (N, C)):
+    the view group norm's kernels take on both backends."""
+    shape = tuple(array.shape)  # as in axis_view: the simulator's shape does not slice
+    return array.reshape(shape[0], shape[1], math.prod(shape[2:]))
 
 
 def concat_parts(op, inputs, out):
@@ -182,6 +190,15 @@ def scale_state(op, in_shapes, out_shape, params):
 
 def layer_norm_state(op, in_shapes, out_shape, params):
     return params["gamma"], params["beta"], float(op.eps)
+
+
+def group_norm_state(op, in_shapes, out_shape, params):
+    """(gamma, beta, eps): the per-channel float32 gamma and beta, or ones and zeros (C of
+    ``in_shapes[0]``) when not affine, so one kernel serves both."""
+    if op.affine:
+        return params["gamma"], params["beta"], float(op.eps)
+    c = in_shapes[0][1]
+    return np.ones(c, np.float32), np.zeros(c, np.float32), float(op.eps)
 
 
 def lrn_state(op, in_shapes, out_shape, params):

@@ -16,6 +16,9 @@ increment and decrement of it, which Numba does not always prune (it did not aro
 sample's branches: called once per channel, the cpu kernel ran 2x slower); ``grid_sample_span``
 therefore takes a span of outputs, a whole row on the cpu.
 
+Group norm's formulas work on an (N, C, S) view (S: the positions), one call per (sample, group)
+or, for the param gradients, per channel.
+
 Per-column formulas (layer norm, LRN, softmax) work on the ``(A, C, B)`` view of
 ``adapters.axis_view``: one call reduces over the ``C`` channels of column ``(a, b)``; the cpu
 kernels loop over columns, the CUDA kernels run one thread per column.
@@ -304,6 +307,81 @@ def layer_norm_grad_column(x, gamma, mean, invstd, dy, dx, a, b):
     for c in range(c_):
         g = float(dy[a, c, b]) * float(gamma[c])
         dx[a, c, b] += inv * (g - sg - (float(x[a, c, b]) - m) * inv * sgx)
+
+
+def group_norm_group(x, gamma, beta, eps, out, mean_out, invstd_out, n, g):
+    """Group norm of group g of sample n of x (N, C, S) (S: the flattened positions), G =
+    mean_out.shape[1] groups of C / G consecutive channels: float64 mean and biased variance over
+    the group's channels and positions; out = (x - mean) * invstd * gamma[c] + beta[c]; keeps
+    mean_out[n, g] and invstd_out[n, g] = 1 / sqrt(var + eps)."""
+    s_ = x.shape[2]
+    per = x.shape[1] // mean_out.shape[1]
+    m = per * s_
+    total = 0.0
+    for c in range(g * per, (g + 1) * per):
+        for s in range(s_):
+            total += x[n, c, s]
+    mean = total / m
+    sq = 0.0
+    for c in range(g * per, (g + 1) * per):
+        for s in range(s_):
+            d = x[n, c, s] - mean
+            sq += d * d
+    inv = 1.0 / math.sqrt(sq / m + eps)
+    for c in range(g * per, (g + 1) * per):
+        scale = inv * gamma[c]
+        shift = float(beta[c])
+        for s in range(s_):
+            out[n, c, s] = (x[n, c, s] - mean) * scale + shift
+    mean_out[n, g] = mean
+    invstd_out[n, g] = inv
+
+
+def group_norm_grad_group(x, gamma, mean, invstd, dy, dx, n, grp):
+    """dx[n, group grp] += the group norm's input gradient, from the kept statistics: with
+    g = dy * gamma[c] and xh = (x - mean) * invstd over the group, invstd * (g - mean(g) -
+    xh * mean(g xh)). x, dy, dx (N, C, S); mean, invstd (N, G)."""
+    s_ = x.shape[2]
+    per = x.shape[1] // mean.shape[1]
+    m = per * s_
+    mu = float(mean[n, grp])
+    inv = float(invstd[n, grp])
+    sg = 0.0
+    sgx = 0.0
+    for c in range(grp * per, (grp + 1) * per):
+        w = float(gamma[c])
+        for s in range(s_):
+            g = float(dy[n, c, s]) * w
+            sg += g
+            sgx += g * (float(x[n, c, s]) - mu) * inv
+    sg /= m
+    sgx /= m
+    for c in range(grp * per, (grp + 1) * per):
+        w = float(gamma[c])
+        for s in range(s_):
+            xh = (float(x[n, c, s]) - mu) * inv
+            dx[n, c, s] += inv * (float(dy[n, c, s]) * w - sg - xh * sgx)
+
+
+def group_norm_param_channel(x, dy, mean, invstd, dgamma, dbeta, want_gamma, want_beta, c):
+    """Channel c's group-norm param gradients over (n, s) of x, dy (N, C, S), WRITTEN where
+    wanted: dgamma[c] = sum dy * xh (xh with its (n, group)'s mean and invstd (N, G)),
+    dbeta[c] = sum dy; float64 sums."""
+    n_, c_, s_ = x.shape
+    grp = c // (c_ // mean.shape[1])
+    sd = 0.0
+    st = 0.0
+    for n in range(n_):
+        mu = float(mean[n, grp])
+        inv = float(invstd[n, grp])
+        for s in range(s_):
+            g = float(dy[n, c, s])
+            sd += g * (float(x[n, c, s]) - mu) * inv
+            st += g
+    if want_gamma:
+        dgamma[c] = sd
+    if want_beta:
+        dbeta[c] = st
 
 
 def lrn_train_column(x, out, scale, size, alpha, beta, k, a, b):

@@ -122,6 +122,17 @@ def layer_norm(op: ops.LayerNorm, x, p):
     return y * p["gamma"].astype(np.float64).reshape(shape) + p["beta"].astype(np.float64).reshape(shape)
 
 
+def group_norm(op: ops.GroupNorm, x, p):
+    """Written apart from the kernel: the (N, G, C/G * spatial) reshape and numpy's mean and var."""
+    grouped = x.reshape(x.shape[0], op.groups, -1)
+    y = ((grouped - grouped.mean(axis=2, keepdims=True)) / np.sqrt(grouped.var(axis=2, keepdims=True) + op.eps))
+    y = y.reshape(x.shape)
+    if not op.affine:
+        return y
+    shape = _channel_shape(x.ndim, 1)
+    return y * p["gamma"].astype(np.float64).reshape(shape) + p["beta"].astype(np.float64).reshape(shape)
+
+
 def softmax(op: ops.Softmax, x):
     e = np.exp(x - x.max(axis=op.axis, keepdims=True))
     return e / e.sum(axis=op.axis, keepdims=True)
@@ -250,6 +261,7 @@ REFERENCE = {
     ops.Activation: lambda op, xs, p, s: activation(op, xs[0]),
     ops.BatchNorm: lambda op, xs, p, s: batch_norm(op, xs[0], p),
     ops.LayerNorm: lambda op, xs, p, s: layer_norm(op, xs[0], p),
+    ops.GroupNorm: lambda op, xs, p, s: group_norm(op, xs[0], p),
     ops.LRN: lambda op, xs, p, s: lrn(op, xs[0]),
     ops.Dropout: lambda op, xs, p, s: xs[0].copy(),
     ops.Concat: lambda op, xs, p, s: np.concatenate(xs, axis=op.axis),

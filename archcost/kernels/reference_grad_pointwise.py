@@ -7,7 +7,7 @@ tensors; here everything works on whole arrays and is derived another way:
 - activations: the derivative from the INPUT always (the kernels read the output where the
   saving policy keeps it), as array expressions (sigmoid as 0.5 * (1 + tanh(x / 2)), tanh's as
   1 / cosh^2, hardswish's by ``np.select``);
-- batch norm and layer norm: the staged chain rule through the mean, the variance and the
+- batch norm, layer norm and group norm: the staged chain rule through the mean, the variance and the
   normalised value (the textbook backprop of the computation graph), not the folded formula;
 - LRN: the adjoint of the window sum is itself a window sum of a channel-padded array
   (``sliding_window_view``), padded the other way round from the forward's;
@@ -165,6 +165,31 @@ def layer_norm_backward(op: ops.LayerNorm, params, x, dy, want_x, want_params):
     return dx, grads
 
 
+# --- group norm --------------------------------------------------------------------------------
+
+def group_norm_train(op: ops.GroupNorm, x, params):
+    """(y, {"mean", "invstd"}: (N, groups))."""
+    grouped = x.reshape(x.shape[0], op.groups, -1)
+    invstd = 1.0 / np.sqrt(grouped.var(axis=2) + op.eps)
+    return reference.group_norm(op, x, params), {"mean": grouped.mean(axis=2), "invstd": invstd}
+
+
+def group_norm_backward(op: ops.GroupNorm, params, x, dy, want_x, want_params):
+    """The staged chain rule on the (N, G, C/G, S) view, statistics over axes (2, 3); gamma per
+    channel broadcast along axis 2 of the view; its sums over (N, S) are the param grads."""
+    n, c = x.shape[0], x.shape[1]
+    shape4 = (n, op.groups, c // op.groups, -1)
+    x4, dy4 = x.reshape(shape4), dy.reshape(shape4)
+    gamma = params["gamma"].astype(np.float64).reshape(1, op.groups, c // op.groups, 1) if op.affine else 1.0
+    dx, dot, total = _normalise_backward(x4, gamma, dy4, op.eps, (2, 3), want_x)
+    grads = {}
+    if op.affine and "gamma" in want_params:
+        grads["gamma"] = dot.sum(axis=(0, 3)).reshape(c)
+    if op.affine and "beta" in want_params:
+        grads["beta"] = total.sum(axis=(0, 3)).reshape(c)
+    return (dx.reshape(x.shape) if dx is not None else None), grads
+
+
 # --- LRN ---------------------------------------------------------------------------------------
 
 def _window_sum(t, before, after, size):
@@ -245,6 +270,8 @@ def train_forward(op, params, inputs, extras=None):
         return batch_norm_train(op, x, params)
     if isinstance(op, ops.LayerNorm):
         return (*layer_norm_train(op, x, params), {})
+    if isinstance(op, ops.GroupNorm):
+        return (*group_norm_train(op, x, params), {})
     if isinstance(op, ops.LRN):
         return (*lrn_train(op, x), {})
     if isinstance(op, ops.Dropout):
@@ -270,6 +297,8 @@ def backward(op, params, inputs, out, grad_out, want_inputs, want_params, extras
         dx, grads = batch_norm_backward(op, params, x, dy, want_x, want_params)
     elif isinstance(op, ops.LayerNorm):
         dx, grads = layer_norm_backward(op, params, x, dy, want_x, want_params)
+    elif isinstance(op, ops.GroupNorm):
+        dx, grads = group_norm_backward(op, params, x, dy, want_x, want_params)
     elif isinstance(op, ops.LRN):
         dx = lrn_backward(op, x, dy)
     elif isinstance(op, ops.Scale):

@@ -299,6 +299,13 @@ class KernelCases:
         axis, shape = layer_norm_case
         self.check(ops.LayerNorm(axis), shape, scale=3.0)
 
+    # groups 1 (a LayerNorm over C, H, W), == C (InstanceNorm), in between; (N, C), (N, C, L) inputs.
+    @pytest.mark.parametrize("groups,affine,shape", [(1, True, (2, 6, 3, 4)), (6, True, (2, 6, 3, 4)),
+                                                     (3, True, (2, 6, 3, 4)), (2, False, (2, 6, 3, 4)),
+                                                     (2, True, (3, 8)), (4, True, (2, 8, 5)), (8, False, (2, 8, 5))])
+    def test_group_norm(self, groups, affine, shape):
+        self.check(ops.GroupNorm(groups, affine=affine), shape, scale=3.0)
+
     @pytest.mark.parametrize("size", [5, 4, 1])
     def test_lrn(self, size, lrn_map):
         self.check(ops.LRN(size, alpha=1e-2, beta=0.75, k=1.0), lrn_map, scale=3.0)

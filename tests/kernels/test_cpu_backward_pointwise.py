@@ -20,14 +20,15 @@ from archcost.execute import init_params
 from archcost.kernels import reference
 from archcost.kernels import reference_grad_pointwise as ref_grad
 from archcost.kernels.cpu import pointwise
-from archcost.kernels.cpu.pointwise import (ActivationKernel, BatchNormKernel, DropoutTrain, LayerNormKernel,
-                                            LRNKernel, ScaleKernel, SoftmaxCrossEntropy, SoftmaxKernel)
+from archcost.kernels.cpu.pointwise import (ActivationKernel, BatchNormKernel, DropoutTrain, GroupNormKernel,
+                                            LayerNormKernel, LRNKernel, ScaleKernel, SoftmaxCrossEntropy,
+                                            SoftmaxKernel)
 from archcost.validation import relative_error
 
 TOL = 1e-5  # float32 kernels vs float64 references, relative to the gradient's norm
 FD_TOL = 1e-6  # float64 references vs central differences
 ADAPTERS = {ops.Activation: ActivationKernel, ops.BatchNorm: BatchNormKernel, ops.LayerNorm: LayerNormKernel,
-            ops.LRN: LRNKernel, ops.Scale: ScaleKernel, ops.Softmax: SoftmaxKernel, ops.Dropout: DropoutTrain}
+            ops.GroupNorm: GroupNormKernel, ops.LRN: LRNKernel, ops.Scale: ScaleKernel, ops.Softmax: SoftmaxKernel, ops.Dropout: DropoutTrain}
 
 
 def _random(shape, rng, scale=1.0):
@@ -49,6 +50,9 @@ def _extras(op, shape):
     if isinstance(op, ops.LayerNorm):
         rest = tuple(d for i, d in enumerate(shape) if i != op.axis % len(shape))
         return {"mean": np.full(rest, np.nan, np.float32), "invstd": np.full(rest, np.nan, np.float32)}
+    if isinstance(op, ops.GroupNorm):
+        stats = (shape[0], op.groups)
+        return {"mean": np.full(stats, np.nan, np.float32), "invstd": np.full(stats, np.nan, np.float32)}
     if isinstance(op, ops.LRN):
         return {"scale": np.full(shape, np.nan, np.float32)}
     return {}
@@ -221,6 +225,29 @@ def test_layer_norm_train(axis, shape):
     Trip(ops.LayerNorm(axis), shape, np.random.default_rng(4), scale=3.0).check()
 
 
+@pytest.mark.parametrize("groups,affine,shape", [(1, True, (2, 6, 4, 5)), (6, True, (2, 6, 4, 5)),
+                                                 (3, True, (3, 6, 4, 5)), (2, False, (2, 6, 4, 5)),
+                                                 (2, True, (4, 6)), (4, True, (2, 8, 7)), (8, False, (2, 8, 7))])
+def test_group_norm_train(groups, affine, shape):
+    trip = Trip(ops.GroupNorm(groups, affine=affine), shape, np.random.default_rng(6), scale=3.0).check()
+    assert set(trip.pgrads) == ({"gamma", "beta"} if affine else set())
+
+
+def test_group_norm_one_group_is_a_layer_norm_over_c_h_w():
+    """groups 1 normalises each sample over (C, H, W): the LayerNorm reference on the flattened
+    sample (its gamma and beta spread over H, W) gives the same output and input gradient."""
+    rng = np.random.default_rng(7)
+    shape = (2, 3, 2, 4)
+    gn = Trip(ops.GroupNorm(1, eps=1e-6), shape, rng, scale=2.0).check()
+    ln = ops.LayerNorm(-1, eps=1e-6)
+    flat = (shape[0], 3 * 2 * 4)
+    ln_params = {k: np.repeat(v, 8) for k, v in gn.params_before.items()}
+    y, _, _ = ref_grad.train_forward(ln, ln_params, [gn.x.reshape(flat)])
+    (dx,), _ = ref_grad.backward(ln, ln_params, [gn.x.reshape(flat)], y, gn.dy.reshape(flat), [True], [])
+    assert relative_error(gn.out.reshape(flat), y) < TOL
+    assert relative_error(gn.dx().reshape(flat), dx) < TOL
+
+
 @pytest.mark.parametrize("size,shape", [(5, (2, 9, 4, 3)), (4, (2, 9, 4, 3)), (1, (1, 5, 3, 2)), (2, (2, 6, 3, 3)),
                                         (5, (1, 3, 2, 2))])  # the last: fewer channels than the window
 def test_lrn_train(size, shape):
@@ -300,7 +327,7 @@ def test_softmax_cross_entropy_rejects_bad_labels():
 # --- buffer semantics ----------------------------------------------------------------------------
 
 SEMANTICS_CASES = [(ops.BatchNorm(), (2, 4, 3, 3)), (ops.LayerNorm(-1), (2, 3, 6)), (ops.LayerNorm(1), (2, 5, 2, 2)),
-                   (ops.Scale(None, axis=-1), (3, 4, 5))]
+                   (ops.Scale(None, axis=-1), (3, 4, 5)), (ops.GroupNorm(2), (2, 4, 3, 3))]
 
 
 @pytest.mark.parametrize("op,shape", SEMANTICS_CASES)
@@ -333,7 +360,7 @@ def test_param_grads_without_an_input_grad(op, shape):
     Trip(op, shape, np.random.default_rng(13), want_x=False).check()
 
 
-@pytest.mark.parametrize("op", [ops.BatchNorm(), ops.LayerNorm(-1), ops.LRN(3), ops.Scale(None), ops.Scale(2.0),
+@pytest.mark.parametrize("op", [ops.BatchNorm(), ops.LayerNorm(-1), ops.GroupNorm(3), ops.LRN(3), ops.Scale(None), ops.Scale(2.0),
                                 ops.Softmax(-1), ops.Activation("gelu"), ops.Dropout(0.5)], ids=str)
 def test_backward_with_nothing_wanted_reads_nothing(op):
     dy = np.ones((2, 3, 2, 2), np.float32)
@@ -407,6 +434,7 @@ def test_fd_activation_reference_from_the_output():
 @pytest.mark.parametrize("op,shape", [
     (ops.BatchNorm(), (3, 2, 2)), (ops.BatchNorm(affine=False), (2, 3, 2, 1)), (ops.BatchNorm(), (4, 2)),
     (ops.LayerNorm(-1), (2, 2, 4)), (ops.LayerNorm(1), (2, 3, 2, 1)),
+    (ops.GroupNorm(2), (2, 4, 2, 1)), (ops.GroupNorm(3, affine=False), (2, 3, 2)), (ops.GroupNorm(1), (2, 4)),
     (ops.LRN(3, alpha=0.5, beta=0.75, k=1.0), (1, 5, 2, 1)), (ops.LRN(4, alpha=0.8, beta=0.6, k=1.5), (2, 5, 1, 1)),
     (ops.LRN(1, alpha=0.5, beta=1.0, k=1.0), (1, 3, 1, 2)),
     (ops.Scale(0.7), (2, 3)), (ops.Scale(None, axis=-1), (2, 2, 3)),

@@ -1,4 +1,5 @@
-"""Per-element and per-channel kernels: activations, batch norm, layer norm, LRN, scale, softmax.
+"""Per-element and per-channel kernels: activations, batch norm, layer norm, group norm, LRN, scale,
+softmax.
 
 The formulas are the shared ones (archcost/kernels/formulas.py), inlined here by Numba.
 Channel-wise kernels see a 3-D view ``(A, C, B)`` of a contiguous array (``adapters.axis_view``):
@@ -20,7 +21,7 @@ from numba import njit, prange
 
 from archcost.errors import ArchcostError
 from archcost.kernels import adapters, formulas
-from archcost.kernels.adapters import axis_view
+from archcost.kernels.adapters import axis_view, group_view
 from archcost.kernels.formulas import ACTIVATION_CODES
 
 _activation = njit(inline="always")(formulas.activation)
@@ -32,6 +33,9 @@ _activation_grad_from_input = njit(inline="always")(formulas.activation_grad_fro
 _layer_norm_train_column = njit(inline="always")(formulas.layer_norm_train_column)
 _layer_norm_grad_column = njit(inline="always")(formulas.layer_norm_grad_column)
 _lrn_train_column = njit(inline="always")(formulas.lrn_train_column)
+_group_norm_group = njit(inline="always")(formulas.group_norm_group)
+_group_norm_grad_group = njit(inline="always")(formulas.group_norm_grad_group)
+_group_norm_param_channel = njit(inline="always")(formulas.group_norm_param_channel)
 _lrn_grad_column = njit(inline="always")(formulas.lrn_grad_column)
 _softmax_grad_column = njit(inline="always")(formulas.softmax_grad_column)
 _softmax_cross_entropy_column = njit(inline="always")(formulas.softmax_cross_entropy_column)
@@ -212,6 +216,30 @@ def channel_grad_sums(x, dy, mean, invstd, centred, dot, total):
             st += part_total[k, c]
         dot[c] = sd
         total[c] = st
+
+
+@njit(parallel=True, cache=True)
+def group_norm_train(x, gamma, beta, eps, out, mean_out, invstd_out):
+    """Group norm of x (N, C, S), G = mean_out.shape[1] groups, one (n, group) per task, keeping
+    mean and invstd (N, G). Serves inference too (the statistics are the sample's own)."""
+    g_ = mean_out.shape[1]
+    for t in prange(x.shape[0] * g_):
+        _group_norm_group(x, gamma, beta, eps, out, mean_out, invstd_out, t // g_, t % g_)
+
+
+@njit(parallel=True, cache=True)
+def group_norm_grad(x, gamma, mean, invstd, dy, dx):
+    """dx += the group norm's input gradient, one (n, group) of x (N, C, S) per task."""
+    g_ = mean.shape[1]
+    for t in prange(x.shape[0] * g_):
+        _group_norm_grad_group(x, gamma, mean, invstd, dy, dx, t // g_, t % g_)
+
+
+@njit(parallel=True, cache=True)
+def group_norm_param_grads(x, dy, mean, invstd, dgamma, dbeta, want_gamma, want_beta):
+    """dgamma[c] = sum dy * xh, dbeta[c] = sum dy over (n, s) (written), one channel per task."""
+    for c in prange(x.shape[1]):
+        _group_norm_param_channel(x, dy, mean, invstd, dgamma, dbeta, want_gamma, want_beta, c)
 
 
 @njit(parallel=True, cache=True)
@@ -438,6 +466,51 @@ class LayerNormKernel:
                 _target(param_grads["gamma"], "LayerNorm dgamma")[...] = dot
             if "beta" in param_grads:
                 _target(param_grads["beta"], "LayerNorm dbeta")[...] = total
+
+
+def _group_stats(extra, n, groups, what: str):
+    return _target(extra, f"GroupNorm {what}").reshape(n, groups)
+
+
+class GroupNormKernel:
+    prepare = staticmethod(adapters.group_norm_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        gamma, beta, eps = state
+        x = group_view(inputs[0])
+        # The statistics are the sample's own at inference too; scratch, not kept.
+        mean, invstd = np.empty((x.shape[0], op.groups), np.float32), np.empty((x.shape[0], op.groups), np.float32)
+        group_norm_train(x, gamma, beta, eps, group_view(out), mean, invstd)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """Writes extras "mean", "invstd" (N, groups)."""
+        x = group_view(inputs[0])
+        gamma, beta, eps = adapters.group_norm_state(op, (tuple(x.shape),), None, params)
+        group_norm_train(x, gamma, beta, eps, group_view(out), _group_stats(extras["mean"], x.shape[0], op.groups,
+                         "mean"), _group_stats(extras["invstd"], x.shape[0], op.groups, "invstd"))
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        param_grads = param_grads or {}
+        dx = _dx(grad_inputs)
+        want_gamma = op.affine and "gamma" in param_grads
+        want_beta = op.affine and "beta" in param_grads
+        if dx is None and not (want_gamma or want_beta):
+            return
+        x = group_view(_kept(inputs[0], op, "input"))
+        mean = _group_stats(extras["mean"], x.shape[0], op.groups, "mean")
+        invstd = _group_stats(extras["invstd"], x.shape[0], op.groups, "invstd")
+        dy = group_view(grad_out)
+        if dx is not None:
+            gamma, _, _ = adapters.group_norm_state(op, (tuple(x.shape),), None, params)
+            group_norm_grad(x, gamma, mean, invstd, dy, group_view(dx))
+        if want_gamma or want_beta:
+            group_norm_param_grads(x, dy, mean, invstd,
+                                   _target(param_grads["gamma"], "GroupNorm dgamma") if want_gamma else _DUMMY1,
+                                   _target(param_grads["beta"], "GroupNorm dbeta") if want_beta else _DUMMY1,
+                                   want_gamma, want_beta)
 
 
 class LRNKernel:

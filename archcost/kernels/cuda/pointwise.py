@@ -1,5 +1,5 @@
 """Per-element and per-channel kernels on device arrays: activations, batch norm, layer norm,
-LRN, scale, softmax.
+group norm, LRN, scale, softmax.
 
 The formulas are the shared ones (archcost/kernels/formulas.py) as inlined device functions.
 Per-element kernels take flat views, one thread per element. Channel-wise kernels see the same
@@ -27,7 +27,7 @@ from numba import float32
 
 from archcost.errors import ArchcostError
 from archcost.kernels import adapters, formulas
-from archcost.kernels.adapters import axis_view
+from archcost.kernels.adapters import axis_view, group_view
 from archcost.kernels.cuda._numba import cuda
 from archcost.kernels.cuda.common import (contiguous, coords3, device_function, dummy, flat, input_grad, kept,
                                           launch, param_to_device, uploaded)
@@ -42,6 +42,9 @@ _activation_grad_from_input = device_function(formulas.activation_grad_from_inpu
 _layer_norm_train_column = device_function(formulas.layer_norm_train_column)
 _layer_norm_grad_column = device_function(formulas.layer_norm_grad_column)
 _lrn_train_column = device_function(formulas.lrn_train_column)
+_group_norm_group = device_function(formulas.group_norm_group)
+_group_norm_grad_group = device_function(formulas.group_norm_grad_group)
+_group_norm_param_channel = device_function(formulas.group_norm_param_channel)
 _lrn_grad_column = device_function(formulas.lrn_grad_column)
 _softmax_grad_column = device_function(formulas.softmax_grad_column)
 _softmax_cross_entropy_column = device_function(formulas.softmax_cross_entropy_column)
@@ -224,6 +227,31 @@ def _channel_grad_sums(x, dy, mean, invstd, centred, dgamma, dbeta, want_gamma, 
             dgamma[c] = sd
         if want_beta:
             dbeta[c] = st
+
+
+@cuda.jit
+def _group_norm(x, gamma, beta, eps, out, mean, invstd):
+    t = cuda.grid(1)  # (sample, group)
+    g_ = mean.shape[1]
+    if t < x.shape[0] * g_:
+        n = t // g_
+        _group_norm_group(x, gamma, beta, eps, out, mean, invstd, n, t - n * g_)
+
+
+@cuda.jit
+def _group_norm_grad(x, gamma, mean, invstd, dy, dx):
+    t = cuda.grid(1)  # (sample, group)
+    g_ = mean.shape[1]
+    if t < x.shape[0] * g_:
+        n = t // g_
+        _group_norm_grad_group(x, gamma, mean, invstd, dy, dx, n, t - n * g_)
+
+
+@cuda.jit
+def _group_norm_param_grads(x, dy, mean, invstd, dgamma, dbeta, want_gamma, want_beta):
+    c = cuda.grid(1)  # channel
+    if c < x.shape[1]:
+        _group_norm_param_channel(x, dy, mean, invstd, dgamma, dbeta, want_gamma, want_beta, c)
 
 
 @cuda.jit
@@ -485,6 +513,58 @@ class LayerNormKernel:
                         axis_view(dx, op.axis))
         if "gamma" in param_grads or "beta" in param_grads:
             channel_grad_sums(x, dy, mean, invstd, True, param_grads.get("gamma"), param_grads.get("beta"))
+
+
+def _group_stats(extra, n, groups, what: str):
+    return contiguous(extra, f"GroupNorm {what}").reshape(n, groups)
+
+
+class GroupNormKernel:
+    """One thread per (sample, group) for the normalisation and the data gradient, one per
+    channel for the param gradients (float64 sums, as on the cpu)."""
+
+    @staticmethod
+    def prepare(op, in_shapes, out_shape, params):
+        gamma, beta, eps = adapters.group_norm_state(op, in_shapes, out_shape, params)
+        return cuda.to_device(np.ascontiguousarray(gamma)), cuda.to_device(np.ascontiguousarray(beta)), eps
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        x = group_view(inputs[0])
+        # The statistics are the sample's own at inference too; scratch, not kept.
+        stats = [cuda.device_array((x.shape[0], op.groups), np.float32) for _ in range(2)]
+        launch(_group_norm, x.shape[0] * op.groups, x, *state, group_view(out), *stats)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """Writes extras "mean", "invstd" (N, groups)."""
+        x = group_view(inputs[0])
+        state = GroupNormKernel.prepare(op, (tuple(x.shape),), None, params)
+        launch(_group_norm, x.shape[0] * op.groups, x, *state, group_view(out),
+               _group_stats(extras["mean"], x.shape[0], op.groups, "mean"),
+               _group_stats(extras["invstd"], x.shape[0], op.groups, "invstd"))
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """From the kept input and statistics: grad_inputs[0] += the data gradient; param_grads
+        "gamma" = sum dy * xh, "beta" = sum dy per channel (affine only, where named; written)."""
+        param_grads = param_grads or {}
+        dx = input_grad(grad_inputs)
+        want_gamma = op.affine and "gamma" in param_grads
+        want_beta = op.affine and "beta" in param_grads
+        if dx is None and not (want_gamma or want_beta):
+            return
+        x = group_view(kept(inputs[0] if inputs else None, op, "input"))
+        mean = _group_stats(extras["mean"], x.shape[0], op.groups, "mean")
+        invstd = _group_stats(extras["invstd"], x.shape[0], op.groups, "invstd")
+        dy = group_view(grad_out)
+        if dx is not None:
+            gamma, _, _ = GroupNormKernel.prepare(op, (tuple(x.shape),), None, params)
+            launch(_group_norm_grad, x.shape[0] * op.groups, x, gamma, mean, invstd, dy, group_view(dx))
+        if want_gamma or want_beta:
+            launch(_group_norm_param_grads, x.shape[1], x, dy, mean, invstd,
+                   param_grads["gamma"] if want_gamma else dummy(), param_grads["beta"] if want_beta else dummy(),
+                   want_gamma, want_beta)
 
 
 class LRNKernel:
