@@ -45,7 +45,7 @@ cuda = _numba.cuda
 TOL = 1e-5  # float32 kernels (float64 sums) vs the float64 references, relative to the largest |reference|
 FORWARD_TOL = 2e-6
 CONV_OPS = (ops.Conv2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)
-POINTWISE_OPS = (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.LRN, ops.Scale, ops.Softmax, ops.Dropout)
+POINTWISE_OPS = (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.GroupNorm, ops.LRN, ops.Scale, ops.Softmax, ops.Dropout)
 
 
 @pytest.fixture(autouse=True)
@@ -399,6 +399,14 @@ def test_layer_norm(axis, shape):
     Trip(ops.LayerNorm(axis), shape, scale=3.0)
 
 
+# At least 3 values per group: with 2, x_hat is +-1 and the data gradient cancels to ~0, so an
+# error relative to it measures only float32 rounding.
+@pytest.mark.parametrize("groups,affine,shape", [(1, True, (2, 4, 2, 3)), (4, True, (2, 4, 2, 3)),
+                                                 (2, True, (2, 4, 2, 3)), (2, False, (2, 4, 3)), (2, True, (3, 8))])
+def test_group_norm(groups, affine, shape):
+    Trip(ops.GroupNorm(groups, affine=affine), shape, scale=3.0)
+
+
 @pytest.mark.parametrize("size,shape", [(5, (1, 6, 2, 2)), (4, (2, 5, 1, 2)), (1, (1, 3, 2, 2)),
                                         (5, (1, 3, 1, 2))])  # the last: fewer channels than the window
 def test_lrn(size, shape):
@@ -419,7 +427,7 @@ def test_softmax(axis, shape):
 
 SEMANTICS_CASES = [(ops.BatchNorm(), (2, 3, 2, 2)), (ops.LayerNorm(-1), (2, 3, 4)), (ops.LayerNorm(1), (2, 4, 2, 1)),
                    (ops.Scale(None, axis=-1), (2, 2, 5)), (ops.Affine(1), (2, 3, 2, 2)),
-                   (ops.RBF(3, trainable=True), (3, 4))]
+                   (ops.RBF(3, trainable=True), (3, 4)), (ops.GroupNorm(2), (2, 4, 2, 1))]
 
 
 @pytest.mark.parametrize("op,shape", SEMANTICS_CASES, ids=str)
@@ -674,7 +682,8 @@ def test_input_gradients_must_be_contiguous():
 
 @pytest.mark.parametrize("op,shape", [CONV_CASES["groups 2, (3, 2) stride (2, 1) dilation (1, 2)"],
                                       (ops.Linear(4), (2, 3, 6)), (ops.BatchNorm(), (2, 3, 2, 2)),
-                                      (ops.LayerNorm(1), (2, 4, 2, 1)), (ops.RBF(3, trainable=True), (3, 4))],
+                                      (ops.LayerNorm(1), (2, 4, 2, 1)), (ops.RBF(3, trainable=True), (3, 4)),
+                                      (ops.GroupNorm(2), (2, 4, 2, 1))],
                          ids=lambda v: getattr(v, "kind", None) or "x".join(map(str, v)))
 def test_param_grads_into_strided_views(op, shape):
     """Parameter gradients are written element by element, so strided device views of larger
