@@ -42,6 +42,7 @@ from archcost.ops import (
     Dropout,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     Input,
     LayerNorm,
     Linear,
@@ -178,6 +179,14 @@ def fvcore(layer: Layer) -> int:
     if isinstance(op, LayerNorm):
         # "aten::layer_norm": norm_flop_counter(2) = input numel * 5 with affine.
         return 5 * math.prod(x)
+    if isinstance(op, GroupNorm):
+        # "aten::group_norm": norm_flop_counter(2) (argument 2 is the weight, None without
+        # affine): input numel * (5 if affine else 4). nn.GroupNorm(C, C) is still aten::group_norm
+        # (aten::instance_norm, norm_flop_counter(1), is nn.InstanceNorm*'s). Its
+        # "assert 2 <= len(input_shape) <= 5" fails on a larger rank: no count to reproduce.
+        if not 2 <= len(x) <= 5:
+            raise ArchcostError(f"fvcore: aten::group_norm's handle asserts a rank of 2 to 5, got {len(x)}")
+        return math.prod(x) * (5 if op.affine else 4)
     # Max/avg pooling, activations, adds, softmax, LRN: no default handle (ignored, with a warning).
     return 0
 
@@ -254,6 +263,10 @@ def ptflops_pytorch(layer: Layer) -> int:
     if isinstance(op, LayerNorm):
         # Same hook, but nn.LayerNorm has no `affine` attribute (it is `elementwise_affine`).
         return math.prod(x)
+    if isinstance(op, GroupNorm):
+        # MODULES_MAPPING nn.GroupNorm: bn_flops_counter_hook, which nn.GroupNorm's `affine`
+        # attribute doubles; F.group_norm is not patched.
+        return math.prod(x) * (2 if op.affine else 1)
     if isinstance(op, Softmax):
         # nn.Softmax has no hook; its F.softmax is patched: input numel.
         return math.prod(x)
@@ -304,6 +317,10 @@ def thop(layer: Layer) -> int:
     if isinstance(op, LayerNorm):
         # The same hook (elementwise_affine): 4 * numel.
         return 4 * math.prod(x)
+    if isinstance(op, GroupNorm):
+        # Not in this release's register_hooks (BatchNorm*, LayerNorm and InstanceNorm* are;
+        # nn.GroupNorm is not): "THOP has not implemented counting method", 0.
+        return 0
     if isinstance(op, AvgPool2d) and layer.torch == "adaptive":
         # count_adap_avgpool: (kernel = in / out spatial, prod + 1) * output numel.
         return (_adaptive_window(layer) + 1) * math.prod(out)
@@ -341,8 +358,9 @@ def torchinfo(layer: Layer) -> int:
         # channels-last (N, H, W, C) map is undercounted H*W times. Reproduced; fixed after
         # 1.8.0 by using prod(out[:-1]).
         return out[0] * layer.cost.params
-    if isinstance(op, (BatchNorm, LayerNorm)):
-        # out[0] * (gamma + beta): 2C per sample, not per element.
+    if isinstance(op, (BatchNorm, LayerNorm, GroupNorm)):
+        # out[0] * (gamma + beta): 2C per sample, not per element (0 for a GroupNorm without
+        # affine: no parameters).
         return out[0] * layer.cost.params
     # Parameter-free modules: 0. A learned Scale (ConvNeXt's layer_scale) is a parameter of its
     # block in torchvision, not a leaf module, so it is not counted.
@@ -350,8 +368,8 @@ def torchinfo(layer: Layer) -> int:
 
 
 def _torchinfo_counts_output(op: Op) -> bool:
-    # Leaf modules with parameters (weight/bias): conv, linear, BN (affine), LayerNorm.
-    return isinstance(op, (Conv2d, Linear, LayerNorm)) or (isinstance(op, BatchNorm) and op.affine)
+    # Leaf modules with parameters (weight/bias): conv, linear, BN and GroupNorm (affine), LayerNorm.
+    return isinstance(op, (Conv2d, Linear, LayerNorm)) or (isinstance(op, (BatchNorm, GroupNorm)) and op.affine)
 
 
 def torchinfo_pass_bytes(layer: Layer) -> int:
@@ -366,7 +384,7 @@ def torchinfo_pass_bytes(layer: Layer) -> int:
 def torchinfo_param_bytes(layer: Layer) -> int:
     # torchinfo 1.8.0, model_statistics.py "Params size": param_bytes of the leaf layers
     # (BN running stats are buffers, not counted).
-    if isinstance(layer.op, (Conv2d, Linear, LayerNorm, BatchNorm)):
+    if isinstance(layer.op, (Conv2d, Linear, LayerNorm, BatchNorm, GroupNorm)):
         return layer.cost.params * layer.itemsize
     return 0
 
@@ -446,6 +464,9 @@ def torchscan_flops(layer: Layer) -> int:
         # flops_layernorm (new in 0.2.0; LayerNorm2d is an nn.LayerNorm): 6 per element + 2 per
         # normalised row + 1 per element each for weight and bias.
         return 8 * math.prod(x) + 2 * (math.prod(x) // x[op.axis])
+    # GroupNorm: taken as unsupported in 0.2.0 ("Module type not supported", 0) NOT verified
+    # against the 0.2.0 release: a later torch-scan has flops_groupnorm (6 per element + 2 per
+    # (sample, group) + 1 per element each for weight and bias); which release added it is unknown.
     # Softmax, LRN, permutes, adds: "Module type not supported", 0.
     return 0
 
@@ -465,7 +486,7 @@ def torchscan_macs(layer: Layer) -> int:
     pool = _torchscan_pool(layer)
     if pool is not None:  # macs_maxpool, macs_avgpool, macs_adaptive_*: the flops' formulas
         return pool
-    # Activations, dropout, flatten: 0; LayerNorm and anything else unsupported: 0.
+    # Activations, dropout, flatten: 0; LayerNorm, GroupNorm and anything else unsupported: 0.
     return 0
 
 
@@ -540,6 +561,10 @@ def calflops(layer: Layer) -> int:
     if isinstance(op, LayerNorm):
         # _layer_norm_flops_compute: numel * 5 with affine.
         return 5 * math.prod(x)
+    if isinstance(op, GroupNorm):
+        # _group_norm_flops_compute (the wrapped F.group_norm that nn.GroupNorm calls):
+        # numel * (5 if weight is not None else 4).
+        return math.prod(x) * (5 if op.affine else 4)
     if isinstance(op, Softmax):
         return math.prod(x)
     if isinstance(op, Resize):

@@ -24,6 +24,7 @@ from archcost.ops import (
     Dropout,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     LayerNorm,
     Linear,
     MaxPool2d,
@@ -261,6 +262,21 @@ def test_linear_on_channels_last_map():
 def test_linear_on_vectors_torchinfo_is_right():
     # On (N, F) the same torchinfo rule is exact: 2 * (6*3 + 3) = MACs 36 + bias adds 6.
     check(single(Linear(3), (6,), batch=2), {"archcost": 36, "torchinfo": 42, "thop": 36, "ptflops": 42, "calflops": 72})
+
+
+def test_group_norm():
+    # nn.GroupNorm(2, 8) on 2x8x3x3: 144 elements. fvcore aten::group_norm norm_flop_counter(2):
+    # 5 per element with affine, 4 without; ptflops bn_flops_counter_hook: numel, x2 with affine;
+    # thop: not registered, 0; torchinfo: out[0] * (8 + 8); calflops _group_norm_flops_compute:
+    # 5 or 4 per element; flop_counter, torchscan macs and dmas: 0.
+    n = 2 * 8 * 3 * 3
+    check(single(GroupNorm(2), (8, 3, 3), batch=2), {
+        "archcost-other": 5 * n, "fvcore": 5 * n, "ptflops": 2 * n, "thop": 0, "torchinfo": 2 * 16,
+        "calflops": 5 * n, "flop_counter": 0, "torchscan-macs": 0, "torchscan-dmas": 0, "torchscan-flops": 0,
+    })
+    check(single(GroupNorm(8, affine=False), (8, 3, 3), batch=2), {
+        "archcost-other": 4 * n, "fvcore": 4 * n, "ptflops": n, "thop": 0, "torchinfo": 0, "calflops": 4 * n,
+    })
 
 
 def test_other_ops():
