@@ -12,7 +12,7 @@ failure). Three kinds of spec come out:
   milliseconds. Convs of random kernel, stride, padding (int, pair, four sides, "same",
   "valid"), dilation and groups (dense, grouped, depthwise); max/avg pooling with ceil mode and
   overhanging windows; every activation, BatchNorm, LRN, dropout, channel pad, maxout, channel
-  selection, affine, scale, softmax, LayerNorm on any axis; permutes, reshapes, flatten;
+  selection, affine, scale, softmax, LayerNorm on any axis, GroupNorm (1 to C groups); permutes, reshapes, flatten;
   linear layers on vectors and channels-last maps; residual adds and means, SE gates (broadcast
   mul), inception branches joined by a concat, concats along any axis, a spatial transformer,
   resizes (nearest and bilinear, every coordinate mode, to a size or by a scale).
@@ -299,6 +299,14 @@ def batch_norm(ch, net, src):
     return net.add("BatchNorm", dict(eps=ch.choice([1e-5, 1e-3]), affine=ch.bool()), [src], net.shapes[src])
 
 
+def group_norm(ch, net, src):
+    # groups: a divisor of the channels, from 1 (a LayerNorm over (C, ...)) to C (InstanceNorm).
+    c = net.shapes[src][1]
+    groups = ch.choice([g for g in range(1, c + 1) if c % g == 0])
+    kwargs = dict(groups=groups, eps=ch.choice([1e-5, 1e-3]), affine=ch.bool())
+    return net.add("GroupNorm", kwargs, [src], net.shapes[src])
+
+
 def lrn(ch, net, src):
     kwargs = dict(size=ch.int(1, 5), alpha=ch.choice([1e-4, 1e-2]), beta=ch.choice([0.75, 0.5]),
                   k=ch.choice([2.0, 1.0]))
@@ -494,12 +502,12 @@ def resize(ch, net, src):
 
 
 MAKERS = {
-    2: [activation, linear, batch_norm, dropout, maxout, softmax, layer_norm, scale, affine, rbf, channel_select,
+    2: [activation, linear, batch_norm, dropout, maxout, softmax, layer_norm, group_norm, scale, affine, rbf, channel_select,
         reshape, join, concat, permute],
-    3: [activation, linear, batch_norm, layer_norm, softmax, scale, affine, maxout, channel_select, permute,
+    3: [activation, linear, batch_norm, layer_norm, group_norm, softmax, scale, affine, maxout, channel_select, permute,
         reshape, flatten, join, concat, dropout],
     4: [conv, pool, activation, batch_norm, conv, residual, inception, pool, lrn, dropout, global_pool,
-        channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, permute, reshape, flatten,
+        channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, group_norm, permute, reshape, flatten,
         linear, gate, concat, join, transformer, resize],
 }
 
@@ -552,12 +560,13 @@ POSITIVE_FIELDS = [
     ("AvgPool2d", "kernel", {"kernel": 1}), ("Linear", "out_features", {"out_features": 3}),
     ("ChannelPad", "out_channels", {"out_channels": 40}), ("ChannelPad", "stride", {"out_channels": 40}),
     ("Maxout", "pieces", {"pieces": 1}), ("LRN", "size", {}), ("RBF", "out_features", {"out_features": 3}),
-    ("AffineGrid", "out_h", {}), ("AffineGrid", "out_w", {}), ("Resize", "size", {"size": 2}),
+    ("GroupNorm", "groups", {}), ("AffineGrid", "out_h", {}), ("AffineGrid", "out_w", {}), ("Resize", "size", {"size": 2}),
 ]
 BOOL_FIELDS = [("Conv2d", "bias", {"out_channels": 4, "kernel": 1}), ("MaxPool2d", "ceil_mode", {"kernel": 1}),
                ("AvgPool2d", "count_include_pad", {"kernel": 1}), ("BatchNorm", "affine", {}),
                ("Linear", "bias", {"out_features": 3}), ("RBF", "trainable", {"out_features": 3}),
-               ("AffineGrid", "align_corners", {}), ("GridSample", "align_corners", {})]
+               ("AffineGrid", "align_corners", {}), ("GridSample", "align_corners", {}),
+               ("GroupNorm", "affine", {"groups": 1})]
 FLOAT_FIELDS = [("BatchNorm", "eps"), ("LayerNorm", "eps"), ("LRN", "alpha"), ("LRN", "beta"), ("LRN", "k"),
                 ("Activation", "slope"), ("Dropout", "p"), ("Scale", "factor")]
 
@@ -693,7 +702,11 @@ def _bad_permute(ch, net, src):
 def _bad_channels(ch, net, src):
     shape = net.shapes[src]
     c = shape[1]
-    what = ch.int(0, 3)
+    what = ch.int(0, 4)
+    if what == 4:
+        groups = ch.choice([c + 1, 2 * c + 1] + [g for g in range(2, c) if c % g])
+        net.add("GroupNorm", {"groups": groups}, [src], None)
+        return f"GroupNorm groups {groups} of {c} channels"
     if what == 0:
         channels = ch.choice([(c,), (0, c + 2), (-1,), (0, 0), (), (0.0,), ("0",), (True,)])
         net.add("ChannelSelect", {"channels": channels}, [src], None)
@@ -757,7 +770,8 @@ HOSTILE_VALUES = [0, 1, 2, 3, -1, 7, 1.5, 0.5, True, False, None, "3", "relu", "
                   (1, 1, 1, 1), (0, 2, 3, 1), (-1,), [3, 3], (1, "a"), ((1, 2), (3, 4)), float("nan"), float("inf"),
                   1e308, -1e308, 2**31, 2**63, 10**30, -(10**30), 2**1024 - 1, 2**1024, 10**400, 10**5000,
                   b"x", {}, object]
-REQUIRED = {"Conv2d": "out_channels", "Linear": "out_features", "ChannelPad": "out_channels", "RBF": "out_features"}
+REQUIRED = {"Conv2d": "out_channels", "Linear": "out_features", "ChannelPad": "out_channels", "RBF": "out_features",
+            "GroupNorm": "groups"}
 
 
 def hostile_spec(ch: Chooser, max_steps: int = 3) -> Spec:
@@ -796,6 +810,7 @@ def expected_cost(layer: Layer, in_shapes, out) -> tuple[int, int]:
     params = {
         "BatchNorm": 2 * out[1] if kw.get("affine", True) else 0,
         "LayerNorm": 2 * out[axis],
+        "GroupNorm": 2 * out[1] if kw.get("affine", True) else 0,
         "Affine": 2 * out[axis],
         "Scale": out[axis] if kw.get("factor") is None else 0,
         "RBF": in_shapes[0][-1] * kw["out_features"] if kw.get("trainable") else 0,
