@@ -191,3 +191,43 @@ def test_every_segmentation_executes_to_the_plain_gradients_and_its_predicted_pe
                                            err_msg=f"{segments} {node}.{name}")
         tried += 1
     assert tried == 233  # every grouping of its 6 layers
+
+
+def _group_norm_net() -> Graph:
+    """Conv -> GroupNorm(2 of 4) -> relu -> conv -> InstanceNorm (GroupNorm(4), no affine) ->
+    pool -> fc: a GroupNorm's kept mean/invstd and per-channel gamma/beta in a whole step."""
+    g = Graph("gn")
+    x = g.input((3, 5, 5))
+    x = g.add(ops.Conv2d(4, 3, padding=1), x, name="conv")
+    x = g.add(ops.GroupNorm(2), x, name="gn")
+    x = g.add(ops.Activation("silu"), x, name="act")
+    x = g.add(ops.Conv2d(4, 3, padding=1), x, name="conv2")
+    x = g.add(ops.GroupNorm(4, affine=False), x, name="inorm")
+    x = g.add(ops.Flatten(), g.add(ops.AvgPool2d(2), x, name="avg"), name="flatten")
+    g.add(ops.Linear(3), x, name="fc")
+    return g
+
+
+def test_group_norm_trains_per_layer_and_whole_step():
+    g = _group_norm_net()
+    result = validate_training(g, batch=2)
+    assert result.ok, ([(c.name, c.problem) for c in result.failures][:3], result.peak_bytes,
+                       result.predicted_peak_bytes)
+    for options in ({}, {"freeze": "gn"}, {"checkpoint": "sqrt"}):
+        ex = TrainingExecutor(g, batch=2, **options)
+        assert ex.step().peak_bytes == analyze_training(g, batch=2, **options).totals["train_peak_bytes"], options
+    ex = TrainingExecutor(g, batch=2, seed=2)
+    inputs, labels = ex.random_batch()
+    grads = ex.step(inputs, labels, update=False).grads
+    assert set(grads["gn"]) == {"gamma", "beta"} and "inorm" not in grads
+    for name, grad in grads["gn"].items():
+        w = ex.params["gn"][name]
+        for c in range(w.size):
+            old = w[c]
+            w[c] = old + 1e-3
+            up = _loss(ex, inputs, labels)
+            w[c] = old - 1e-3
+            down = _loss(ex, inputs, labels)
+            w[c] = old
+            numeric = (up - down) / 2e-3
+            assert abs(numeric - grad[c]) <= 2e-3 * max(1.0, abs(numeric)), (name, c, numeric, grad[c])
