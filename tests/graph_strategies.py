@@ -303,7 +303,7 @@ def group_norm(ch, net, src):
     # groups: a divisor of the channels, from 1 (a LayerNorm over (C, ...)) to C (InstanceNorm).
     c = net.shapes[src][1]
     groups = ch.choice([g for g in range(1, c + 1) if c % g == 0])
-    kwargs = dict(groups=groups, eps=ch.choice([1e-5, 1e-3]), affine=ch.bool())
+    kwargs = {"groups": groups, "eps": ch.choice([1e-5, 1e-3]), "affine": ch.bool()}
     return net.add("GroupNorm", kwargs, [src], net.shapes[src])
 
 
