@@ -204,3 +204,37 @@ def test_field_after_a_transposed_conv_is_fractional():
     g.seq(g.input((1, 8, 8)), T(2, 3, stride=2, padding=1, output_padding=1), ops.Conv2d(2, 3, padding=1))
     last = receptive_fields(g, infer_shapes(g))[g.topological_order()[-1]]
     assert (last.size_h, last.jump_h) == (3, 0.5)
+
+
+# --- peer tools' counts (archcost/conventions.py) ------------------------------------------------
+
+def test_peer_tool_counts_by_hand():
+    """convT 4x4/2 pad 1, groups 2, 4 -> 6 channels on a 5x5 map (batch 1) -> 6 x 10 x 10 = 600
+    outputs. MACs (each of the 100 input elements times 3 kernels of 16 taps): 4800; the conv
+    hooks' count (600 outputs x C_in/g 2 x 16 taps): 19200; params 4*3*16 + 6 = 198."""
+    from archcost import conventions
+    from archcost.analysis import analyze
+
+    g = Graph("up")
+    g.add(T(6, 4, stride=2, padding=1, groups=2), g.input((4, 5, 5)))
+    report = analyze(g)
+    expected = {
+        "archcost": 4800,
+        "flop_counter": 2 * 4800,  # conv_flop_count(transposed=True): the input's spatial size
+        "fvcore": 4800,
+        "ptflops": 19200 + 600,  # conv_flops_counter_hook per output position, + bias
+        "ptflops-aten": 4800 + 600,
+        "thop": 19200,  # count_convNd: out numel * C_in/g * kh*kw
+        "torchinfo": 198 * 100,  # params x output positions
+        "torchscan-flops": 16 + 600 * (2 * 2 * 16 - 1 + 1),
+        "torchscan-macs": 8 + 19200,
+        "torchscan-dmas": 10 + 4 * 16 * 600 // 2 + 198 + 600,
+        # 16 taps * C_in 4 * ((6/2) // 2 = 1) * 25 input positions = 1600 MACs; bias 3 * ((5 + 2 -
+        # 4) // 2 + 1)^2 = 3 * 4
+        "calflops": 2 * 1600 + 3 * 4,
+        "convnet-burden": 100 * 16 * 4 + 600,  # numel(x) * kh*kw*C_in + bias
+    }
+    got = {name: conventions.layer_counts(report, name)[-1] for name in expected}
+    assert got == expected
+    assert conventions.layer_counts(report, "torchinfo-params")[-1] == 198 * 4
+    assert conventions.layer_counts(report, "torchinfo-pass")[-1] == 2 * 600 * 4
