@@ -238,3 +238,39 @@ def test_peer_tool_counts_by_hand():
     assert got == expected
     assert conventions.layer_counts(report, "torchinfo-params")[-1] == 198 * 4
     assert conventions.layer_counts(report, "torchinfo-pass")[-1] == 2 * 600 * 4
+
+
+# --- executed in a graph ------------------------------------------------------------------------
+
+def _decoder():
+    """A small encoder-decoder (a U-Net/DCGAN shape): conv down, two transposed convs up (one
+    grouped, one with output_padding and asymmetric padding), a skip concat, a 1x1 head."""
+    g = Graph("decoder")
+    x = g.input((3, 9, 9))
+    down = g.seq(x, ops.Conv2d(8, 3, stride=2, padding=1), ops.Activation("relu"))  # -> 5x5
+    up = g.seq(down, T(6, 3, stride=2, padding=1, groups=2), ops.Activation("relu"))  # -> 9x9
+    x = g.concat(x, up)
+    x = g.seq(x, T(4, (3, 2), stride=(2, 3), padding=(1, 2, 0, 1), output_padding=(1, 2), bias=False),
+              ops.Conv2d(2, 1))  # -> 17x27: 8 * 2 - 3 + 2 + 1 + 1, 8 * 3 - 1 + 1 + 2 + 1
+    return g
+
+
+def test_a_graph_with_transposed_convs_validates():
+    from archcost.validation import validate
+
+    g = _decoder()
+    assert g.shape(g.output_nodes()[-1])[1:] == (2, 17, 27)
+    for batch in (1, 2):
+        result = validate(g, batch=batch)
+        assert result.ok, [(c.name, c.problem) for c in result.failures]
+
+
+def test_a_graph_with_transposed_convs_trains_one_step_layer_by_layer():
+    """Training: each layer's gradients against the float64 references, and the measured peak
+    against the predicted one (a transposed conv keeps its input while its weights train)."""
+    from archcost.validation import validate_training
+
+    g = _decoder()
+    g.seq(g.output_nodes()[-1], ops.GlobalAvgPool(), ops.Flatten(), ops.Linear(3))
+    result = validate_training(g, batch=2)
+    assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_bytes, result.predicted_peak_bytes)
