@@ -451,25 +451,28 @@ class ConvTranspose2d(Op):
         return text
 
 
-def _transposed_reach(o: int, k: int, s: int, d: int, before: int) -> list[int]:
-    """The input indices (any integer: the input's bounds ignored, as the receptive-field pass
-    ignores padding) whose taps land on output index ``o`` of a transposed conv along one axis:
-    i with o + before - i*s in {0, d, ..., (k - 1) * d}."""
-    return [(o + before - t * d) // s for t in range(k) if (o + before - t * d) % s == 0]
-
-
 def _transposed_resample(k: int, s: int, d: int, before: int) -> Resample:
-    """A transposed conv along one axis as a resample: ratio 1/s (output o + s reads what o
-    reads, one input unit on); taps the widest span of input units one output reads, over the s
-    phases of o; ``first`` placed so that first + (taps - 1) / 2 is the centre of output 0's span,
-    exact (a half unit where that span is shorter than taps by an odd count). An output 0 that no
-    tap reaches (a dilation or stride that skips it) takes the centre of the continuous map,
-    (before - (k - 1) * d / 2) / s."""
-    spans = [_transposed_reach(o, k, s, d, before) for o in range(s)]
-    taps = max(max(r) - min(r) + 1 for r in spans if r)
-    reach0 = spans[0]
-    centre = (Fraction(min(reach0) + max(reach0), 2) if reach0
-              else (before - Fraction((k - 1) * d, 2)) / s)
+    """A transposed conv along one axis as a resample, in closed form (a kernel or stride of
+    10^30 is a valid field, so nothing here loops over taps or phases).
+
+    Output o reads input i through tap t when o + before - i*s = t*d, 0 <= t < k (the input's
+    bounds ignored, as the receptive-field pass ignores padding). With g = gcd(s, d), the taps
+    reaching one output are t0, t0 + s/g, ... (i stepping down by d/g), so an output reads
+    1 + (n - 1) * d/g units apart at most, n = ceil(k / (s/g)) taps: that is ``taps``, met by the
+    phase with t0 = 0. ``ratio`` 1/s (output o + s reads what o reads, one input unit on).
+    ``first`` is placed so that first + (taps - 1) / 2 is the centre of output 0's span, exact
+    (a half unit where that span is shorter than taps by an odd count). An output 0 that no tap
+    reaches takes the centre of the continuous map, (before - (k - 1) * d / 2) / s."""
+    g = math.gcd(s, d)
+    step = s // g  # taps between two that reach the same output
+    taps = 1 + (-(-k // step) - 1) * (d // g)
+    centre = (before - Fraction((k - 1) * d, 2)) / s
+    if before % g == 0:
+        # the first tap t0 with t0 * d = before (mod s): t0 = (before/g) * (d/g)^-1 mod s/g
+        t0 = (before // g) * pow(d // g, -1, step) % step if step > 1 else 0
+        if t0 < k:
+            last = t0 + (k - 1 - t0) // step * step
+            centre = Fraction((before - t0 * d) // s + (before - last * d) // s, 2)
     return Resample(taps, Fraction(1, s), centre - Fraction(taps - 1, 2))
 
 

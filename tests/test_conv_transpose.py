@@ -274,3 +274,35 @@ def test_a_graph_with_transposed_convs_trains_one_step_layer_by_layer():
     g.seq(g.output_nodes()[-1], ops.GlobalAvgPool(), ops.Flatten(), ops.Linear(3))
     result = validate_training(g, batch=2)
     assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_bytes, result.predicted_peak_bytes)
+
+
+def test_resample_closed_form_matches_enumerating_taps():
+    """The closed form (gcd of stride and dilation) against enumerating, for every small kernel,
+    stride, dilation and padding, which input units each output phase reads."""
+    from archcost.ops import _transposed_resample
+
+    for k in range(1, 7):
+        for s in range(1, 6):
+            for d in range(1, 5):
+                for before in range(0, 7):
+                    reach = [[(o + before - t * d) // s for t in range(k) if (o + before - t * d) % s == 0]
+                             for o in range(s)]
+                    r = _transposed_resample(k, s, d, before)
+                    assert r.taps == max(max(i) - min(i) + 1 for i in reach if i), (k, s, d, before)
+                    assert r.ratio == Fraction(1, s)
+                    centre = (Fraction(min(reach[0]) + max(reach[0]), 2) if reach[0]
+                              else (before - Fraction((k - 1) * d, 2)) / s)
+                    assert r.first + Fraction(r.taps - 1, 2) == centre, (k, s, d, before)
+
+
+def test_huge_kernel_and_stride_analyse_without_looping():
+    """A kernel of 10^30 taps is a valid field on any input (no input-size bound, unlike a conv):
+    the shape, cost and receptive-field rules are closed forms."""
+    from archcost.analysis import analyze
+
+    g = Graph("huge")
+    g.seq(g.input((2, 3, 3)), T(2, 10**30, stride=10**29 + 7, dilation=10**20))
+    record = analyze(g).records[-1]
+    size = 2 * (10**29 + 7) + 10**20 * (10**30 - 1) + 1
+    assert record.output_shape == (1, 2, size, size)
+    assert record.macs == 2 * 9 * 2 * 10**60
