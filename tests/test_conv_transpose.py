@@ -284,7 +284,7 @@ def test_resample_closed_form_matches_enumerating_taps():
     for k in range(1, 7):
         for s in range(1, 6):
             for d in range(1, 5):
-                for before in range(0, 7):
+                for before in range(7):
                     reach = [[(o + before - t * d) // s for t in range(k) if (o + before - t * d) % s == 0]
                              for o in range(s)]
                     r = _transposed_resample(k, s, d, before)
