@@ -82,7 +82,7 @@ def benchmark(graph, batch: int = 1, backend: str = "cpu", repeat: int = 5, prog
     total_s = sum(layer["seconds"] for layer in layers)
     total_flops = sum(layer["flops"] for layer in layers)
     # By the ops' own kinds: a literal "linear" here (the kind is "fc") once left every FC layer out.
-    conv = [layer for layer in layers if layer["op"] in (ops.Conv2d.kind, ops.Linear.kind)]
+    conv = [layer for layer in layers if layer["op"] in (ops.Conv2d.kind, ops.ConvTranspose2d.kind, ops.Linear.kind)]
     conv_s = sum(layer["seconds"] for layer in conv)
     totals = {
         "seconds": total_s, "flops": total_flops, "gflops": total_flops / total_s / 1e9,

@@ -11,7 +11,8 @@ Each rule maps an archcost op to the PyTorch module torchvision uses for it (Con
 Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool2d(1), Add ->
 ``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode,
 Resize -> nn.Upsample(size or scale_factor, mode "nearest" / "bilinear"), whose forward calls
-F.interpolate, ...) and then applies the tool's own formula for that module, read from the tool's
+F.interpolate, ConvTranspose2d -> nn.ConvTranspose2d (weight (C_in, C_out/groups, kh, kw); its
+forward calls F.conv_transpose2d, i.e. aten.convolution with transposed=True), ...) and then applies the tool's own formula for that module, read from the tool's
 released source: the file and version are cited next to each rule. Where a released tool has a bug, the rule
 reproduces the released number and says so. Where the PyTorch twin computes a layer otherwise
 (a function call where the mapping has a module, nn.Flatten, an adaptive pool; a bare
@@ -39,6 +40,7 @@ from archcost.ops import (
     AvgPool2d,
     BatchNorm,
     Conv2d,
+    ConvTranspose2d,
     Dropout,
     Flatten,
     GlobalAvgPool,
@@ -148,7 +150,11 @@ def flop_counter(layer: Layer) -> int:
     # from the weight, i.e. C_in/groups: 2 x MACs, bias ignored. nn.Linear reaches aten.addmm/mm:
     # mm_flop = m * n * 2 * k, bias ignored. No other op of a CNN is registered (BN, pooling,
     # activations, adds are 0).
-    if isinstance(layer.op, (Conv2d, Linear)):
+    # nn.ConvTranspose2d reaches aten.convolution with transposed=True: conv_flop_count takes the
+    # spatial size from the input then (x_shape if transposed else out_shape) and c_out, c_in from
+    # the weight (C_in, C_out/groups, kh, kw): N * H * W * kh*kw * C_in * C_out/groups * 2, i.e.
+    # 2 x archcost's MACs (the conv it is the transpose of), bias ignored.
+    if isinstance(layer.op, (Conv2d, ConvTranspose2d, Linear)):
         return 2 * layer.cost.macs
     return 0
 
@@ -165,9 +171,10 @@ def fvcore(layer: Layer) -> int:
         # elementwise_flop_counter(0, 4): 1 or 4 per output element. fvcore traces aten ops, so
         # nn.Upsample and F.interpolate count alike.
         return math.prod(layer.output) * (1 if op.mode == "nearest" else 4)
-    if isinstance(op, (Conv2d, Linear)):
-        # conv_flop_count: N * prod(w_shape) * prod(out spatial), bias ignored;
-        # linear_flop_jit: prod(input shape) * out_features, bias ignored.
+    if isinstance(op, (Conv2d, ConvTranspose2d, Linear)):
+        # conv_flop_count: N * prod(w_shape) * prod(out spatial), bias ignored (a transposed conv,
+        # conv_flop_jit's inputs[6]: the input's spatial size instead, N * C_in * C_out/g * kh*kw *
+        # H * W = MACs); linear_flop_jit: prod(input shape) * out_features, bias ignored.
         return layer.cost.macs
     if isinstance(op, BatchNorm):
         # batchnorm_flop_jit, eval mode: input numel * (2 if affine else 1).
@@ -189,6 +196,35 @@ def fvcore(layer: Layer) -> int:
         return math.prod(x) * (5 if op.affine else 4)
     # Max/avg pooling, activations, adds, softmax, LRN: no default handle (ignored, with a warning).
     return 0
+
+
+def _transposed_as_conv_macs(layer: Layer) -> int:
+    """What the tools that reuse their conv hook for nn.ConvTranspose2d (thop, ptflops, torchscan)
+    multiply: output numel * C_in/groups * kh * kw, the count of a conv with this layer's output,
+    not the transposed conv's own MACs (input numel * C_out/groups * kh * kw)."""
+    op, x = layer.op, layer.inputs[0]
+    return math.prod(layer.output) * (x[1] // op.groups) * _spatial_kernel(op)
+
+
+def _calflops_conv_transpose(layer: Layer) -> int:
+    """calflops' _conv_trans_flops_compute on nn.ConvTranspose2d's F.conv_transpose2d call:
+    MACs = prod(kernel) * C_in * filters_per_channel per INPUT position (N * H * W), with
+    filters_per_channel = weight.shape[1] // groups = (C_out/groups) // groups (groups divided
+    twice: the release's bug, reproduced; exact for groups 1); FLOPs = 2 * MACs, + for a bias
+    weight.shape[1] * N * prod(output_dims) where output_dims are a plain conv's output size of
+    the input, (H + 2p - (d(k-1)+1)) // s + 1, not the transposed conv's (also reproduced, a
+    negative product included). The twin's padding is (top, left): nn.ConvTranspose2d pads
+    symmetrically."""
+    op, x = layer.op, layer.inputs[0]
+    n, c, h, w = x
+    per_group = op.out_channels // op.groups
+    macs = _spatial_kernel(op) * c * (per_group // op.groups) * n * h * w
+    flops = 2 * macs
+    if op.bias:
+        dims = [(size + 2 * pad - (d * (k - 1) + 1)) // s + 1
+                for size, pad, d, k, s in zip((h, w), op.padding[::2], op.dilation, op.kernel, op.stride)]
+        flops += per_group * n * math.prod(dims)
+    return flops
 
 
 # --- ptflops ------------------------------------------------------------------------------------
@@ -243,6 +279,12 @@ def ptflops_pytorch(layer: Layer) -> int:
         # conv_flops_counter_hook: prod(kernel) * C_in * C_out/groups per output position
         # (= MACs) + output numel for the bias.
         return layer.cost.macs + (math.prod(out) if op.bias else 0)
+    if isinstance(op, ConvTranspose2d):
+        # MODULES_MAPPING gives nn.ConvTranspose2d the same conv_flops_counter_hook, which counts
+        # per OUTPUT position (N * Ho * Wo of them) prod(kernel) * C_in * C_out/groups, as for a
+        # conv: output positions, not input ones, so (Ho * Wo) / (H * W) (about stride^2) times
+        # the MACs; + output numel for the bias. F.conv_transpose2d is not patched.
+        return _transposed_as_conv_macs(layer) + (math.prod(out) if op.bias else 0)
     if isinstance(op, Linear):
         # linear_flops_counter_hook: (in * out + bias) * prod(input.shape[:-1]).
         return layer.cost.macs + (math.prod(out) if op.bias else 0)
@@ -289,9 +331,11 @@ def ptflops_aten(layer: Layer) -> int:
     # addmm, bmm, convolution): conv_flop = N * prod(w_shape) * prod(out spatial) + output numel
     # for the bias; addmm_flop = batch * in * out + batch * out for the bias. nn.Linear with a
     # bias reaches aten.addmm (for inputs of more than 2 dims via PyTorch's _flatten_nd_linear).
-    # Everything else is "treated as a zero-op".
+    # Everything else is "treated as a zero-op". A transposed conv is aten.convolution with
+    # transposed=True: conv_flop takes the input's spatial size then (inputs[6]), N * prod(w_shape)
+    # * H * W = MACs, + output numel for the bias as for a conv.
     op = layer.op
-    if isinstance(op, (Conv2d, Linear)):
+    if isinstance(op, (Conv2d, ConvTranspose2d, Linear)):
         return layer.cost.macs + (math.prod(layer.output) if op.bias else 0)
     return 0
 
@@ -311,6 +355,11 @@ def thop(layer: Layer) -> int:
         # calculate_conv2d_flops: out numel * C_in/g * kh*kw (bias ignored);
         # count_linear: in_features * out numel (bias ignored).
         return layer.cost.macs
+    if isinstance(op, ConvTranspose2d):
+        # register_hooks maps nn.ConvTranspose2d to the same count_convNd: out numel * C_in/g *
+        # kh*kw, with C_in the module's input channels: output elements, as for a conv, so about
+        # stride^2 times the MACs (every input element times every tap).
+        return _transposed_as_conv_macs(layer)
     if isinstance(op, BatchNorm):
         # count_normalization: calculate_norm = 2 * input numel, then "flops *= 2" when affine.
         return 2 * math.prod(x) * (2 if op.affine else 1)
@@ -351,7 +400,8 @@ def torchinfo(layer: Layer) -> int:
     # named "weight" or "bias" of a leaf module, "Conv" modules add params * prod(out[:1] +
     # out[2:]) (= MACs + bias adds); every other module adds out[0] * params.
     op, out = layer.op, layer.output
-    if isinstance(op, Conv2d):
+    if isinstance(op, (Conv2d, ConvTranspose2d)):
+        # "Conv" in the class name: nn.ConvTranspose2d matches too, params x output positions.
         return layer.cost.params * (math.prod(out) // out[1])
     if isinstance(op, Linear):
         # BUG in the release: out[0] * params ignores every axis but the batch, so a Linear on a
@@ -369,7 +419,7 @@ def torchinfo(layer: Layer) -> int:
 
 def _torchinfo_counts_output(op: Op) -> bool:
     # Leaf modules with parameters (weight/bias): conv, linear, BN and GroupNorm (affine), LayerNorm.
-    return isinstance(op, (Conv2d, Linear, LayerNorm)) or (isinstance(op, (BatchNorm, GroupNorm)) and op.affine)
+    return isinstance(op, (Conv2d, ConvTranspose2d, Linear, LayerNorm)) or (isinstance(op, (BatchNorm, GroupNorm)) and op.affine)
 
 
 def torchinfo_pass_bytes(layer: Layer) -> int:
@@ -384,7 +434,7 @@ def torchinfo_pass_bytes(layer: Layer) -> int:
 def torchinfo_param_bytes(layer: Layer) -> int:
     # torchinfo 1.8.0, model_statistics.py "Params size": param_bytes of the leaf layers
     # (BN running stats are buffers, not counted).
-    if isinstance(layer.op, (Conv2d, Linear, LayerNorm, BatchNorm, GroupNorm)):
+    if isinstance(layer.op, (Conv2d, ConvTranspose2d, Linear, LayerNorm, BatchNorm, GroupNorm)):
         return layer.cost.params * layer.itemsize
     return 0
 
@@ -437,10 +487,13 @@ def torchscan_flops(layer: Layer) -> int:
     x = layer.inputs[0] if layer.inputs else ()
     if layer.functional:
         return 0
-    if isinstance(op, Conv2d):
-        # flops_convnd: out numel * (2 * k * C_in/g - 1 + bias).
+    if isinstance(op, (Conv2d, ConvTranspose2d)):
+        # flops_convnd: out numel * (2 * k * C_in/g - 1 + bias), C_in the input's channels.
+        # flops_convtransposend: len(kernel_size) * 8 "padding" flops + flops_convnd on its output
+        # (per output element, as for a conv: about stride^2 times 2 x MACs).
         terms = _spatial_kernel(op) * (x[1] // op.groups)
-        return math.prod(out) * (2 * terms - 1 + int(op.bias))
+        padding = 2 * 8 if isinstance(op, ConvTranspose2d) else 0
+        return padding + math.prod(out) * (2 * terms - 1 + int(op.bias))
     if isinstance(op, Linear):
         # flops_linear: out_feats * (2 * in - 1) + out_feats for the bias.
         outputs = math.prod(out)
@@ -480,6 +533,9 @@ def torchscan_macs(layer: Layer) -> int:
     if isinstance(op, (Conv2d, Linear)):
         # macs_convnd: out numel * C_in/g * k; macs_linear: in_features * out numel.
         return layer.cost.macs
+    if isinstance(op, ConvTranspose2d):
+        # macs_convtransposend: len(kernel_size) * 4 "padding" MACs + macs_convnd on its output.
+        return 2 * 4 + _transposed_as_conv_macs(layer)
     if isinstance(op, BatchNorm):
         # macs_bn, eval: numel * (1 + affine).
         return math.prod(x) * (2 if op.affine else 1)
@@ -496,9 +552,11 @@ def torchscan_dmas(layer: Layer) -> int:
     x = layer.inputs[0] if layer.inputs else ()
     if layer.functional:
         return 0
-    if isinstance(op, Conv2d):
-        # dmas_convnd: C_in * k * out numel // groups + params + out numel.
-        return x[1] * _spatial_kernel(op) * math.prod(out) // op.groups + layer.cost.params + math.prod(out)
+    if isinstance(op, (Conv2d, ConvTranspose2d)):
+        # dmas_convnd: C_in * k * out numel // groups + params + out numel. dmas_convtransposend:
+        # len(kernel_size) * 4 + len(kernel_size) (stride, padding, kernel accesses) + dmas_convnd.
+        padding = 2 * 4 + 2 if isinstance(op, ConvTranspose2d) else 0
+        return padding + x[1] * _spatial_kernel(op) * math.prod(out) // op.groups + layer.cost.params + math.prod(out)
     if isinstance(op, Linear):
         # dmas_linear: input numel + params + out numel.
         return math.prod(x) + layer.cost.params + math.prod(out)
@@ -545,6 +603,8 @@ def calflops(layer: Layer) -> int:
     if isinstance(op, Conv2d):
         # _conv_flops_compute: 2 * MACs + C_out * output positions for the bias.
         return 2 * layer.cost.macs + (math.prod(out) if op.bias else 0)
+    if isinstance(op, ConvTranspose2d):
+        return _calflops_conv_transpose(layer)
     if isinstance(op, Linear):
         # _linear_flops_compute: 2 * input numel * out_features; the bias is not counted.
         return 2 * layer.cost.macs
@@ -593,6 +653,12 @@ def convnet_burden_flops(layer: Layer) -> int:
     if isinstance(op, (Conv2d, Linear)):
         # vl_nnconv: "count fused multiply-adds": out numel * filter size, + out numel for a bias.
         return layer.cost.macs + (math.prod(out) if op.bias else 0)
+    if isinstance(op, ConvTranspose2d):
+        # vl_nnconvt: numel(x) * numel(F(:,:,1,:)) (+ out numel for a bias), F being MatConvNet's
+        # FH x FW x (C_out/groups) x C_in filter bank: x's numel times kh * kw * C_in, the input
+        # channels where the output channels per group are meant (read at burden.m 42f03d3;
+        # reproduced).
+        return math.prod(x) * _spatial_kernel(op) * x[1] + (math.prod(out) if op.bias else 0)
     if isinstance(op, Activation):
         # vl_nnrelu: "comparison + multiply" = 2 per element; sigmoid: 0 (exp not counted).
         return 2 * math.prod(out) if op.fn in ("relu", "leaky_relu") else 0

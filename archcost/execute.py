@@ -54,6 +54,10 @@ def param_shapes(op, in_shapes, out_shape) -> dict[str, tuple]:
     if isinstance(op, ops.Conv2d):
         weight = (op.out_channels, in_shapes[0][1] // op.groups, *op.kernel)
         return {"weight": weight, **({"bias": (op.out_channels,)} if op.bias else {})}
+    if isinstance(op, ops.ConvTranspose2d):
+        # (C_in, out_channels / groups, kh, kw): PyTorch's and ONNX ConvTranspose's own layout.
+        weight = (in_shapes[0][1], op.out_channels // op.groups, *op.kernel)
+        return {"weight": weight, **({"bias": (op.out_channels,)} if op.bias else {})}
     if isinstance(op, ops.Linear):
         return {"weight": (op.out_features, in_shapes[0][-1]), **({"bias": (op.out_features,)} if op.bias else {})}
     if isinstance(op, ops.BatchNorm):
@@ -93,6 +97,15 @@ def init_params(op, in_shapes, out_shape, rng: np.random.Generator) -> dict:
     if isinstance(op, (ops.Conv2d, ops.Linear)):
         weight = shapes["weight"]
         params = {"weight": normal(weight, math.sqrt(2.0 / math.prod(weight[1:])))}
+        if "bias" in shapes:
+            params["bias"] = uniform(shapes["bias"], -0.1, 0.1)
+        return params
+    if isinstance(op, ops.ConvTranspose2d):
+        # He's std over the terms one output element sums: C_in / groups x kh x kw taps, of which
+        # one in sh x sw lands on any one output (the others fall on its neighbours).
+        weight = shapes["weight"]
+        fan_in = max(1.0, weight[0] // op.groups * weight[2] * weight[3] / (op.stride[0] * op.stride[1]))
+        params = {"weight": normal(weight, math.sqrt(2.0 / fan_in))}
         if "bias" in shapes:
             params["bias"] = uniform(shapes["bias"], -0.1, 0.1)
         return params

@@ -342,6 +342,141 @@ class Conv2d(Op):
 
 
 @dataclass(frozen=True)
+class ConvTranspose2d(Op):
+    """2-D transposed convolution over (N, C, H, W), as PyTorch's ``nn.ConvTranspose2d`` and
+    ONNX ``ConvTranspose`` define it: the adjoint (data gradient) of the Conv2d with the same
+    kernel, stride, padding, dilation and groups whose input has ``out_channels`` channels.
+
+    Input pixel (ih, iw) times tap (ky, kx) lands on output (ih*sh - top + ky*dh,
+    iw*sw - left + kx*dw); what lands outside the output (on the cropped padding) is dropped.
+    ``kernel``/``stride``/``dilation``/``output_padding``: int or (h, w). ``padding``: int, (h, w)
+    or (top, bottom, left, right), as Conv2d's ("same" is not taken: PyTorch refuses it for a
+    transposed conv). ``output_padding`` adds rows and columns at the bottom and right (PyTorch:
+    each must be less than the stride or the dilation of its axis). Output size per axis:
+    ``(H - 1) * stride - top - bottom + dilation * (kernel - 1) + output_padding + 1``.
+    Weight (C_in, out_channels / groups, kh, kw), as PyTorch and ONNX store it."""
+
+    kind: ClassVar[str] = "convtranspose"
+    out_channels: int
+    kernel: int | tuple = 3
+    stride: int | tuple = 1
+    padding: int | tuple = 0
+    output_padding: int | tuple = 0
+    dilation: int | tuple = 1
+    groups: int = 1
+    bias: bool = True
+
+    def __post_init__(self):
+        _positive("ConvTranspose2d", "out_channels", self.out_channels)
+        _positive("ConvTranspose2d", "groups", self.groups)
+        for name in ("kernel", "stride", "dilation"):
+            value = pair(getattr(self, name), f"ConvTranspose2d: {name}")
+            _positive("ConvTranspose2d", name, min(value))
+            object.__setattr__(self, name, value)
+        try:
+            pads = padding4(self.padding)
+        except ShapeError as e:
+            raise ShapeError(f"ConvTranspose2d: {e}") from None
+        object.__setattr__(self, "padding", pads)
+        extra = pair(self.output_padding, "ConvTranspose2d: output_padding")
+        for axis, (p, s, d) in enumerate(zip(extra, self.stride, self.dilation)):
+            if p < 0 or p >= max(s, d):
+                raise ShapeError(f"ConvTranspose2d: output_padding {extra} must be >= 0 and less than the stride "
+                                 f"{self.stride} or the dilation {self.dilation} of its axis ({'HW'[axis]}: {p})")
+        object.__setattr__(self, "output_padding", extra)
+        if self.out_channels % self.groups:
+            raise ShapeError(f"ConvTranspose2d: out_channels {self.out_channels} is not divisible by groups "
+                             f"{self.groups}")
+
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right): the same for every input size (what conv_geometry reads)."""
+        return self.padding
+
+    def infer(self, inputs):
+        n, c, h, w = _map4(self, _one_input(self, inputs))
+        if c % self.groups:
+            raise ShapeError(f"ConvTranspose2d: input channels {c} are not divisible by groups {self.groups}")
+        top, bottom, left, right = self.padding
+        out = []
+        for size, k, s, d, before, after, extra in zip(
+            (h, w), self.kernel, self.stride, self.dilation, (top, left), (bottom, right), self.output_padding
+        ):
+            o = (size - 1) * s - before - after + d * (k - 1) + extra + 1
+            if o < 1:
+                raise ShapeError(f"ConvTranspose2d: padding {self.padding} crops the {h}x{w} input's "
+                                 f"{(size - 1) * s + d * (k - 1) + extra + 1}-pixel output to {o}")
+            out.append(o)
+        return (n, self.out_channels, *out)
+
+    def cost(self, inputs, output):
+        # Every input element times every tap of its group's out_channels / groups kernels: the
+        # MACs of the conv this is the transpose of (whose output is this op's input). Taps that
+        # land on the cropped padding are counted, as Conv2d counts taps on its padding.
+        c_in = inputs[0][1]
+        per_input = (self.out_channels // self.groups) * self.kernel[0] * self.kernel[1]
+        return Cost(
+            weights=c_in * per_input,
+            biases=self.out_channels if self.bias else 0,
+            macs=_numel(inputs[0]) * per_input,
+            other=_numel(output) if self.bias else 0,
+        )
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        # The data gradient is the conv forward of grad_out (each forward (input, weight) pair met
+        # once), the weight gradient a conv weight gradient over the same pairs; the bias gradient
+        # sums grad_out over (N, H, W).
+        macs = self.cost(inputs, output).macs
+        return BackwardCost(
+            data_macs=macs if grad_inputs[0] else 0,
+            weight_macs=macs if grad_params else 0,
+            other=_numel(output) if self.bias and grad_params else 0,
+        )
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        # archcost: the input only feeds the weight gradient (the data gradient reads the weight).
+        # PyTorch: a transposed conv runs through convolution (transposed=True), whose formula
+        # reads input and weight for either gradient (derivatives.yaml: convolution).
+        return _saved_for(policy, Saved(inputs=(0,) if grad_params else ()), Saved(inputs=(0,)))
+
+    def resample(self, inputs):
+        return tuple(_transposed_resample(k, s, d, before)
+                     for k, s, d, before in zip(self.kernel, self.stride, self.dilation, self.padding[::2]))
+
+    def label(self):
+        kh, kw = self.kernel
+        stride = self.stride[0] if self.stride[0] == self.stride[1] else self.stride
+        text = f"convT {kh}x{kw}/{stride}, {self.out_channels}"
+        if self.groups > 1:
+            text += f", g{self.groups}"
+        return text
+
+
+def _transposed_resample(k: int, s: int, d: int, before: int) -> Resample:
+    """A transposed conv along one axis as a resample, in closed form (a kernel or stride of
+    10^30 is a valid field, so nothing here loops over taps or phases).
+
+    Output o reads input i through tap t when o + before - i*s = t*d, 0 <= t < k (the input's
+    bounds ignored, as the receptive-field pass ignores padding). With g = gcd(s, d), the taps
+    reaching one output are t0, t0 + s/g, ... (i stepping down by d/g), so an output reads
+    1 + (n - 1) * d/g units apart at most, n = ceil(k / (s/g)) taps: that is ``taps``, met by the
+    phase with t0 = 0. ``ratio`` 1/s (output o + s reads what o reads, one input unit on).
+    ``first`` is placed so that first + (taps - 1) / 2 is the centre of output 0's span, exact
+    (a half unit where that span is shorter than taps by an odd count). An output 0 that no tap
+    reaches takes the centre of the continuous map, (before - (k - 1) * d / 2) / s."""
+    g = math.gcd(s, d)
+    step = s // g  # taps between two that reach the same output
+    taps = 1 + (-(-k // step) - 1) * (d // g)
+    centre = (before - Fraction((k - 1) * d, 2)) / s
+    if before % g == 0:
+        # the first tap t0 with t0 * d = before (mod s): t0 = (before/g) * (d/g)^-1 mod s/g
+        t0 = (before // g) * pow(d // g, -1, step) % step if step > 1 else 0
+        if t0 < k:
+            last = t0 + (k - 1 - t0) // step * step
+            centre = Fraction((before - t0 * d) // s + (before - last * d) // s, 2)
+    return Resample(taps, Fraction(1, s), centre - Fraction(taps - 1, 2))
+
+
+@dataclass(frozen=True)
 class _Pool2d(Op):
     kernel: int | tuple = 2
     stride: int | tuple | None = None  # None: equal to the kernel, as in PyTorch
@@ -1319,11 +1454,12 @@ class Resample(NamedTuple):
 
     ``taps``: input units each output unit reads (1 nearest, 2 linear); ``ratio``: input units
     per output unit (the slope of the coordinate map, so jump' = jump * ratio); ``first``: the
-    index of the first input unit read by output unit 0."""
+    index of the first input unit read by output unit 0 (a transposed conv's may be a half-integer
+    Fraction, see ``_transposed_resample``)."""
 
     taps: int
     ratio: Fraction
-    first: int
+    first: int | Fraction
 
 
 @dataclass(frozen=True)
@@ -1474,6 +1610,7 @@ def _torch_lrn_saves(op: LRN, x: Shape) -> Saved:
 OPS = (
     Input,
     Conv2d,
+    ConvTranspose2d,
     MaxPool2d,
     AvgPool2d,
     GlobalAvgPool,

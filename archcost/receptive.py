@@ -7,7 +7,9 @@ Recurrence for a window op with kernel k, stride s, padding p, dilation d:
 A merge (concat, add) takes the largest field over its inputs: the field over all paths.
 
 A resize (``ops.Resize.resample``) whose output unit x reads ``taps`` adjacent input units from
-floor(ratio * x + offset) on, ``first`` for x = 0:
+floor(ratio * x + offset) on, ``first`` for x = 0 (a transposed conv too, ``ConvTranspose2d.resample``:
+ratio 1 / stride, taps its widest span of input units, ``first`` a half unit where that centres
+output 0's span):
 ``size' = size + (taps - 1) * jump``, ``jump' = jump * ratio``,
 ``start' = start + (first + (taps - 1) / 2) * jump``.
 The ratio (input units per output unit) is a rational such as 1/2 or 3/7, so after a resize

@@ -208,7 +208,7 @@ def _reference_train_forward(op, params, xs, out_shape, extras):
 def _reference_backward(op, params, xs, out, grad_out, want_inputs, want_params, extras):
     from archcost.kernels import reference_grad_conv, reference_grad_pointwise, reference_grad_tensor
 
-    if isinstance(op, (ops.Conv2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)):
+    if isinstance(op, (ops.Conv2d, ops.ConvTranspose2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)):
         return reference_grad_conv.backward(op, params, xs, out, grad_out, want_inputs, want_params)
     if isinstance(op, (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.GroupNorm, ops.LRN, ops.Scale, ops.Softmax,
                        ops.Dropout)):
@@ -234,7 +234,7 @@ def _gradient_scales(op, params, xs, out, grad_out, want_inputs, want_params, ex
     values (|x|, |w|, |dy|), the bound on a dot product's terms; BN and LN data gradients,
     |gamma| |dy| / std, the size of each of the three terms they subtract. ``(None, {})`` for
     the other ops (plain relative error)."""
-    if isinstance(op, (ops.Conv2d, ops.Linear)):
+    if isinstance(op, (ops.Conv2d, ops.ConvTranspose2d, ops.Linear)):
         absolute = {k: np.abs(v) for k, v in params.items()}
         return _reference_backward(op, absolute, [np.abs(x) for x in xs], None, np.abs(grad_out),
                                    want_inputs, want_params, extras)

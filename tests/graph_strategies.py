@@ -482,6 +482,29 @@ def transformer(ch, net, src):
 RESIZE_SCALES = [2.0, 0.5, 1.5, 3.0, 0.75, 4.0, 1.25]
 
 
+def conv_transpose(ch, net, src):
+    """A ConvTranspose2d: any stride, dilation, groups and (symmetric, per-axis or 4-way) padding,
+    output_padding below the stride or the dilation; PyTorch's output size
+    (size - 1) * stride - pads + dilation * (kernel - 1) + output_padding + 1."""
+    _, c, h, w = net.shapes[src]
+    groups = c if ch.chance(4) else ch.choice(_divisors(c))
+    out = groups * ch.int(1, max(1, 16 // groups))
+    padding = tuple(ch.int(0, 2) for _ in range(4)) if ch.bool() else ch.int(0, 2)
+    pads = padding if isinstance(padding, tuple) else (padding,) * 4
+    kh, kw = ch.int(1, 4), ch.int(1, 4)
+    sh, sw = ch.int(1, 3), ch.int(1, 3)
+    dh, dw = ch.int(1, 2), ch.int(1, 2)
+    extra = (ch.int(0, max(sh, dh) - 1), ch.int(0, max(sw, dw) - 1))
+    oh = (h - 1) * sh - pads[0] - pads[1] + dh * (kh - 1) + extra[0] + 1
+    ow = (w - 1) * sw - pads[2] - pads[3] + dw * (kw - 1) + extra[1] + 1
+    shape = (1, out, oh, ow)
+    if min(oh, ow) < 1 or not _fits(shape):
+        return None
+    kwargs = dict(out_channels=out, kernel=_pair_or_int(ch, kh, kw), stride=_pair_or_int(ch, sh, sw), padding=padding,
+                  output_padding=extra, dilation=_pair_or_int(ch, dh, dw), groups=groups, bias=ch.bool())
+    return net.add("ConvTranspose2d", kwargs, [src], shape)
+
+
 def resize(ch, net, src):
     """A Resize: nearest or bilinear in any coordinate mode, to a size or by a scale, up or down."""
     n, c, h, w = net.shapes[src]
@@ -508,7 +531,7 @@ MAKERS = {
         reshape, flatten, join, concat, dropout],
     4: [conv, pool, activation, batch_norm, conv, residual, inception, pool, lrn, dropout, global_pool,
         channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, group_norm, permute, reshape, flatten,
-        linear, gate, concat, join, transformer, resize],
+        linear, gate, concat, join, transformer, resize, conv_transpose],
 }
 
 
@@ -561,12 +584,15 @@ POSITIVE_FIELDS = [
     ("ChannelPad", "out_channels", {"out_channels": 40}), ("ChannelPad", "stride", {"out_channels": 40}),
     ("Maxout", "pieces", {"pieces": 1}), ("LRN", "size", {}), ("RBF", "out_features", {"out_features": 3}),
     ("GroupNorm", "groups", {}), ("AffineGrid", "out_h", {}), ("AffineGrid", "out_w", {}), ("Resize", "size", {"size": 2}),
+    ("ConvTranspose2d", "out_channels", {"out_channels": 4}), ("ConvTranspose2d", "stride", {"out_channels": 4}),
+    ("ConvTranspose2d", "groups", {"out_channels": 4, "kernel": 1}),
 ]
 BOOL_FIELDS = [("Conv2d", "bias", {"out_channels": 4, "kernel": 1}), ("MaxPool2d", "ceil_mode", {"kernel": 1}),
                ("AvgPool2d", "count_include_pad", {"kernel": 1}), ("BatchNorm", "affine", {}),
                ("Linear", "bias", {"out_features": 3}), ("RBF", "trainable", {"out_features": 3}),
                ("AffineGrid", "align_corners", {}), ("GridSample", "align_corners", {}),
-               ("GroupNorm", "affine", {"groups": 1})]
+               ("GroupNorm", "affine", {"groups": 1}),
+               ("ConvTranspose2d", "bias", {"out_channels": 4, "kernel": 1})]
 FLOAT_FIELDS = [("BatchNorm", "eps"), ("LayerNorm", "eps"), ("LRN", "alpha"), ("LRN", "beta"), ("LRN", "k"),
                 ("Activation", "slope"), ("Dropout", "p"), ("Scale", "factor")]
 
@@ -770,8 +796,8 @@ HOSTILE_VALUES = [0, 1, 2, 3, -1, 7, 1.5, 0.5, True, False, None, "3", "relu", "
                   (1, 1, 1, 1), (0, 2, 3, 1), (-1,), [3, 3], (1, "a"), ((1, 2), (3, 4)), float("nan"), float("inf"),
                   1e308, -1e308, 2**31, 2**63, 10**30, -(10**30), 2**1024 - 1, 2**1024, 10**400, 10**5000,
                   b"x", {}, object]
-REQUIRED = {"Conv2d": "out_channels", "Linear": "out_features", "ChannelPad": "out_channels", "RBF": "out_features",
-            "GroupNorm": "groups"}
+REQUIRED = {"Conv2d": "out_channels", "ConvTranspose2d": "out_channels", "Linear": "out_features",
+            "ChannelPad": "out_channels", "RBF": "out_features", "GroupNorm": "groups"}
 
 
 def hostile_spec(ch: Chooser, max_steps: int = 3) -> Spec:
@@ -803,6 +829,12 @@ def expected_cost(layer: Layer, in_shapes, out) -> tuple[int, int]:
         kh, kw_ = _pair(kw.get("kernel", 3))
         per_output = in_shapes[0][1] // kw.get("groups", 1) * kh * kw_
         return numel * per_output, kw["out_channels"] * per_output + (kw["out_channels"] if kw.get("bias", True) else 0)
+    if layer.kind == "ConvTranspose2d":
+        # every input element times every tap of out_channels / groups kernels
+        kh, kw_ = _pair(kw.get("kernel", 3))
+        per_input = kw["out_channels"] // kw.get("groups", 1) * kh * kw_
+        params = in_shapes[0][1] * per_input + (kw["out_channels"] if kw.get("bias", True) else 0)
+        return math.prod(in_shapes[0]) * per_input, params
     if layer.kind == "Linear":
         f = in_shapes[0][-1]
         return numel * f, f * kw["out_features"] + (kw["out_features"] if kw.get("bias", True) else 0)

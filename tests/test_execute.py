@@ -208,8 +208,10 @@ def _every_op_graph() -> Graph:
     theta = g.seq(x, ops.GlobalAvgPool(), ops.Flatten(), ops.Linear(6))
     grid = g.add(ops.AffineGrid(4, 4, align_corners=True), theta)
     x = g.add(ops.GridSample(align_corners=True), x, grid)
-    # Up and back down again: nearest x2, then bilinear to the 4x4 size (an HRNet fusion's resizes).
-    x = g.seq(x, ops.Resize(scale=(2, 2)), ops.Resize(size=(4, 4), mode="linear"))
+    # Up and back down again: nearest x2, a DCGAN-style transposed conv x2 (its output_padding
+    # takes 8 to 16, not 15), then bilinear to the 4x4 size (an HRNet fusion's resizes).
+    x = g.seq(x, ops.Resize(scale=(2, 2)), ops.ConvTranspose2d(16, 3, stride=2, padding=1, output_padding=1),
+              ops.Resize(size=(4, 4), mode="linear"))
     shuffle = tuple(range(1, 16, 2)) + tuple(range(0, 16, 2))
     x = g.seq(x, ops.Conv2d(32, 1), ops.Maxout(2), ops.Affine(), ops.ChannelSelect(shuffle))  # -> 4x4x16
     pools = [ops.MaxPool2d(3, 2, 1, ceil_mode=True), ops.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)]

@@ -25,6 +25,7 @@ from archcost.kernels.formulas import ACTIVATION_CODES
 
 KERNELS = {  # op type: (kernel module, adapter class)
     ops.Conv2d: ("conv", "Conv2dKernel"),
+    ops.ConvTranspose2d: ("conv", "ConvTranspose2dKernel"),
     ops.MaxPool2d: ("pool", "MaxPool2dKernel"),
     ops.AvgPool2d: ("pool", "AvgPool2dKernel"),
     ops.GlobalAvgPool: ("pool", "GlobalAvgPoolKernel"),

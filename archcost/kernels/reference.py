@@ -1,6 +1,8 @@
 """Float64 numpy reference of every op, written independently of the kernels.
 
-Convolution pads explicitly and contracts sliding windows with ``tensordot``; pooling takes
+Convolution pads explicitly and contracts sliding windows with ``tensordot``; a transposed
+convolution scatters each input pixel times the kernel into an uncropped canvas (einsum, then
+one strided slice add per tap) and crops the padding off; pooling takes
 ``sliding_window_view`` windows of an explicitly padded map (divisors of average pooling come
 from pooling a mask); LRN sums squares over windows of a channel-padded copy; maxout reshapes
 into (groups, pieces); the affine grid multiplies a homogeneous base grid by theta; grid
@@ -39,6 +41,37 @@ def conv2d(op: ops.Conv2d, x, params):
         for i in range(g)
     ]  # each (N, OH, OW, kg)
     out = np.concatenate(parts, axis=3).transpose(0, 3, 1, 2)
+    if op.bias:
+        out = out + params["bias"].astype(np.float64)[None, :, None, None]
+    return np.ascontiguousarray(out)
+
+
+def conv_transpose2d(op: ops.ConvTranspose2d, x, params, out_shape):
+    """Scatter: each input pixel times its group's kernels is added into a full (uncropped)
+    output canvas at (ih*sh, iw*sw), tap (ky, kx) at (ky*dh, kx*dw) from there; the canvas is
+    then cropped by (top, left) to the output size, which also drops the bottom and right
+    padding and takes output_padding's extra rows (none of whose taps land there but the
+    canvas's own, so they read zero plus the bias)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = op.kernel, op.stride, op.dilation
+    top, _, left, _ = op.padding
+    oh, ow = out_shape[2], out_shape[3]
+    weight = params["weight"].astype(np.float64)  # (C, Kg, kh, kw)
+    g = op.groups
+    cg = c // g
+    # contributions[n, k, ih, iw, ky, kx]: input (ih, iw) through tap (ky, kx) into channel k
+    contributions = np.concatenate([
+        np.einsum("nchw,ckyx->nkhwyx", x[:, i * cg:(i + 1) * cg], weight[i * cg:(i + 1) * cg])
+        for i in range(g)], axis=1)
+    canvas_h = max((h - 1) * sh + (kh - 1) * dh + 1, top + oh)
+    canvas_w = max((w - 1) * sw + (kw - 1) * dw + 1, left + ow)
+    canvas = np.zeros((n, op.out_channels, canvas_h, canvas_w))
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = slice(ky * dh, ky * dh + (h - 1) * sh + 1, sh)
+            cols = slice(kx * dw, kx * dw + (w - 1) * sw + 1, sw)
+            canvas[:, :, rows, cols] += contributions[..., ky, kx]
+    out = canvas[:, :, top:top + oh, left:left + ow]
     if op.bias:
         out = out + params["bias"].astype(np.float64)[None, :, None, None]
     return np.ascontiguousarray(out)
@@ -253,6 +286,7 @@ def resize(op: ops.Resize, x, out_shape):
 # op type -> f(op, inputs, params, out_shape) -> float64 array
 REFERENCE = {
     ops.Conv2d: lambda op, xs, p, s: conv2d(op, xs[0], p),
+    ops.ConvTranspose2d: lambda op, xs, p, s: conv_transpose2d(op, xs[0], p, s),
     ops.MaxPool2d: lambda op, xs, p, s: max_pool2d(op, xs[0], s[2:]),
     ops.AvgPool2d: lambda op, xs, p, s: avg_pool2d(op, xs[0], s[2:]),
     ops.GlobalAvgPool: lambda op, xs, p, s: xs[0].mean(axis=(2, 3), keepdims=True),

@@ -1,4 +1,4 @@
-"""Float64 numpy references of the backward of Conv2d, Linear, MaxPool2d, AvgPool2d and
+"""Float64 numpy references of the backward of Conv2d, ConvTranspose2d, Linear, MaxPool2d, AvgPool2d and
 GlobalAvgPool, written independently of the kernels (archcost/kernels/cpu/conv.py, linear.py,
 pool.py), which loop over input planes or weight rows and clip their ranges.
 
@@ -85,6 +85,42 @@ def conv2d_backward(op: ops.Conv2d, params, x, grad_out, want_x=True, want=("wei
         grads["weight"] = np.concatenate([
             np.tensordot(grad_out[:, i * kg:(i + 1) * kg], windows[:, i * cg:(i + 1) * cg], axes=([0, 2, 3], [0, 2, 3]))
             for i in range(g)], axis=0)  # (K, cg, KH, KW)
+    if "bias" in want and op.bias:
+        grads["bias"] = grad_out.sum(axis=(0, 2, 3))
+    return dx, grads
+
+
+# --- ConvTranspose2d -------------------------------------------------------------------------
+
+def conv_transpose2d_backward(op: ops.ConvTranspose2d, params, x, grad_out, want_x=True, want=("weight", "bias")):
+    """(dx or None, {name: grad}) of a transposed conv whose input is x (N, C, H, W) for grad_out
+    (N, K, OH, OW). The forward adds x[n, c, ih, iw] * w[c, k, ky, kx] into output row
+    ih*sh - top + ky*dh (and alike for columns), so both gradients gather grad_out on that index
+    grid (``_window_index`` over the input positions), in a copy of grad_out zero-padded by
+    (top, left) before and as far as the last tap reaches after: dx contracts the gathered
+    windows with the weight, dW with x; db sums grad_out."""
+    n, c, h, w = x.shape
+    top, _, left, _ = op.padding
+    _, k, oh, ow = grad_out.shape
+    weight = np.asarray(params["weight"], np.float64)  # (C, Kg, KH, KW)
+    g = op.groups
+    cg, kg = c // g, k // g
+    rows, cols = _window_index((h, w), op.kernel, op.stride, op.dilation)  # (H, W, KH, KW)
+    padded_h = max(int(rows.max()) + 1, top + oh)
+    padded_w = max(int(cols.max()) + 1, left + ow)
+    padded = np.zeros((n, k, padded_h, padded_w))
+    padded[:, :, top:top + oh, left:left + ow] = grad_out
+    windows = padded[:, :, rows, cols]  # (N, K, H, W, KH, KW)
+    dx = None
+    if want_x:
+        dx = np.concatenate([
+            np.einsum("nkhwyx,ckyx->nchw", windows[:, i * kg:(i + 1) * kg], weight[i * cg:(i + 1) * cg])
+            for i in range(g)], axis=1)
+    grads = {}
+    if "weight" in want:
+        grads["weight"] = np.concatenate([
+            np.einsum("nkhwyx,nchw->ckyx", windows[:, i * kg:(i + 1) * kg], x[:, i * cg:(i + 1) * cg])
+            for i in range(g)], axis=0)  # (C, Kg, KH, KW)
     if "bias" in want and op.bias:
         grads["bias"] = grad_out.sum(axis=(0, 2, 3))
     return dx, grads
@@ -191,6 +227,9 @@ def backward(op, params, inputs, out, grad_out, want_inputs, want_params):
     want_x = _wants(want_inputs, len(inputs))[0]
     if isinstance(op, ops.Conv2d):
         dx, grads = conv2d_backward(op, params, x, gy, want_x, _param_names(want_params, ("weight", "bias")))
+        return [dx], grads
+    if isinstance(op, ops.ConvTranspose2d):
+        dx, grads = conv_transpose2d_backward(op, params, x, gy, want_x, _param_names(want_params, ("weight", "bias")))
         return [dx], grads
     if isinstance(op, ops.Linear):
         dx, grads = linear_backward(op, params, x, gy, want_x, _param_names(want_params, ("weight", "bias")))

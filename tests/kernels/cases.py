@@ -65,6 +65,45 @@ CONV_SMALL = {
     "5x5 stride 2 no bias": (C(5, 5, stride=2, padding=2, bias=False), (1, 3, 7, 7)),
 }
 
+T = ops.ConvTranspose2d
+# Transposed conv cases (op, input shape), both backends' forward tests and the backward tests
+# (tests/kernels/test_cpu_backward_conv.py, test_cuda_backward.py): strides 1 to 3 (stride >
+# kernel leaves outputs no tap reaches: bias only), padding 0, 1 and asymmetric (cropping more
+# than a tap's reach on one side), output_padding (extra rows past every tap), dilation, groups
+# and depthwise, no bias, 1x1, non-square.
+CONVT_FULL = {
+    "3x3 stride 1": (T(5, 3), (2, 3, 6, 7)),
+    "4x4/2 pad 1 (DCGAN)": (T(6, 4, stride=2, padding=1), (2, 4, 5, 5)),
+    "3x3/2 pad 1 output_padding 1": (T(4, 3, stride=2, padding=1, output_padding=1), (1, 5, 6, 4)),
+    "2x2/3 stride > kernel": (T(3, 2, stride=3), (1, 4, 4, 5)),
+    "3x3/3 asymmetric padding, output_padding (2, 1)": (T(4, 3, stride=3, padding=(0, 2, 3, 1), output_padding=(2, 1)),
+                                                          (1, 3, 4, 4)),
+    "dilation 2, output_padding 1 < dilation": (T(5, 3, dilation=2, padding=1, output_padding=1), (1, 3, 5, 6)),
+    "groups 2": (T(6, 3, stride=2, padding=1, groups=2), (2, 4, 5, 5)),
+    "depthwise": (T(6, 3, stride=2, padding=1, groups=6), (1, 6, 5, 4)),
+    "depthwise multiplier 2": (T(8, 4, stride=2, padding=1, groups=4), (1, 4, 4, 4)),
+    "1x1 kernel": (T(7, 1), (2, 9, 3, 4)),
+    "1x1 stride 2 output_padding 1": (T(4, 1, stride=2, output_padding=1), (1, 5, 3, 3)),
+    "non-square (1, 5), stride (1, 2)": (T(4, (1, 5), stride=(1, 2), padding=(0, 2)), (1, 3, 4, 6)),
+    "no bias, 5x5/2": (T(16, 5, stride=2, padding=2, output_padding=1, bias=False), (2, 12, 5, 5)),
+    "wide: 24 -> 20 channels": (T(20, 3, stride=2, padding=1), (1, 24, 4, 4)),
+    "1x1 spatial map": (T(6, 3), (2, 5, 1, 1)),
+}
+CONVT_SMALL = {
+    "3x3 stride 1": (T(3, 3), (1, 2, 4, 5)),
+    "4x4/2 pad 1 (DCGAN)": (T(3, 4, stride=2, padding=1), (2, 2, 3, 3)),
+    "3x3/2 pad 1 output_padding 1": (T(3, 3, stride=2, padding=1, output_padding=1), (1, 3, 3, 2)),
+    "2x2/3 stride > kernel": (T(2, 2, stride=3), (1, 2, 2, 3)),
+    "3x3/3 asymmetric padding, output_padding (2, 1)": (T(2, 3, stride=3, padding=(0, 2, 3, 1), output_padding=(2, 1)),
+                                                          (1, 2, 2, 2)),
+    "dilation 2, output_padding 1": (T(3, 3, dilation=2, padding=1, output_padding=1), (1, 2, 3, 3)),
+    "groups 2": (T(4, 3, stride=2, padding=1, groups=2), (1, 4, 3, 3)),
+    "depthwise": (T(3, 3, stride=2, padding=1, groups=3), (1, 3, 3, 2)),
+    "1x1 kernel": (T(3, 1), (1, 4, 2, 3)),
+    "non-square (1, 3), stride (1, 2)": (T(2, (1, 3), stride=(1, 2), padding=(0, 1)), (1, 2, 3, 3)),
+    "no bias, 5x5/2": (T(3, 5, stride=2, padding=2, output_padding=1, bias=False), (1, 2, 3, 3)),
+}
+
 POOL_CASES = {
     "2x2/2": dict(kernel=2, stride=2),
     "3x3/2 ceil last window": dict(kernel=3, stride=2, ceil_mode=True),
@@ -79,6 +118,7 @@ POOL_CASES = {
 # parametrizes each test argument named here with the values of its class's size.
 SIZED = {
     "conv_case": {FULL: CONV_FULL, SMALL: CONV_SMALL},
+    "convt_case": {FULL: CONVT_FULL, SMALL: CONVT_SMALL},
     "pool_map": {FULL: [(2, 3, 10, 10), (1, 2, 7, 9)], SMALL: [(1, 2, 6, 9)]},
     "negative_pool_map": {FULL: [(1, 1, 4, 4)], SMALL: [(1, 2, 5, 5)]},
     "global_pool_map": {FULL: [(2, 5, 7, 6), (1, 3, 1, 1)], SMALL: [(2, 3, 5, 7), (1, 3, 1, 1)]},
@@ -247,6 +287,27 @@ class KernelCases:
                                            bias=False), np.ones(shape), ones)
         assert performed == int(taps.sum())
         assert (padded > 0) == (int(taps.sum()) < macs)
+
+    # --- transposed convolution --------------------------------------------------------------
+
+    def test_conv_transpose2d(self, convt_case):
+        self.check(*convt_case)
+
+    def test_conv_transpose2d_counts_every_multiply(self, convt_case):
+        """performed + padded == the analytic MACs (every input element times every tap), and
+        performed is the (input, tap) pairs landing inside the output, counted independently by
+        scattering ones with ones in the reference."""
+        op, shape = convt_case
+        run = self.execute(op, shape)
+        performed, padded = self.adapter(op).count(op, run.state, run.inputs, run.device_out)
+        macs = op.cost((shape,), run.out.shape).macs
+        assert performed + padded == macs
+        ones = {"weight": np.ones((shape[1], op.out_channels // op.groups, *op.kernel), np.float32)}
+        unbiased = ops.ConvTranspose2d(op.out_channels, op.kernel, op.stride, op.padding, op.output_padding,
+                                       op.dilation, op.groups, bias=False)
+        landed = reference.forward(unbiased, [np.ones(shape)], ones, run.out.shape)
+        assert performed == int(landed.sum())
+        assert (padded > 0) == (int(landed.sum()) < macs)
 
     # --- pooling -----------------------------------------------------------------------------
 

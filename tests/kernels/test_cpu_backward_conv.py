@@ -1,4 +1,4 @@
-"""The cpu training kernels of Conv2d, Linear, MaxPool2d, AvgPool2d and GlobalAvgPool
+"""The cpu training kernels of Conv2d, ConvTranspose2d, Linear, MaxPool2d, AvgPool2d and GlobalAvgPool
 (``train_forward``, ``backward``, ``backward_count`` of their adapters) against the float64
 references of archcost/kernels/reference_grad_conv.py, and those references against finite
 differences of the forward reference (archcost/kernels/reference.py).
@@ -16,7 +16,7 @@ from archcost import ops
 from archcost.execute import init_params
 from archcost.kernels import cpu, reference
 from archcost.kernels import reference_grad_conv as grad_ref
-from tests.kernels.cases import CONV_FULL, POOL_CASES
+from tests.kernels.cases import CONV_FULL, CONVT_FULL, POOL_CASES
 
 TOL = 1e-4  # float32 kernels vs the float64 reference, relative to the gradient's largest value
 FD_TOL = 1e-7  # the float64 reference vs central differences (exact for these piecewise-linear ops)
@@ -69,7 +69,7 @@ def _adapter(op):
 
 
 def _keeps_input(op) -> bool:
-    return isinstance(op, (ops.Conv2d, ops.Linear))
+    return isinstance(op, (ops.Conv2d, ops.ConvTranspose2d, ops.Linear))
 
 
 def _problem(op, shape, seed=0):
@@ -155,6 +155,62 @@ def test_conv2d_backward_count(case):
         assert data_padded > 0
     assert _adapter(op).backward_count(op, params, (shape,), out_shape, False, True) == (0, 0, *counts[2:])
     assert _adapter(op).backward_count(op, params, (shape,), out_shape, True, False) == (*counts[:2], 0, 0)
+
+
+# --- ConvTranspose2d ---------------------------------------------------------------------------
+
+T = ops.ConvTranspose2d
+CONVT_CASES = {
+    **CONVT_FULL,
+    "dilation (2, 3), stride (3, 2), output_padding (2, 1)": (T(4, 3, stride=(3, 2), dilation=(2, 3), padding=(1, 2),
+                                                                 output_padding=(2, 1)), (2, 3, 4, 5)),
+    "groups 3, (3, 2), padding past a tap's reach": (T(6, (3, 2), stride=2, padding=(3, 0, 0, 2), groups=3),
+                                                     (1, 6, 5, 4)),
+}
+
+
+@pytest.mark.parametrize("case", CONVT_CASES)
+def test_conv_transpose2d_backward(case):
+    check_backward(*CONVT_CASES[case])
+
+
+@pytest.mark.parametrize("case", ["4x4/2 pad 1 (DCGAN)", "depthwise", "wide: 24 -> 20 channels"])
+def test_conv_transpose2d_frozen_and_unwanted_gradients_are_left_alone(case):
+    _check_frozen(*CONVT_CASES[case])
+
+
+@pytest.mark.parametrize("case", CONVT_CASES)
+def test_conv_transpose2d_backward_count(case):
+    """For either gradient performed + padded == the forward MACs, performed the (input, tap)
+    pairs landing inside the output (ones scattered with ones by the reference)."""
+    op, shape = CONVT_CASES[case]
+    out_shape = op.infer((shape,))
+    params = init_params(op, (shape,), out_shape, np.random.default_rng(0))
+    counts = _adapter(op).backward_count(op, params, (shape,), out_shape, True, True)
+    macs = op.cost((shape,), out_shape).macs
+    assert counts[0] + counts[1] == counts[2] + counts[3] == macs
+    plain = T(op.out_channels, op.kernel, op.stride, op.padding, op.output_padding, op.dilation, op.groups,
+              bias=False)
+    ones = {"weight": np.ones(params["weight"].shape, np.float32)}
+    landed = int(reference.forward(plain, [np.ones(shape)], ones, out_shape).sum())
+    assert counts[0] == counts[2] == landed
+    assert (counts[1] > 0) == (counts[3] > 0) == (landed < macs)
+    assert _adapter(op).backward_count(op, params, (shape,), out_shape, False, True) == (0, 0, *counts[2:])
+    assert _adapter(op).backward_count(op, params, (shape,), out_shape, True, False) == (*counts[:2], 0, 0)
+
+
+def test_conv_transpose2d_forward_is_the_conv_data_gradient():
+    """The transposed conv of x with weight W is the data gradient, for grad_out x, of the conv
+    with weight W whose input has the transposed conv's output shape (PyTorch's definition)."""
+    op, shape = CONVT_CASES["3x3/2 pad 1 output_padding 1"]
+    params, x, _ = _problem(op, shape)
+    out_shape = op.infer((shape,))
+    conv = C(shape[1], op.kernel, op.stride, op.padding, op.dilation, op.groups, bias=False)
+    assert conv.infer((out_shape,))[2:] == shape[2:]
+    dx, _ = grad_ref.conv2d_backward(conv, {"weight": params["weight"]}, np.zeros(out_shape), x.astype(np.float64),
+                                     True, ())
+    bias = params["bias"].astype(np.float64)[None, :, None, None]
+    _close(reference.forward(op, [x], params, out_shape), dx + bias, tol=1e-12)
 
 
 # --- Linear ------------------------------------------------------------------------------------
@@ -297,6 +353,7 @@ STRIDED_CASES = [
     (ops.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 3, 10, 10)),
     (ops.AvgPool2d(3, 2, 1), (2, 3, 10, 10)),
     (ops.GlobalAvgPool(), (2, 5, 7, 6)),
+    (ops.ConvTranspose2d(6, 3, stride=2, padding=1, output_padding=1, groups=2), (2, 4, 5, 5)),
 ]
 
 
@@ -352,6 +409,8 @@ FD_OPS = [
     (ops.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False), (1, 2, 5, 6)),
     (ops.AvgPool2d(3, 2, padding=(0, 1, 1, 0), count_include_pad=False), (1, 1, 6, 5)),
     (ops.GlobalAvgPool(), (2, 3, 3, 4)),
+    (ops.ConvTranspose2d(4, 3, stride=2, padding=(1, 0, 2, 1), output_padding=1, groups=2), (1, 4, 3, 4)),
+    (ops.ConvTranspose2d(2, (2, 3), stride=(3, 1), dilation=(1, 2), padding=1, bias=False), (1, 3, 3, 3)),
 ]
 
 

@@ -30,7 +30,7 @@ from archcost.kernels import reference_grad_conv as ref_conv
 from archcost.kernels import reference_grad_pointwise as ref_pointwise
 from archcost.kernels import reference_grad_tensor as ref_tensor
 from archcost.kernels.cuda import _numba
-from tests.kernels.cases import POOL_CASES, RESIZE_CASES
+from tests.kernels.cases import CONVT_SMALL, POOL_CASES, RESIZE_CASES
 
 pytestmark = pytest.mark.cuda
 
@@ -44,7 +44,7 @@ from archcost.kernels.cuda.pointwise import SoftmaxCrossEntropy  # noqa: E402
 cuda = _numba.cuda
 TOL = 1e-5  # float32 kernels (float64 sums) vs the float64 references, relative to the largest |reference|
 FORWARD_TOL = 2e-6
-CONV_OPS = (ops.Conv2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)
+CONV_OPS = (ops.Conv2d, ops.ConvTranspose2d, ops.Linear, ops.MaxPool2d, ops.AvgPool2d, ops.GlobalAvgPool)
 POINTWISE_OPS = (ops.Activation, ops.BatchNorm, ops.LayerNorm, ops.GroupNorm, ops.LRN, ops.Scale, ops.Softmax, ops.Dropout)
 
 
@@ -285,6 +285,33 @@ def test_conv_linear_frozen_weight_accumulate_and_overwrite(op, shape):
     _adapter(op).backward(op, trip.params, [None], None, {}, trip.d_gy, [None], {})
     trip.again()
     Trip(op, shape, want=[False], names=["weight"]).again()
+
+
+# --- ConvTranspose2d --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CONVT_SMALL)
+def test_conv_transpose2d(case):
+    Trip(*CONVT_SMALL[case])
+
+
+@pytest.mark.parametrize("case", ["4x4/2 pad 1 (DCGAN)", "depthwise"])
+def test_conv_transpose2d_frozen_weight_accumulate_and_overwrite(case):
+    """As for conv: weight frozen (its input then not kept), only the bias is written; twice into
+    the same buffers, the input gradient adds again and the param gradients are overwritten."""
+    op, shape = CONVT_SMALL[case]
+    Trip(op, shape, names=["bias"], saved=Saved()).again()
+    Trip(op, shape, want=[False], names=["weight"]).again()
+
+
+@pytest.mark.parametrize("case", CONVT_SMALL)
+def test_conv_transpose2d_backward_count(case):
+    """The cpu's counts, performed + padded == the forward MACs for either gradient."""
+    op, shape = CONVT_SMALL[case]
+    out_shape = op.infer((shape,))
+    counts = _adapter(op).backward_count(op, {}, (shape,), out_shape, True, True)
+    assert counts == cpu.ADAPTERS[ops.ConvTranspose2d].backward_count(op, {}, (shape,), out_shape, True, True)
+    macs = op.cost((shape,), out_shape).macs
+    assert counts[0] + counts[1] == counts[2] + counts[3] == macs
 
 
 # --- pooling --------------------------------------------------------------------------------

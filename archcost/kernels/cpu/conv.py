@@ -1307,3 +1307,82 @@ def _grad_args(op, in_shape, out_shape):
     sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shape)
     return tuple(int(v) for v in (n, c, h, w, out_shape[1], op.groups, *op.kernel, out_shape[2], out_shape[3],
                                   sh, sw, top, left, dh, dw))
+
+
+# --- ConvTranspose2d: a conv's backward kernels with the roles swapped -----------------------
+#
+# A transposed conv with weight (C, Kg, KH, KW) on x (N, C, H, W) is the data gradient of the
+# conv whose weight is that same array read as (K = C output channels, Cg = Kg input channels,
+# KH, KW), whose input is this op's output (N, K_out, OH, OW) and whose output is x: so the
+# forward is ``conv2d_grad_data`` with x as its grad_out, the data gradient is that conv's
+# forward (``conv2d``) on grad_out, and the weight gradient is that conv's weight gradient with
+# grad_out as its input and x as its grad_out. The row kernels bounds-test every tap against
+# both maps, so output_padding and bottom/right padding (which make this op's output a size the
+# conv's shape rule would not give from x) need nothing more. Their counts walk the same loops.
+
+
+def _transposed_args(op, in_shape, out_shape):
+    """The geometry (``_grad_args`` order) of the conv a transposed conv is the transpose of:
+    that conv's input is this op's output, its output this op's input."""
+    n, c, h, w = (int(d) for d in in_shape)
+    sh, sw, top, left, dh, dw = adapters.conv_geometry(op, in_shape)
+    return tuple(int(v) for v in (n, out_shape[1], out_shape[2], out_shape[3], c, op.groups, *op.kernel, h, w,
+                                  sh, sw, top, left, dh, dw))
+
+
+class ConvTranspose2dKernel:
+    @staticmethod
+    def prepare(op, in_shapes, out_shape, params):
+        return as_float32(params["weight"]), adapters.bias_or_zeros(op, out_shape[1], params), \
+            adapters.conv_geometry(op, in_shapes[0])
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        weight, bias, geometry = state
+        x = as_float32(inputs[0])
+        out[...] = bias[None, :, None, None]  # the scatter adds onto the bias
+        accumulate_into(out, lambda buf: conv2d_grad_data(x, weight, buf, *geometry))
+
+    @staticmethod
+    def count(op, state, inputs, out):
+        """(performed, padded): the scatter's (input, tap) pairs landing inside the output and on
+        the cropped padding, by the loops of ``conv2d_grad_data``."""
+        return conv2d_grad_data_count(*_transposed_args(op, tuple(inputs[0].shape), tuple(out.shape)))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The inference forward; nothing goes in ``extras`` (the backward keeps only input 0)."""
+        in_shapes = tuple(tuple(int(d) for d in x.shape) for x in inputs)
+        ConvTranspose2dKernel.run(op, ConvTranspose2dKernel.prepare(op, in_shapes, out.shape, params), inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_inputs[0] += the data gradient (the conv forward of grad_out, from
+        params["weight"]); param_grads["weight"] = the weight gradient (from the kept input 0);
+        param_grads["bias"] = the bias gradient. A name missing from ``param_grads`` is frozen."""
+        gy = as_float32(grad_out)
+        dx = grad_inputs[0] if grad_inputs else None
+        if dx is not None:
+            weight = as_float32(params["weight"])
+            geometry = adapters.conv_geometry(op, dx.shape)
+            data = np.empty(dx.shape, np.float32)
+            conv2d(gy, pack_conv_weights(weight, op.groups), np.zeros(dx.shape[1], np.float32), data, *geometry)
+            dx += data
+        if "weight" in param_grads:
+            if inputs[0] is None:
+                raise ValueError("ConvTranspose2d backward: the weight gradient needs the kept input 0")
+            x = as_float32(inputs[0])
+            geometry = adapters.conv_geometry(op, x.shape)
+            write_into(param_grads["weight"], lambda buf: conv2d_grad_weight(gy, x, buf, *geometry))
+        if op.bias and "bias" in param_grads:
+            write_into(param_grads["bias"], lambda buf: conv2d_grad_bias(gy, buf))
+
+    @staticmethod
+    def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
+        """(data performed, data padded, weight performed, weight padded). The data gradient's
+        ``conv2d`` visits the (output, tap) pairs of the transposed-of conv inside its input, the
+        same pairs its data-gradient count loops walk; the weight gradient is that conv's."""
+        args = _transposed_args(op, in_shapes[0], out_shape)
+        data = conv2d_grad_data_count(*args) if want_data else (0, 0)
+        weight = conv2d_grad_weight_count(*args) if want_weight else (0, 0)
+        return int(data[0]), int(data[1]), int(weight[0]), int(weight[1])

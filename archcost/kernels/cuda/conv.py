@@ -41,7 +41,7 @@ from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 from archcost.kernels.cuda import config
 from archcost.kernels.cuda._numba import cuda
-from archcost.kernels.cuda.common import coords4, grid1d, input_grad, kept, launch, param_to_device
+from archcost.kernels.cuda.common import coords4, flat, grid1d, input_grad, kept, launch, param_to_device
 
 
 @cuda.jit(device=True)
@@ -348,3 +348,88 @@ class Conv2dKernel:
         from archcost.kernels.cpu.conv import Conv2dKernel as CpuConv2dKernel
 
         return CpuConv2dKernel.backward_count(op, params, in_shapes, out_shape, want_data, want_weight)
+
+
+# --- ConvTranspose2d: a conv's kernels with the roles swapped (see cpu/conv.py) ---------------
+#
+# The forward is the conv data-gradient gather ``_grad_data`` with x as its grad_out, onto an
+# output first set to the bias; the data gradient is the conv forward (``conv2d``) of grad_out
+# with the same weight read as (K = C_in, Cg = out_channels / groups, KH, KW), into a scratch
+# map added into dx; the weight gradient is ``_grad_weight`` with grad_out as its input and x as
+# its grad_out. Every one of them bounds-tests each tap against both maps, so output_padding and
+# bottom/right padding need nothing more.
+
+
+@cuda.jit
+def _fill_bias(out, bias):
+    """out (N, K, OH, OW) = bias[k]; one thread per element."""
+    i = cuda.grid(1)
+    n_, k_, oh_, ow_ = out.shape
+    if i < n_ * k_ * oh_ * ow_:
+        n, k, oh, ow = coords4(i, k_, oh_, ow_)
+        out[n, k, oh, ow] = bias[k]
+
+
+@cuda.jit
+def _add_into(dst, src):
+    """dst += src, both flat; one thread per element."""
+    i = cuda.grid(1)
+    if i < dst.shape[0]:
+        dst[i] += src[i]
+
+
+class ConvTranspose2dKernel:
+    @staticmethod
+    def prepare(op, in_shapes, out_shape, params):
+        weight = param_to_device(params["weight"])
+        bias = cuda.to_device(adapters.bias_or_zeros(op, out_shape[1], params))
+        return weight, bias, adapters.conv_geometry(op, in_shapes[0])
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        weight, bias, geometry = state
+        launch(_fill_bias, out.size, out, bias)
+        conv2d_grad_data(inputs[0], weight, out, geometry)
+
+    @staticmethod
+    def count(op, state, inputs, out):
+        """(performed, padded): the gather visits the (input, tap) pairs that land inside the
+        output, those the cpu's counting loops walk (shape arithmetic on the host)."""
+        from archcost.kernels.cpu.conv import ConvTranspose2dKernel as CpuConvTranspose2dKernel
+
+        return CpuConvTranspose2dKernel.count(op, None, inputs, out)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        """The inference forward; nothing goes in ``extras`` (the backward keeps only input 0)."""
+        in_shapes = tuple(tuple(x.shape) for x in inputs)
+        state = ConvTranspose2dKernel.prepare(op, in_shapes, tuple(out.shape), params)
+        ConvTranspose2dKernel.run(op, state, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """grad_inputs[0] += the data gradient; param_grads["weight"] = the weight gradient (from
+        the kept input 0); param_grads["bias"] = the bias gradient. A name missing from
+        ``param_grads`` is a frozen param and is not computed."""
+        param_grads = param_grads or {}
+        dx = input_grad(grad_inputs)
+        if dx is not None:
+            weight = params["weight"]
+            wp = cuda.to_device(pack_conv_weights(np.asarray(weight, np.float32), op.groups))
+            zeros = cuda.to_device(np.zeros(dx.shape[1], np.float32))
+            data = cuda.device_array(tuple(dx.shape), np.float32)
+            conv2d(grad_out, wp, zeros, data, adapters.conv_geometry(op, dx.shape), tuple(op.kernel))
+            launch(_add_into, dx.size, flat(dx), flat(data))
+        if "weight" in param_grads:
+            x = kept(inputs[0] if inputs else None, op, "input 0 (the weight gradient needs it)")
+            conv2d_grad_weight(grad_out, x, param_grads["weight"], adapters.conv_geometry(op, x.shape))
+        if op.bias and "bias" in param_grads:
+            conv2d_grad_bias(grad_out, param_grads["bias"])
+
+    @staticmethod
+    def backward_count(op, params, in_shapes, out_shape, want_data, want_weight):
+        """The cpu's counting loops (shape arithmetic): the gather and tiled kernels visit the same
+        (output, tap) pairs inside the maps as the cpu kernels."""
+        from archcost.kernels.cpu.conv import ConvTranspose2dKernel as CpuConvTranspose2dKernel
+
+        return CpuConvTranspose2dKernel.backward_count(op, params, in_shapes, out_shape, want_data, want_weight)
