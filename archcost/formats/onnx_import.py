@@ -32,7 +32,10 @@ from archcost.errors import MAX_MESSAGE_CHARS, ArchcostError, ShapeError, limit_
 from archcost.formats import onnx_proto
 from archcost.graph import Graph
 from archcost.ops import (
-    LRN, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
+    LRN,
+    Affine,
+    ConvTranspose2d,
+    GroupNorm, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
     Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Resize, Scale, Softmax,
 )
 
@@ -164,10 +167,11 @@ def _count(n: int) -> str:
 
 # The type each attribute this importer reads must have (ONNX's INT, INTS, FLOAT, STRING), so a
 # group of 2.5 or a perm given as a string is refused instead of read as int(2.5) == 2.
-_INT_ATTRS = {"axis", "group", "size", "transA", "transB", "keepdims", "ceil_mode", "count_include_pad",
+_INT_ATTRS = {"axis", "group", "size", "num_groups", "stash_type", "transA", "transB", "keepdims", "ceil_mode", "count_include_pad",
               "antialias", "exclude_outside",
               "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
-_INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends"}
+_INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends", "output_padding",
+               "output_shape"}
 _FLOAT_ATTRS = {"alpha", "beta", "bias", "epsilon", "ratio", "min", "max"}
 _STRING_ATTRS = {"auto_pad", "mode", "approximate", "coordinate_transformation_mode", "nearest_mode",
                   "keep_aspect_ratio_policy"}
@@ -1022,6 +1026,43 @@ class _Importer:
         name = self.out(node, Conv2d(int(w[0]), kernel, strides, padding, dilations, group, bias), [x])
         self.weight_sources[name] = {"weight": (weight, "as is"), **({"bias": (node.input[2], "flat")} if bias else {})}
 
+    def on_ConvTranspose(self, i, node, where, attrs):
+        """A 2-D transposed convolution (decoders, FCN/U-Net upsampling); the weight is
+        (C_in, C_out / group, kh, kw) in ONNX, PyTorch and archcost alike."""
+        weight = node.input[1]
+        if not self.is_const(weight):
+            raise Unsupported("weights computed at run time")
+        w = self.const_shape(weight)
+        if len(w) != 4:
+            raise Unsupported(f"{len(w) - 2}-D transposed convolution (only 2-D)")
+        if "output_shape" in attrs:
+            raise Unsupported("output_shape (archcost takes pads and output_padding)")
+        if self._auto_pad(attrs, where) != "NOTSET":
+            raise Unsupported(f"auto_pad={self._auto_pad(attrs, where)!r} (archcost takes explicit pads)")
+        group = attrs.get("group", 1)
+        if not isinstance(group, int) or group < 1:
+            raise ArchcostError(f"{where}: group {quote(group)} is not a positive integer")
+        x = self.act(node.input[0], where)
+        shape = self.g.shape(x)
+        if len(shape) != 4 or shape[1] != w[0]:
+            raise ArchcostError(f"{where}: weight {'x'.join(map(str, w))} needs {w[0]} input channels, the input "
+                                f"is {'x'.join(map(str, shape[1:]))}")
+        kernel = tuple(attrs.get("kernel_shape", w[2:]))
+        if kernel != tuple(w[2:]):
+            raise ArchcostError(f"{where}: kernel_shape {kernel} disagrees with the weight {w}")
+        pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+        if len(pads) != 4:
+            raise ArchcostError(f"{where}: pads {quote(list(pads))}: expected 4 values")
+        bias = len(node.input) > 2 and bool(node.input[2])
+        out_channels = int(w[1]) * group
+        self._check_bias(node, where, out_channels)
+        op = ConvTranspose2d(out_channels, kernel, tuple(attrs.get("strides", (1, 1))),
+                             (pads[0], pads[2], pads[1], pads[3]),  # ONNX: h_begin, w_begin, h_end, w_end
+                             tuple(attrs.get("output_padding", (0, 0))), tuple(attrs.get("dilations", (1, 1))),
+                             group, bias)
+        name = self.out(node, op, [x])
+        self.weight_sources[name] = {"weight": (weight, "as is"), **({"bias": (node.input[2], "flat")} if bias else {})}
+
     def _conv1d(self, node, where, attrs, w, group) -> None:
         """A 1-D convolution (ECA-Net's channel attention) on (N, C, L): a 1 x k Conv2d on the
         input viewed as (N, C, 1, L), then viewed back: the same MACs, params and outputs."""
@@ -1136,6 +1177,38 @@ class _Importer:
         for k, op in enumerate(ops):
             last = k == len(ops) - 1
             name = self.out(node, op, [name]) if last else self.add(op, [name], node, suffix=f"_axis{op.axis}")
+
+    # normalisations over groups of channels
+    def on_InstanceNormalization(self, i, node, where, attrs):
+        x = self.act(node.input[0], where)
+        c = self.g.shape(x)[1]
+        self._group_norm(node, where, x, c, node.input[1], node.input[2], attrs)
+
+    def on_GroupNormalization(self, i, node, where, attrs):
+        x = self.act(node.input[0], where)
+        groups, c = attrs["num_groups"], self.g.shape(x)[1]
+        # Opset 18 and 20 scale and shift per group; 21 per channel (as PyTorch's nn.GroupNorm).
+        if self.opset < 21 and groups != c:
+            raise Unsupported(f"opset {self.opset}'s per-group scale and bias (archcost's GroupNorm scales per "
+                              f"channel, as opset 21 and PyTorch)")
+        self._group_norm(node, where, x, groups, node.input[1], node.input[2], attrs)
+
+    def _group_norm(self, node, where, x, groups, scale_t, bias_t, attrs):
+        c = self.g.shape(x)[1]
+        for t, what in ((scale_t, "scale"), (bias_t, "bias")):
+            if not self.is_const(t):
+                raise Unsupported(f"a {what} computed at run time")
+            if math.prod(self.const_shape(t)) != c:
+                raise ArchcostError(f"{where}: {what} of shape {list(self.const_shape(t))} for {c} channels")
+        eps = _f(attrs.get("epsilon", 1e-5))
+        # PyTorch writes nn.GroupNorm at opset < 18 as InstanceNormalization of (N, groups, -1)
+        # with a scale of ones and a bias of zeros (the learned ones follow as Mul and Add):
+        # those constants are no parameters of the network.
+        identity = (scale_t not in self.dataless and bias_t not in self.dataless
+                    and np.all(self.const(scale_t) == 1) and np.all(self.const(bias_t) == 0))
+        name = self.out(node, GroupNorm(int(groups), eps, affine=not identity), [x])
+        if not identity:
+            self.weight_sources[name] = {"gamma": (scale_t, "flat"), "beta": (bias_t, "flat")}
 
     # resampling
     def on_Resize(self, i, node, where, attrs):
@@ -1540,10 +1613,31 @@ class _Importer:
                 raise ArchcostError(f"{where}: factor {factor} of {quote(const_t)} is not a finite number")
             self.out(node, Scale(1.0 / factor if invert else factor), [x])
         elif self._per_channel(const_shape, shape):
+            shift = self._per_channel_shift(node, shape)
+            if shift is not None:  # x * a + b: GroupNorm's affine part as PyTorch exports it
+                add_i, bias_t = shift
+                name = self.out(node, Affine(1), [x])
+                self.weight_sources[name] = {"gamma": (const_t, "reciprocal" if invert else "flat"),
+                                             "beta": (bias_t, "flat")}
+                self.skip.add(add_i)
+                self.tensors[self.nodes[add_i].output[0]] = name
+                return
             name = self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
             self.weight_sources[name] = {"gamma": (const_t, "reciprocal" if invert else "flat")}
         else:
             raise Unsupported(f"a constant of shape {tuple(const_shape)}")
+
+    def _per_channel_shift(self, node, shape):
+        """(index, constant) of the Add of a per-channel constant that alone reads ``node``'s
+        output, or None."""
+        j = self._sole_consumer(node.output[0])
+        if j is None or self.nodes[j].op_type != "Add" or j in self.skip:
+            return None
+        add = self.nodes[j]
+        others = [t for t in add.input if t != node.output[0]]
+        if len(add.input) != 2 or len(others) != 1 or not self.is_const(others[0]):
+            return None
+        return (j, others[0]) if self._per_channel(self.const_shape(others[0]), shape) else None
 
     @staticmethod
     def _per_channel(const_shape, shape) -> bool:

@@ -442,3 +442,74 @@ def test_a_pad_that_would_fold_into_something_else_is_refused(tmp_path, case, ca
     assert main(["table", str(_pad_model(tmp_path, **kwargs))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Pad" in err and message in err, err
+
+
+def _norm_decoder(tmp_path, opset):
+    """nn.GroupNorm as PyTorch writes it below opset 18 (Reshape to (N, groups, -1),
+    InstanceNormalization with a scale of ones and a bias of zeros, Reshape back, Mul and Add of
+    the learned per-channel weight and bias), a transposed conv (stride 2, asymmetric pads,
+    output_padding, 2 groups), InstanceNormalization with learned scale and bias, and at opset 21
+    a GroupNormalization."""
+    inits = {"w": f32(8, 3, 3, 3), "g_shape": np.array([0, 4, -1], np.int64), "back": np.array([0, 8, 5, 6], np.int64),
+             "ones": np.ones(4, np.float32), "zeros": np.zeros(4, np.float32),
+             "gamma": f32(8, 1, 1, low=0.5, high=1.5), "beta": f32(8, 1, 1),
+             "wt": f32(8, 3, 4, 3), "bt": f32(6), "s_in": f32(6, low=0.5, high=1.5), "b_in": f32(6)}
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Reshape", ["c", "g_shape"], ["g"]),
+        helper.make_node("InstanceNormalization", ["g", "ones", "zeros"], ["gn"], epsilon=1e-5),
+        helper.make_node("Reshape", ["gn", "back"], ["gb"]),
+        helper.make_node("Mul", ["gb", "gamma"], ["gm"]),
+        helper.make_node("Add", ["gm", "beta"], ["ga"]),
+        helper.make_node("ConvTranspose", ["ga", "wt", "bt"], ["t"], kernel_shape=[4, 3], strides=[2, 2],
+                         pads=[1, 0, 2, 1], output_padding=[1, 0], group=2),
+        helper.make_node("InstanceNormalization", ["t", "s_in", "b_in"], ["y" if opset < 21 else "i"], epsilon=1e-3),
+    ]
+    if opset >= 21:
+        inits.update(gs=f32(6, low=0.5, high=1.5), gbias=f32(6))
+        nodes.append(helper.make_node("GroupNormalization", ["i", "gs", "gbias"], ["y"], num_groups=3, epsilon=1e-4))
+    graph = helper.make_graph(
+        nodes, "norms", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / f"norms{opset}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("opset", [17, 21])
+def test_group_norms_and_transposed_convs_run_as_the_reference_evaluator_computes_them(tmp_path, opset):
+    path = _norm_decoder(tmp_path, opset)
+    graph, params, outputs = load_onnx_weights(path)
+    kinds = [graph.op(n).kind for n in graph.topological_order()]
+    assert kinds.count("affine") == 1 and "add" not in kinds and "convtranspose" in kinds
+    norms = [graph.op(n) for n in graph.topological_order() if graph.op(n).kind == "gn"]
+    # PyTorch's GroupNorm pattern: the ones and zeros are no parameters; the Mul and Add are.
+    assert [(op.groups, op.affine) for op in norms] == [(4, False), (6, True)] + ([(3, True)] if opset >= 21 else [])
+    x = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    # onnxruntime, not onnx.reference: the reference's grouped ConvTranspose reshapes its weight
+    # wrongly (onnx 1.23.2: "cannot reshape array of size 108 into shape (1,4,36)").
+    ort = pytest.importorskip("onnxruntime")
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape == (2, 6, 10, 12)  # H: 4*2 - 3 + 3 + 1 + 1; W: 5*2 - 1 + 2 + 1
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("onnx_node,opset,message", [
+    (helper.make_node("ConvTranspose", ["input", "w"], ["y"], output_shape=[9, 9]), 17, "output_shape"),
+    (helper.make_node("ConvTranspose", ["input", "w"], ["y"], auto_pad="SAME_UPPER"), 17, "auto_pad"),
+    (helper.make_node("GroupNormalization", ["input", "s", "b"], ["y"], num_groups=1), 18, "per-group scale"),
+])
+def test_group_norm_and_transposed_conv_forms_archcost_does_not_compute_are_refused(tmp_path, onnx_node, opset,
+                                                                                    message, capsys):
+    inits = {"w": f32(3, 2, 3, 3), "s": f32(1), "b": f32(1)}
+    graph = helper.make_graph(
+        [onnx_node], "m", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    assert main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
