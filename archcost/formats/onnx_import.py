@@ -167,9 +167,8 @@ def _count(n: int) -> str:
 
 # The type each attribute this importer reads must have (ONNX's INT, INTS, FLOAT, STRING), so a
 # group of 2.5 or a perm given as a string is refused instead of read as int(2.5) == 2.
-_INT_ATTRS = {"axis", "group", "size", "num_groups", "stash_type", "transA", "transB", "keepdims", "ceil_mode", "count_include_pad",
-              "antialias", "exclude_outside",
-              "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
+_INT_ATTRS = {"axis", "group", "size", "num_groups", "stash_type", "transA", "transB", "keepdims", "ceil_mode",
+              "count_include_pad", "antialias", "exclude_outside", "allowzero", "training_mode", "to", "start", "end", "noop_with_empty_axes"}
 _INTS_ATTRS = {"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends", "output_padding",
                "output_shape"}
 _FLOAT_ATTRS = {"alpha", "beta", "bias", "epsilon", "ratio", "min", "max"}
