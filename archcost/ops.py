@@ -421,22 +421,12 @@ class ConvTranspose2d(Op):
             other=_numel(output) if self.bias else 0,
         )
 
-    def backward(self, inputs, output, grad_inputs, grad_params):
-        # The data gradient is the conv forward of grad_out (each forward (input, weight) pair met
-        # once), the weight gradient a conv weight gradient over the same pairs; the bias gradient
-        # sums grad_out over (N, H, W).
-        macs = self.cost(inputs, output).macs
-        return BackwardCost(
-            data_macs=macs if grad_inputs[0] else 0,
-            weight_macs=macs if grad_params else 0,
-            other=_numel(output) if self.bias and grad_params else 0,
-        )
-
-    def saves(self, inputs, output, policy, grad_inputs, grad_params):
-        # archcost: the input only feeds the weight gradient (the data gradient reads the weight).
-        # PyTorch: a transposed conv runs through convolution (transposed=True), whose formula
-        # reads input and weight for either gradient (derivatives.yaml: convolution).
-        return _saved_for(policy, Saved(inputs=(0,) if grad_params else ()), Saved(inputs=(0,)))
+    # Conv2d's rules, read through this op's own cost: the data gradient is the conv forward of
+    # grad_out and the weight gradient a conv weight gradient, each meeting every forward (input,
+    # weight) pair once; PyTorch runs it through convolution (transposed=True), which keeps the
+    # input for either gradient (derivatives.yaml: convolution).
+    backward = Conv2d.backward
+    saves = Conv2d.saves
 
     def resample(self, inputs):
         return tuple(_transposed_resample(k, s, d, before)
