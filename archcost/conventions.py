@@ -199,7 +199,7 @@ def fvcore(layer: Layer) -> int:
 
 
 def _transposed_as_conv_macs(layer: Layer) -> int:
-    """What the tools that reuse their conv hook for nn.ConvTranspose2d (thop, ptflops, torchscan)
+    """What the tools that reuse their conv hook for nn.ConvTranspose2d (thop, torchscan)
     multiply: output numel * C_in/groups * kh * kw, the count of a conv with this layer's output,
     not the transposed conv's own MACs (input numel * C_out/groups * kh * kw)."""
     op, x = layer.op, layer.inputs[0]
@@ -243,16 +243,17 @@ _PTFLOPS_SINGLE = ("relu6", "leaky_relu")
 def _ptflops_interpolate(layer: Layer) -> int:
     """ptflops 0.7.5 pytorch_ops.py _interpolate_functional_flops_hook on the twin's F.interpolate
     call: with ``size``, prod(size) * N * C (the output's numel); with ``scale_factor``, the input's
-    numel times int(prod(scale_factor)) for a per-axis tuple (truncated: (1.5, 0.75) counts 1x), or
-    scale_factor ** 2 for one number, which the twin passes when both axes share it (a float
-    count there for a fractional factor, truncated to an int here)."""
+    numel times np.prod(scale_factor, dtype=np.int64) for a per-axis tuple, which truncates each
+    factor before multiplying ((1.5, 0.75) counts 1 * 0 = 0x; measured), or scale_factor ** 2 for
+    one number, which the twin passes when both axes share it (a float count there for a
+    fractional factor, truncated to an int here)."""
     op, x = layer.op, layer.inputs[0]
     if op.size is not None:
         return math.prod(layer.output)
     sh, sw = op.scale
     if sh == sw:
         return int(math.prod(x) * sh * sh)
-    return math.prod(x) * int(sh * sw)
+    return math.prod(x) * (int(sh) * int(sw))
 
 
 def ptflops_pytorch(layer: Layer) -> int:
@@ -280,11 +281,12 @@ def ptflops_pytorch(layer: Layer) -> int:
         # (= MACs) + output numel for the bias.
         return layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, ConvTranspose2d):
-        # MODULES_MAPPING gives nn.ConvTranspose2d the same conv_flops_counter_hook, which counts
-        # per OUTPUT position (N * Ho * Wo of them) prod(kernel) * C_in * C_out/groups, as for a
-        # conv: output positions, not input ones, so (Ho * Wo) / (H * W) (about stride^2) times
-        # the MACs; + output numel for the bias. F.conv_transpose2d is not patched.
-        return _transposed_as_conv_macs(layer) + (math.prod(out) if op.bias else 0)
+        # MODULES_MAPPING gives nn.ConvTranspose2d conv_flops_counter_hook(transpose=True), which
+        # counts prod(kernel) * C_in * C_out/groups per INPUT position (N * H * W of them): the
+        # transposed conv's own MACs; + output numel for the bias. F.conv_transpose2d is not
+        # patched. (Measured with ptflops 0.7.5: 5400 on nn.ConvTranspose2d(4, 6, 4, 2, 1,
+        # groups=2) over 1x4x5x5, benchmarks/peer_conventions.py --ops.)
+        return layer.cost.macs + (math.prod(out) if op.bias else 0)
     if isinstance(op, Linear):
         # linear_flops_counter_hook: (in * out + bias) * prod(input.shape[:-1]).
         return layer.cost.macs + (math.prod(out) if op.bias else 0)

@@ -177,6 +177,16 @@ def op_cases():
         ("nn.AdaptiveAvgPool2d(4)", lambda: nn.AdaptiveAvgPool2d(4), (2, 4, 4)),
         ("LayerNorm2d(2)", lambda: LayerNorm2d(2), (2, 4, 4)),
         ("nn.Flatten(1)", lambda: nn.Flatten(1), (2, 2, 2)),
+        ("nn.GroupNorm(2, 8)", lambda: nn.GroupNorm(2, 8), (8, 3, 3)),
+        ("nn.GroupNorm(8, 8, affine=False)", lambda: nn.GroupNorm(8, 8, affine=False), (8, 3, 3)),
+        ("nn.ConvTranspose2d(4, 6, 4, 2, 1, groups=2)", lambda: nn.ConvTranspose2d(4, 6, 4, 2, 1, groups=2), (4, 5, 5)),
+        ("nn.Upsample(scale_factor=2)", lambda: nn.Upsample(scale_factor=2), (3, 8, 8)),
+        ("F.interpolate(x, scale_factor=2)", lambda: Call(lambda x: F.interpolate(x, scale_factor=2)), (3, 8, 8)),
+        ("nn.Upsample(scale_factor=2, mode='bilinear')",
+         lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (3, 8, 8)),
+        ("F.interpolate(x, size=(16, 16), mode='bilinear')",
+         lambda: Call(lambda x: F.interpolate(x, size=(16, 16), mode="bilinear")), (3, 8, 8)),
+        ("nn.Upsample(scale_factor=(1.5, 0.75))", lambda: nn.Upsample(scale_factor=(1.5, 0.75)), (3, 8, 8)),
     ]
 
 

@@ -211,7 +211,10 @@ def test_field_after_a_transposed_conv_is_fractional():
 def test_peer_tool_counts_by_hand():
     """convT 4x4/2 pad 1, groups 2, 4 -> 6 channels on a 5x5 map (batch 1) -> 6 x 10 x 10 = 600
     outputs. MACs (each of the 100 input elements times 3 kernels of 16 taps): 4800; the conv
-    hooks' count (600 outputs x C_in/g 2 x 16 taps): 19200; params 4*3*16 + 6 = 198."""
+    hooks' count (600 outputs x C_in/g 2 x 16 taps): 19200; params 4*3*16 + 6 = 198. Every
+    value but calflops' and convnet-burden's was measured on nn.ConvTranspose2d(4, 6, 4, 2, 1,
+    groups=2) over 1x4x5x5 (benchmarks/peer_conventions.py --ops; torch 2.14.1, fvcore 0.1.5,
+    ptflops 0.7.5, thop 0.1.1, torchinfo 1.8.0, torchscan 0.2.0)."""
     from archcost import conventions
     from archcost.analysis import analyze
 
@@ -222,7 +225,7 @@ def test_peer_tool_counts_by_hand():
         "archcost": 4800,
         "flop_counter": 2 * 4800,  # conv_flop_count(transposed=True): the input's spatial size
         "fvcore": 4800,
-        "ptflops": 19200 + 600,  # conv_flops_counter_hook per output position, + bias
+        "ptflops": 4800 + 600,  # conv_flops_counter_hook(transpose=True): per input position, + bias
         "ptflops-aten": 4800 + 600,
         "thop": 19200,  # count_convNd: out numel * C_in/g * kh*kw
         "torchinfo": 198 * 100,  # params x output positions

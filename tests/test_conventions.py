@@ -268,7 +268,8 @@ def test_group_norm():
     # nn.GroupNorm(2, 8) on 2x8x3x3: 144 elements. fvcore aten::group_norm norm_flop_counter(2):
     # 5 per element with affine, 4 without; ptflops bn_flops_counter_hook: numel, x2 with affine;
     # thop: not registered, 0; torchinfo: out[0] * (8 + 8); calflops _group_norm_flops_compute:
-    # 5 or 4 per element; flop_counter, torchscan macs and dmas: 0.
+    # 5 or 4 per element; flop_counter, torchscan macs and dmas: 0. All but calflops measured at
+    # batch 1 (half these counts; torchinfo 16) with benchmarks/peer_conventions.py --ops.
     n = 2 * 8 * 3 * 3
     check(single(GroupNorm(2), (8, 3, 3), batch=2), {
         "archcost-other": 5 * n, "fvcore": 5 * n, "ptflops": 2 * n, "thop": 0, "torchinfo": 2 * 16,
