@@ -430,6 +430,11 @@ class _Importer:
         for i in order:
             node = nodes[i]
             if i in self.skip:
+                # A node folded into a pattern passes on the poison of its inputs, so that the
+                # pattern's last node (which reads it) is skipped too, not misreported as reading a
+                # constant.
+                if any(t in self.poisoned for t in node.input if t):
+                    self.poisoned.update(node.output)
                 continue
             if any(t in self.poisoned for t in node.input if t):
                 # Downstream of an unsupported node: still name it if it could never convert.

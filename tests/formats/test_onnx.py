@@ -177,6 +177,25 @@ def test_unsupported_nodes_are_all_named_in_one_error(tmp_path, capsys):
     assert "after_up" not in err  # a supported op after an unsupported one is not an extra problem
 
 
+def test_a_pattern_after_an_unsupported_node_is_not_blamed(tmp_path):
+    # timm's PoolFormer: a GELU written as x * 0.5 * (1 + erf(x / sqrt 2)) after a node archcost
+    # refuses (Cos here). The pattern's last Mul reads only the pattern's own (folded) nodes: it
+    # was reported as "input 'conv' is a constant where an activation is expected".
+    consts = {"w": np.ones((4, 3, 1, 1), np.float32), "sqrt2": np.array(math.sqrt(2), np.float32),
+              "one": np.array(1, np.float32), "half": np.array(0.5, np.float32)}
+    path = save(tmp_path, [
+        node("Cos", ["input"], "cos"),
+        node("Conv", ["cos", "w"], "conv", kernel_shape=[1, 1]),
+        node("Div", ["conv", "sqrt2"], "d"), node("Erf", ["d"], "e"), node("Add", ["e", "one"], "a"),
+        node("Mul", ["conv", "a"], "m"), node("Mul", ["m", "half"], "y"),
+    ], consts, input_shape=(1, 3, 4, 4))
+    with pytest.raises(ArchcostError) as info:
+        load_onnx(path)
+    message = str(info.value)
+    assert "1 ONNX node with no archcost equivalent" in message and "Cos (cos)" in message
+    assert "constant" not in message
+
+
 def test_the_cli_reads_onnx_and_applies_input(tmp_path, capsys):
     path = save(tmp_path, [node("Conv", ["input", "w"], "y", kernel_shape=[3, 3])], {"w": (4, 3, 3, 3)})
     assert cli.main(["table", str(path), "--input", "3x10x10", "--all-layers"]) == 0
