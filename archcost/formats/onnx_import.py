@@ -1616,24 +1616,26 @@ class _Importer:
             if not math.isfinite(factor) or not math.isfinite(1.0 / factor if invert and factor else factor):
                 raise ArchcostError(f"{where}: factor {factor} of {quote(const_t)} is not a finite number")
             self.out(node, Scale(1.0 / factor if invert else factor), [x])
-        elif self._per_channel(const_shape, shape):
-            shift = self._per_channel_shift(node, shape)
+        elif (axis := self._one_axis(const_shape, shape)) is not None:
+            # A learned factor per index of one axis: the channels of NCHW ((C, 1, 1)), or the
+            # last axis of a channels-last map ((C,): EdgeNeXt's layer scale after a Permute).
+            shift = self._per_channel_shift(node, shape, axis)
             if shift is not None:  # x * a + b: GroupNorm's affine part as PyTorch exports it
                 add_i, bias_t = shift
-                name = self.out(node, Affine(1), [x])
+                name = self.out(node, Affine(axis), [x])
                 self.weight_sources[name] = {"gamma": (const_t, "reciprocal" if invert else "flat"),
                                              "beta": (bias_t, "flat")}
                 self.skip.add(add_i)
                 self.tensors[self.nodes[add_i].output[0]] = name
                 return
-            name = self.out(node, Scale(None, 1), [x])  # a learned per-channel factor
+            name = self.out(node, Scale(None, axis), [x])  # a learned per-channel factor
             self.weight_sources[name] = {"gamma": (const_t, "reciprocal" if invert else "flat")}
         else:
             raise Unsupported(f"a constant of shape {tuple(const_shape)}")
 
-    def _per_channel_shift(self, node, shape):
-        """(index, constant) of the Add of a per-channel constant that alone reads ``node``'s
-        output, or None."""
+    def _per_channel_shift(self, node, shape, axis):
+        """(index, constant) of the Add of a constant along ``axis`` alone that alone reads
+        ``node``'s output, or None."""
         j = self._sole_consumer(node.output[0])
         if j is None or self.nodes[j].op_type != "Add" or j in self.skip:
             return None
@@ -1641,15 +1643,20 @@ class _Importer:
         others = [t for t in add.input if t != node.output[0]]
         if len(add.input) != 2 or len(others) != 1 or not self.is_const(others[0]):
             return None
-        return (j, others[0]) if self._per_channel(self.const_shape(others[0]), shape) else None
+        return (j, others[0]) if self._one_axis(self.const_shape(others[0]), shape) == axis else None
 
     @staticmethod
-    def _per_channel(const_shape, shape) -> bool:
-        """True when a constant broadcasts along axis 1 only: (C,1,1) or (1,C,1,1) on NCHW, (C,) on NC."""
+    def _one_axis(const_shape, shape) -> int | None:
+        """The one non-batch axis along which a constant varies when it broadcasts into ``shape``
+        along that axis alone, numpy-style: 1 for (C,1,1) or (1,C,1,1) on NCHW and (C,) on NC; the
+        last for (C,) on a channels-last (N,H,W,C) map. None for any other shape."""
         if len(const_shape) > len(shape) or len(shape) < 2:
-            return False
+            return None
         full = (1,) * (len(shape) - len(const_shape)) + tuple(const_shape)
-        return full[1] == shape[1] and all(d == 1 for k, d in enumerate(full) if k != 1)
+        varying = [k for k, d in enumerate(full) if d != 1]
+        if len(varying) != 1 or varying[0] == 0 or full[varying[0]] != shape[varying[0]]:
+            return None
+        return varying[0]
 
     # views
     def on_Flatten(self, i, node, where, attrs):

@@ -237,20 +237,23 @@ def test_bad_onnx_is_one_line_naming_the_file_and_node(case, tmp_path, capsys):
     assert captured.out == ""
 
 
-def test_constant_products_are_scales_only_along_channels(tmp_path, capsys):
+def test_constant_products_are_scales_only_along_one_axis(tmp_path, capsys):
     path = save(tmp_path, [
         node("Mul", ["input", "gamma"], "ls"),            # (C, 1, 1): a learned per-channel scale
         node("Div", ["ls", "two"], "half"),               # scalar: a constant factor
-        node("Mul", ["half", "row"], "y"),                # (W,): broadcasts along W, not channels
-    ], {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32), "row": (32,)})
+        node("Mul", ["half", "plane"], "y"),              # (H, W): varies along two axes
+    ], {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32), "plane": (32, 32)})
     assert cli.main(["table", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "1 ONNX node with no archcost equivalent" in err and "Mul (y: a constant of shape (32,))" in err
-    path = save(tmp_path, [node("Mul", ["input", "gamma"], "ls"), node("Div", ["ls", "two"], "y")],
-                {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32)}, name="ok.onnx")
+    assert "1 ONNX node with no archcost equivalent" in err and "Mul (y: a constant of shape (32, 32))" in err
+    # (W,) broadcasts along W alone (numpy's rule): a factor per column, W learned values, as the
+    # file computes it; a (C,) factor on a channels-last map is the same rule on its last axis.
+    path = save(tmp_path, [node("Mul", ["input", "gamma"], "ls"), node("Div", ["ls", "two"], "half"),
+                           node("Mul", ["half", "row"], "y")],
+                {"gamma": (3, 1, 1), "two": np.array(2.0, np.float32), "row": (32,)}, name="ok.onnx")
     g = load_onnx(path)
-    assert [g.op(n) for n in g.topological_order()[1:]] == [Scale(None, 1), Scale(0.5)]
-    assert analyze(g).totals["params"] == 3
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Scale(None, 1), Scale(0.5), Scale(None, 3)]
+    assert analyze(g).totals["params"] == 3 + 32
 
 
 def test_constant_nodes_are_constants_to_the_patterns(tmp_path):

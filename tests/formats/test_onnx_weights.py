@@ -513,3 +513,47 @@ def test_group_norm_and_transposed_conv_forms_archcost_does_not_compute_are_refu
     assert main(["table", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_factor_along_the_last_axis_of_a_channels_last_map_is_a_learned_scale(tmp_path):
+    # EdgeNeXt's layer scale: a Permute to (N, H, W, C), then x * gamma with gamma of shape (C,);
+    # then x * a + b along C again, then back to NCHW and a per-channel (C, 1, 1) factor.
+    inits = {"gamma": f32(6, low=0.5, high=1.5), "a": f32(6, low=0.5, high=1.5), "b": f32(6),
+             "k": f32(6, 1, 1, low=0.5, high=1.5)}
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Mul", ["nhwc", "gamma"], ["scaled"]),
+        helper.make_node("Mul", ["scaled", "a"], ["ax"]),
+        helper.make_node("Add", ["ax", "b"], ["axb"]),
+        helper.make_node("Transpose", ["axb"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["nchw", "k"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "ls", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "ls.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    graph, params, outputs = load_onnx_weights(path)
+    layers = [graph.op(n) for n in graph.topological_order()[1:]]
+    assert [(op.kind, op.axis) for op in layers if op.kind in ("scale", "affine")] == [
+        ("scale", 3), ("affine", 3), ("scale", 1)]
+    from archcost.analysis import analyze
+
+    assert analyze(graph).totals["params"] == 4 * 6  # gamma, a, b, k: 6 values each
+    x = RNG.standard_normal((2, 6, 4, 5)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_factor_along_two_axes_is_refused_by_shape(tmp_path):
+    nodes = [helper.make_node("Mul", ["input", "k"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "k2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(f32(6, 4, 1), "k")])
+    path = pathlib.Path(tmp_path) / "k2.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ArchcostError, match=r"Mul \(y: a constant of shape \(6, 4, 1\)\)"):
+        load_onnx_weights(path)
