@@ -901,10 +901,37 @@ class _Importer:
         if op_type in ACTIVATIONS:
             self._activation(node, where, ACTIVATIONS[op_type])
             return
+        if op_type in ("Add", "Sub", "Mul", "Div") and self._identity_element(node, where):
+            return
         handler = getattr(self, f"on_{op_type}", None)
         if handler is None:
             raise Unsupported("")
         handler(i, node, where, self.attrs(node))
+
+    def _identity_element(self, node, where) -> bool:
+        """x + 0, 0 + x, x - 0, x * 1, 1 * x or x / 1, with a constant that does not enlarge x:
+        the output is x itself, no layer (MobileOne and FastViT add a constant 0 where a block has
+        no identity branch). True when the node was taken as such."""
+        if len(node.input) != 2 or not all(node.input):
+            return False
+        neutral = 0 if node.op_type in ("Add", "Sub") else 1
+        orders = [(0, 1), (1, 0)] if node.op_type in ("Add", "Mul") else [(0, 1)]
+        for xi, ci in orders:
+            x_t, c_t = node.input[xi], node.input[ci]
+            if x_t not in self.tensors or not self.is_const(c_t):
+                continue
+            shape = self.g.shape(self.tensors[x_t])
+            const_shape = tuple(self.const_shape(c_t))
+            if len(const_shape) > len(shape) or math.prod(const_shape) > math.prod(shape):
+                continue
+            full = (1,) * (len(shape) - len(const_shape)) + const_shape
+            if any(c not in (1, d) for c, d in zip(full, shape)):
+                continue
+            value = self.const(c_t)
+            if value.dtype.kind in "iuf" and bool(np.all(value == neutral)):
+                self.tensors[node.output[0]] = self.act(x_t, where)
+                return True
+        return False
 
     def file_weights(self) -> dict:
         """Each layer's weights from the file, in the executor's layout (float32)."""

@@ -596,3 +596,27 @@ def test_batchnorm_folded_by_the_exporter_is_said_under_the_table(tmp_path, caps
     kept = save(tmp_path, [node("Conv", ["input", "w", "b"], "y", kernel_shape=[1, 1])],
                 {"w": (2, 3, 1, 1), "b": (2,)}, name="kept.onnx")
     assert load_onnx(kept).notes == []
+
+
+def test_adding_zero_or_multiplying_by_one_is_no_layer(tmp_path):
+    # timm's MobileOne and FastViT (eval, not reparameterised) add a Constant 0 where a block has
+    # no identity branch; x * 1 and x / 1 are the same identity. A 0 that would enlarge x (a
+    # broadcast to more elements) or a 0 that x is subtracted from are not identities.
+    consts = {"zero": np.array(0.0, np.float32), "ones": np.ones((3, 1, 1), np.float32),
+              "one": np.array([1.0], np.float32), "zeros_c": np.zeros((1, 3, 1, 1), np.float32)}
+    path = save(tmp_path, [
+        node("Relu", ["input"], "r"),
+        node("Add", ["r", "zero"], "a"), node("Add", ["zeros_c", "a"], "b"), node("Sub", ["b", "zero"], "c"),
+        node("Mul", ["ones", "c"], "d"), node("Div", ["d", "one"], "y"),
+    ], consts, input_shape=(1, 3, 4, 4))
+    g = load_onnx(path)
+    assert [g.op(n) for n in g.topological_order()[1:]] == [Activation("relu")]
+    assert analyze(g).totals["other"] == 3 * 4 * 4
+    path = save(tmp_path, [node("Sub", ["zero", "input"], "y")], {"zero": np.array(0.0, np.float32)},
+                input_shape=(1, 3, 4, 4), name="neg.onnx")
+    with pytest.raises(ArchcostError, match="Sub"):
+        load_onnx(path)
+    path = save(tmp_path, [node("Add", ["input", "big"], "y")], {"big": np.zeros((1, 3, 4, 4, 2), np.float32)},
+                input_shape=(1, 3, 4, 4), name="big.onnx")
+    with pytest.raises(ArchcostError, match="Add"):
+        load_onnx(path)
