@@ -911,14 +911,16 @@ class _Importer:
     def _identity_element(self, node, where) -> bool:
         """x + 0, 0 + x, x - 0, x * 1, 1 * x or x / 1, with a constant that does not enlarge x:
         the output is x itself, no layer (MobileOne and FastViT add a constant 0 where a block has
-        no identity branch). True when the node was taken as such."""
+        no identity branch). True when the node was taken as such. Only a literal (a Constant
+        node, or one folded from them) counts: an initializer of 0 or 1 may be a learned bias or
+        scale at its initial value (HGNetV2's LearnableAffineBlock), parameters to count."""
         if len(node.input) != 2 or not all(node.input):
             return False
         neutral = 0 if node.op_type in ("Add", "Sub") else 1
         orders = [(0, 1), (1, 0)] if node.op_type in ("Add", "Mul") else [(0, 1)]
         for xi, ci in orders:
             x_t, c_t = node.input[xi], node.input[ci]
-            if x_t not in self.tensors or not self.is_const(c_t):
+            if x_t not in self.tensors or not self.is_const(c_t) or c_t in self.init:
                 continue
             shape = self.g.shape(self.tensors[x_t])
             const_shape = tuple(self.const_shape(c_t))

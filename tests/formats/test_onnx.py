@@ -602,18 +602,24 @@ def test_adding_zero_or_multiplying_by_one_is_no_layer(tmp_path):
     # timm's MobileOne and FastViT (eval, not reparameterised) add a Constant 0 where a block has
     # no identity branch; x * 1 and x / 1 are the same identity. A 0 that would enlarge x (a
     # broadcast to more elements) or a 0 that x is subtracted from are not identities.
-    consts = {"zero": np.array(0.0, np.float32), "ones": np.ones((3, 1, 1), np.float32),
-              "one": np.array([1.0], np.float32), "zeros_c": np.zeros((1, 3, 1, 1), np.float32)}
-    path = save(tmp_path, [
+    # Only literals: an initializer of 0 or 1 may be a learned bias or scale at its initial value.
+    literals = {"zero": np.array(0.0, np.float32), "ones": np.ones((3, 1, 1), np.float32),
+                "one": np.array([1.0], np.float32), "zeros_c": np.zeros((1, 3, 1, 1), np.float32)}
+    constants = [helper.make_node("Constant", [], [k], value=numpy_helper.from_array(v, k)) for k, v in literals.items()]
+    path = save(tmp_path, constants + [
         node("Relu", ["input"], "r"),
         node("Add", ["r", "zero"], "a"), node("Add", ["zeros_c", "a"], "b"), node("Sub", ["b", "zero"], "c"),
         node("Mul", ["ones", "c"], "d"), node("Div", ["d", "one"], "y"),
-    ], consts, input_shape=(1, 3, 4, 4))
+    ], input_shape=(1, 3, 4, 4))
     g = load_onnx(path)
     assert [g.op(n) for n in g.topological_order()[1:]] == [Activation("relu")]
     assert analyze(g).totals["other"] == 3 * 4 * 4
-    path = save(tmp_path, [node("Sub", ["zero", "input"], "y")], {"zero": np.array(0.0, np.float32)},
-                input_shape=(1, 3, 4, 4), name="neg.onnx")
+    path = save(tmp_path, [node("Add", ["input", "bias"], "y")], {"bias": np.zeros(1, np.float32)},
+                input_shape=(1, 3, 4, 4), name="init.onnx")
+    with pytest.raises(ArchcostError, match="Add"):
+        load_onnx(path)
+    path = save(tmp_path, constants[:1] + [node("Sub", ["zero", "input"], "y")], input_shape=(1, 3, 4, 4),
+                name="neg.onnx")
     with pytest.raises(ArchcostError, match="Sub"):
         load_onnx(path)
     path = save(tmp_path, [node("Add", ["input", "big"], "y")], {"big": np.zeros((1, 3, 4, 4, 2), np.float32)},
