@@ -221,7 +221,8 @@ def _every_op_graph() -> Graph:
     x = g.seq(x, ops.Pad((1, 0, 0, 2), "edge"), ops.Pad((-1, 1, 1, -1), value=0.5))  # 2x2 -> 3x4 -> 3x4
     # GroupNorm on the map, and as InstanceNorm without affine on the (N, C, L) reshape.
     x = g.seq(x, ops.LayerNorm(1), ops.GroupNorm(8), ops.Activation("leaky_relu"), ops.Reshape((32, -1)),
-              ops.Pad((0, 0, 3, 1), "wrap"), ops.GroupNorm(32, affine=False), ops.Activation("tanh"), ops.Flatten(), ops.Dropout(0.2), ops.Linear(14), ops.Maxout(2))
+              ops.Pad((0, 0, 3, 1), "wrap"), ops.GroupNorm(32, affine=False), ops.Activation("tanh"), ops.Flatten(),
+              ops.Dropout(0.2), ops.Linear(14), ops.Maxout(2))
     for fn in ("relu6", "sigmoid"):
         x = g.add(ops.Activation(fn), x)
     g.add(ops.Softmax(-1), g.add(ops.RBF(5), x))

@@ -697,7 +697,8 @@ class _Importer:
         return True
 
     def _pad_changes_meaning(self, pad, consumer) -> str | None:
-        """Why folding ``pad`` into ``consumer``'s padding would compute something else, or None.
+        """Why folding ``pad`` into ``consumer``'s padding would compute something else (it is then
+        a Pad layer of its own, see on_Pad), or None.
         A Conv pads with zeros and a MaxPool with -inf (its padding is never the max), so a
         constant Pad of 0 folds into a Conv and one of -inf (timm's MaxPool2dSame) into a
         MaxPool. An AveragePool counts a Pad's zeros as values of its input: they fold when
@@ -707,7 +708,7 @@ class _Importer:
         mode = attrs.get("mode", b"constant")
         mode = mode.decode("utf-8", "replace") if isinstance(mode, bytes) else mode
         if mode != "constant":
-            return f"mode {mode!r} (archcost pads with a constant; only a constant Pad folds into a layer's padding)"
+            return f"mode {mode!r} (only a constant Pad folds into a layer's padding)"
         value = attrs.get("value", 0.0)  # opset < 11; an input from 11 on
         if len(pad.input) > 2 and pad.input[2]:
             if not self.is_const(pad.input[2]) or pad.input[2] in self.dataless:
