@@ -1081,6 +1081,7 @@ class ChannelPad(Op):
 
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
+_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 
 @dataclass(frozen=True)
@@ -1146,6 +1147,8 @@ class Pad(Op):
             if min(self.pads) < 0:
                 raise ShapeError(f"Pad: pads {self.pads} crop (negative) in mode {self.mode!r}; only mode 'constant' "
                                  "takes negative pads")
+        if abs(self.value) > _FLOAT32_MAX:
+            raise ShapeError(f"Pad: value {self.value!r} is past float32's range (the kernels pad float32 maps)")
         object.__setattr__(self, "value", float(self.value))
 
     def infer(self, inputs):

@@ -38,12 +38,18 @@ def test_fields_normalise():
     (dict(pads=1, value=float("nan")), "field 'value' must be a finite number"),
     (dict(pads=1, value="0"), "field 'value' must be float"),
     (dict(pads=1, mode="reflect", value=1.0), "value 1.0 is read only in mode 'constant'"),
+    (dict(pads=1, value=-1e39), "value -1e\\+39 is past float32's range"),
     (dict(pads=(0, -1, 0, 0), mode="edge"), "crop \\(negative\\) in mode 'edge'"),
     (dict(pads=(0, 0, 2, -1), mode="wrap"), "crop \\(negative\\) in mode 'wrap'"),
 ])
 def test_bad_fields_are_refused_by_name(kwargs, message):
     with pytest.raises(ShapeError, match=message):
         P(**kwargs)
+
+
+def test_the_float32_limit_is_numpys():
+    assert ops._FLOAT32_MAX == float(np.finfo(np.float32).max)
+    assert P(1, value=float(np.finfo(np.float32).max)).value == ops._FLOAT32_MAX
 
 
 def test_shape_rule():

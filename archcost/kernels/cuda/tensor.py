@@ -16,8 +16,8 @@ broadcast to (a gather over the broadcast axes); the kept positions of the first
 channel pad; for the spatial pad (every mode, through the host's index maps) the sum of the
 outputs that copied the element (the maps inverted on the host: reflect, edge and wrap copy some
 elements twice or more); the inverse permutation for permute (``_gather_add``, the forward's
-gather with the output's strides permuted back). None of these ops keeps a tensor for its backward except mul
-(both inputs): the shapes come from the gradient buffers.
+gather with the output's strides permuted back). None of these ops keeps a tensor for its
+backward except mul (both inputs): the shapes come from the gradient buffers.
 """
 
 import math
