@@ -12,9 +12,13 @@ Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool
 ``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode,
 Resize -> nn.Upsample(size or scale_factor, mode "nearest" / "bilinear"), whose forward calls
 F.interpolate, ConvTranspose2d -> nn.ConvTranspose2d (weight (C_in, C_out/groups, kh, kw); its
-forward calls F.conv_transpose2d, i.e. aten.convolution with transposed=True), ...) and then applies the tool's own formula for that module, read from the tool's
-released source: the file and version are cited next to each rule. Where a released tool has a bug, the rule
-reproduces the released number and says so. Where the PyTorch twin computes a layer otherwise
+forward calls F.conv_transpose2d, i.e. aten.convolution with transposed=True), Pad -> nn.ZeroPad2d
+(constant 0), nn.ConstantPad2d (another value), nn.ReflectionPad2d, nn.ReplicationPad2d (edge) or
+nn.CircularPad2d (wrap), whose forwards call F.pad (aten constant_pad_nd, reflection_pad2d,
+replication_pad2d, and circular padding as narrow and cat), ...) and then applies the tool's own
+formula for that module, read from the tool's released source: the file and version are cited
+next to each rule. Where a released tool has a bug, the rule reproduces the released number and
+says so. Where the PyTorch twin computes a layer otherwise
 (a function call where the mapping has a module, nn.Flatten, an adaptive pool; a bare
 F.interpolate, as HRNet's and GhostNetV2's code resize), the graph says
 so per layer (``Graph.torch_form``, archcost/graph.py ``TORCH_FORMS``) and the rules follow:
@@ -154,6 +158,8 @@ def flop_counter(layer: Layer) -> int:
     # spatial size from the input then (x_shape if transposed else out_shape) and c_out, c_in from
     # the weight (C_in, C_out/groups, kh, kw): N * H * W * kh*kw * C_in * C_out/groups * 2, i.e.
     # 2 x archcost's MACs (the conv it is the transpose of), bias ignored.
+    # Pads (F.pad's aten.constant_pad_nd, reflection_pad2d, replication_pad2d, narrow/cat): no
+    # formula registered, 0.
     if isinstance(layer.op, (Conv2d, ConvTranspose2d, Linear)):
         return 2 * layer.cost.macs
     return 0
@@ -194,7 +200,8 @@ def fvcore(layer: Layer) -> int:
         if not 2 <= len(x) <= 5:
             raise ArchcostError(f"fvcore: aten::group_norm's handle asserts a rank of 2 to 5, got {len(x)}")
         return math.prod(x) * (5 if op.affine else 4)
-    # Max/avg pooling, activations, adds, softmax, LRN: no default handle (ignored, with a warning).
+    # Max/avg pooling, activations, adds, softmax, LRN, pads (aten::constant_pad_nd,
+    # reflection_pad2d, replication_pad2d): no default handle (ignored, with a warning).
     return 0
 
 
@@ -324,7 +331,8 @@ def ptflops_pytorch(layer: Layer) -> int:
         # .mul(alpha) and .add(k): 3 x numel + N*(C+size-1)*H*W.
         n, c, h, w = x
         return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
-    # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), mul, pads: 0.
+    # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), mul, pads (no
+    # nn.*Pad2d in MODULES_MAPPING, F.pad not patched): 0.
     return 0
 
 
@@ -389,8 +397,9 @@ def thop(layer: Layer) -> int:
         # count_upsample (nn.Upsample) -> vision/calc_func.py calculate_upsample: output numel for
         # "nearest" (not multiplied: not zero_ops), x 11 for "bilinear".
         return math.prod(out) * (1 if op.mode == "nearest" else 11)
-    # nn.ReLU, ReLU6, MaxPool, Dropout: zero_ops; LeakyReLU: calculate_relu_flops -> 0; other
-    # activations, LRN, adds, concat, mul: no hook (0).
+    # nn.ReLU, ReLU6, MaxPool, Dropout, ZeroPad2d ("padding does not involve any
+    # multiplication"): zero_ops; LeakyReLU: calculate_relu_flops -> 0; other activations, LRN,
+    # adds, concat, mul, the other nn.*Pad2d: no hook (0).
     return 0
 
 
@@ -414,7 +423,7 @@ def torchinfo(layer: Layer) -> int:
         # out[0] * (gamma + beta): 2C per sample, not per element (0 for a GroupNorm without
         # affine: no parameters).
         return out[0] * layer.cost.params
-    # Parameter-free modules: 0. A learned Scale (ConvNeXt's layer_scale) is a parameter of its
+    # Parameter-free modules (pads included): 0. A learned Scale (ConvNeXt's layer_scale) is a parameter of its
     # block in torchvision, not a leaf module, so it is not counted.
     return 0
 
@@ -522,7 +531,7 @@ def torchscan_flops(layer: Layer) -> int:
     # GroupNorm: taken as unsupported in 0.2.0 ("Module type not supported", 0) NOT verified
     # against the 0.2.0 release: a later torch-scan has flops_groupnorm (6 per element + 2 per
     # (sample, group) + 1 per element each for weight and bias); which release added it is unknown.
-    # Softmax, LRN, permutes, adds: "Module type not supported", 0.
+    # Softmax, LRN, permutes, adds, nn.*Pad2d: "Module type not supported", 0.
     return 0
 
 
@@ -544,7 +553,7 @@ def torchscan_macs(layer: Layer) -> int:
     pool = _torchscan_pool(layer)
     if pool is not None:  # macs_maxpool, macs_avgpool, macs_adaptive_*: the flops' formulas
         return pool
-    # Activations, dropout, flatten: 0; LayerNorm, GroupNorm and anything else unsupported: 0.
+    # Activations, dropout, flatten: 0; LayerNorm, GroupNorm, pads and anything else unsupported: 0.
     return 0
 
 
@@ -590,6 +599,7 @@ def torchscan_dmas(layer: Layer) -> int:
     if isinstance(op, Flatten) and layer.torch == "module":
         # dmas_flatten (nn.Flatten only; torch.flatten is a function): read and write each element.
         return 2 * math.prod(x)
+    # nn.*Pad2d: no dmas_* handler ("Module type not supported"), 0.
     return 0
 
 
@@ -640,7 +650,8 @@ def calflops(layer: Layer) -> int:
         # over the channel-padded squares, as for ptflops.
         n, c, h, w = x
         return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
-    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten: 0.
+    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten,
+    # F.pad (not wrapped): 0.
     return 0
 
 
@@ -681,7 +692,7 @@ def convnet_burden_flops(layer: Layer) -> int:
         # vl_nnscale: out numel.
         return math.prod(out)
     # vl_nnbnorm "assume merged at test time", softmax (exp not counted), dropout, reshape,
-    # concat: 0.
+    # concat: 0; MatConvNet has no padding layer (pads are the conv's own): a Pad counts 0.
     return 0
 
 

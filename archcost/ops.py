@@ -1080,6 +1080,140 @@ class ChannelPad(Op):
         return Window(1, 1, self.stride, self.stride, 0, 0)
 
 
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
+@dataclass(frozen=True)
+class Pad(Op):
+    """Spatial padding of an (N, C, H, W) map, or of an (N, C, L) map along L, as ONNX ``Pad``
+    (opsets 2 to 21) and PyTorch's ``F.pad`` / ``nn.ZeroPad2d``, ``ConstantPad2d``,
+    ``ReflectionPad2d``, ``ReplicationPad2d`` and ``CircularPad2d`` define it.
+
+    ``pads``: int p (p on every side), (h, w) (h rows above and below, w columns left and right)
+    or (top, bottom, left, right); an (N, C, L) map takes (0, 0, left, right). Per axis of size n
+    padded by ``before`` and ``after``, output index o reads input index j = o - before when
+    0 <= j < n, and otherwise, by ``mode``:
+
+    - "constant": ``value`` (the only mode that takes one). Negative amounts crop that side
+      (ONNX and PyTorch allow it); the output must keep at least one row and column.
+    - "reflect": the mirror about the border element, not repeating it (numpy's and ONNX's
+      "reflect", PyTorch's ReflectionPad): j = -j before the start, 2 (n - 1) - j past the end.
+      Each amount must be less than n, as PyTorch and onnxruntime require (numpy, onnx.reference,
+      reflects again past that; onnxruntime refuses: no one answer, so refused here).
+    - "edge": the nearest border element (PyTorch's ReplicationPad): j clamped to [0, n - 1].
+    - "wrap": the input repeated (PyTorch's CircularPad): j mod n, any amount (numpy, onnx.reference
+      and onnxruntime agree past n).
+
+    Negative amounts with "reflect", "edge" or "wrap" are refused: onnx.reference (numpy.pad)
+    refuses them, and onnxruntime crops before it pads, so what a crop on one side leaves for the
+    other side's border to copy is not settled.
+
+    Cost: a copy, no arithmetic, no params (as ChannelPad and Permute). Backward: constant mode
+    crops the output gradient (no arithmetic); in the other modes an input element that is copied
+    k times gets the sum of k output gradients, k - 1 adds: over the map, one add per output
+    element beyond the input's (every input element is read at least once: the amounts are not
+    negative). Saving: archcost keeps nothing (the index maps come from the shapes); PyTorch's
+    reflection_pad2d and replication_pad2d backward read ``self`` (derivatives.yaml), so autograd
+    keeps the input; constant_pad_nd's reads only the pads, and circular padding is a composite
+    of narrow and cat (shapes only).
+
+    Receptive field: a window of 1 x 1, stride 1, padded by (top, left): each output unit reads
+    one input unit, j = o - before, as a zero-padded 1 x 1 window does. Near the borders, where
+    reflect, edge and wrap copy a unit from elsewhere in the map (a wrap from the far side), the
+    field's centre and size are those of the unit at j, as the pass places every padded window
+    (it ignores padding); the unit actually read lies within the map, its field is 1 x 1 too."""
+
+    kind: ClassVar[str] = "pad"
+    pads: int | tuple = 0
+    mode: str = "constant"
+    value: float = 0.0
+
+    def __post_init__(self):
+        pads = self.pads
+        if isinstance(pads, int):
+            pads = (pads,) * 4
+        elif len(pads) == 2:
+            pads = (pads[0], pads[0], pads[1], pads[1])
+        if len(pads) != 4 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pads):
+            raise ShapeError(f"Pad: pads must be an int, (h, w) or (top, bottom, left, right) ints, got "
+                             f"{quote(self.pads)}")
+        object.__setattr__(self, "pads", tuple(int(p) for p in pads))
+        if self.mode not in PAD_MODES:
+            raise ShapeError(f"Pad: mode must be one of {', '.join(map(repr, PAD_MODES))}, got {quote(self.mode)}")
+        if self.mode != "constant":
+            if self.value != 0:
+                raise ShapeError(f"Pad: value {self.value!r} is read only in mode 'constant', not {self.mode!r}")
+            if min(self.pads) < 0:
+                raise ShapeError(f"Pad: pads {self.pads} crop (negative) in mode {self.mode!r}; only mode 'constant' "
+                                 "takes negative pads")
+        if abs(self.value) > _FLOAT32_MAX:
+            raise ShapeError(f"Pad: value {self.value!r} is past float32's range (the kernels pad float32 maps)")
+        object.__setattr__(self, "value", float(self.value))
+
+    def infer(self, inputs):
+        x = _one_input(self, inputs)
+        top, bottom, left, right = self.pads
+        if len(x) == 3:
+            if top or bottom:
+                raise ShapeError(f"Pad: pads {self.pads} pad rows (top, bottom) of the (N, C, L) input {_fmt(x)}, "
+                                 "which has none")
+            sizes = (x[2],)
+        elif len(x) == 4:
+            sizes = (x[2], x[3])
+        else:
+            raise ShapeError(f"Pad needs an (N, C, H, W) or (N, C, L) input, got {_fmt(x)}")
+        amounts = (((top, bottom),) if len(x) == 4 else ()) + ((left, right),)
+        out = []
+        for axis, (n, (before, after)) in enumerate(zip(sizes, amounts)):
+            name = "HW"[axis] if len(x) == 4 else "L"
+            if self.mode == "reflect" and max(before, after) >= n:
+                raise ShapeError(f"Pad: reflect pads ({before}, {after}) of axis {name} must be less than its size "
+                                 f"{n} (PyTorch's and onnxruntime's rule; numpy reflects again)")
+            o = n + before + after
+            if o < 1:
+                raise ShapeError(f"Pad: pads ({before}, {after}) crop axis {name} of {_fmt(x)} to {o}")
+            out.append(o)
+        return (*x[:2], *out)
+
+    def amounts(self, rank: int) -> tuple[tuple[int, int], ...]:
+        """(before, after) per spatial axis of a ``rank``-d input: (H, W) or (L,)."""
+        top, bottom, left, right = self.pads
+        return ((top, bottom), (left, right)) if rank == 4 else ((left, right),)
+
+    def source_index(self, size: int, before: int, o: int) -> int:
+        """The input index that output index ``o`` of an axis of ``size`` padded by ``before``
+        reads, or -1 where it is the constant."""
+        j = o - before
+        if 0 <= j < size:
+            return j
+        if self.mode == "constant":
+            return -1
+        if self.mode == "edge":
+            return min(max(j, 0), size - 1)
+        if self.mode == "wrap":
+            return j % size
+        return -j if j < 0 else 2 * (size - 1) - j  # reflect: amounts < size, one mirror suffices
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        if not grad_inputs[0] or self.mode == "constant":
+            return BackwardCost()
+        return BackwardCost(other=_numel(output) - _numel(inputs[0]))
+
+    def saves(self, inputs, output, policy, grad_inputs, grad_params):
+        torch_keeps = self.mode in ("reflect", "edge") and grad_inputs[0]
+        return _saved_for(policy, Saved(), Saved(inputs=(0,) if torch_keeps else ()))
+
+    def window(self, inputs):
+        top, _, left, _ = self.pads
+        return Window(1, 1, 1, 1, top if len(inputs[0]) == 4 else 0, left)
+
+    def label(self):
+        top, bottom, left, right = self.pads
+        text = f"pad {self.mode} {top},{bottom},{left},{right}"
+        return text + (f" ={self.value:g}" if self.value else "")
+
+
 @dataclass(frozen=True)
 class Permute(Op):
     """Reorder axes; ``dims`` includes the batch axis, which must stay first.
@@ -1620,6 +1754,7 @@ OPS = (
     Scale,
     Softmax,
     ChannelPad,
+    Pad,
     Permute,
     Reshape,
     ChannelSelect,

@@ -5,6 +5,8 @@ Recurrence for a window op with kernel k, stride s, padding p, dilation d:
 ``size' = size + (k - 1) * d * jump``, ``jump' = jump * s``,
 ``start' = start + ((k - 1) * d / 2 - p) * jump``.
 A merge (concat, add) takes the largest field over its inputs: the field over all paths.
+A Pad is a 1 x 1 window padded by its (top, left) amounts (``ops.Pad.window``): in every mode,
+as the pass ignores what a padded position reads (zeros, a mirrored, border or wrapped unit).
 
 A resize (``ops.Resize.resample``) whose output unit x reads ``taps`` adjacent input units from
 floor(ratio * x + offset) on, ``first`` for x = 0 (a transposed conv too, ``ConvTranspose2d.resample``:

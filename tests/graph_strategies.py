@@ -15,7 +15,8 @@ failure). Three kinds of spec come out:
   selection, affine, scale, softmax, LayerNorm on any axis, GroupNorm (1 to C groups); permutes, reshapes, flatten;
   linear layers on vectors and channels-last maps; residual adds and means, SE gates (broadcast
   mul), inception branches joined by a concat, concats along any axis, a spatial transformer,
-  resizes (nearest and bilinear, every coordinate mode, to a size or by a scale).
+  resizes (nearest and bilinear, every coordinate mode, to a size or by a scale), transposed
+  convs, pads (every mode, crops in constant mode, of maps and of (N, C, L) tensors).
 - ``invalid_spec``: a valid prefix plus one layer that archcost must refuse (``spec.reason``
   says why), by a shape rule or by a field check.
 - ``hostile_spec``: a valid prefix plus one layer of any op with some fields set to hostile
@@ -524,14 +525,42 @@ def resize(ch, net, src):
     return net.add("Resize", {**kwargs, "mode": mode, "coord": coord}, [src], new) if _fits(new) else None
 
 
+PAD_MODES = ["constant", "reflect", "edge", "wrap"]
+
+
+def pad(ch, net, src):
+    """A Pad of an (N, C, H, W) map or along L of an (N, C, L) one: any mode, unequal sides;
+    constant mode with a random value and sometimes negative amounts (crops), reflect below the
+    axis size, edge and wrap past it. Per axis: size + before + after."""
+    shape = net.shapes[src]
+    mode = ch.choice(PAD_MODES)
+    sizes = shape[2:]
+    amounts = []
+    for size in sizes:
+        hi = size - 1 if mode == "reflect" else 2 * size + 1
+        lo = -(size - 1) // 2 if mode == "constant" and ch.chance(3) else 0
+        amounts.append((ch.int(lo, min(hi, 3)) if hi >= lo else 0, ch.int(lo, min(hi, 3)) if hi >= lo else 0))
+    if len(sizes) == 1:
+        pads = (0, 0, *amounts[0])
+    else:
+        pads = (*amounts[0], *amounts[1])
+    new = (*shape[:2], *(size + b + a for size, (b, a) in zip(sizes, amounts)))
+    if min(new[2:]) < 1 or not _fits(new):
+        return None
+    kwargs = {"pads": pads, "mode": mode}
+    if mode == "constant" and ch.bool():
+        kwargs["value"] = ch.float(-2.0, 2.0)
+    return net.add("Pad", kwargs, [src], new)
+
+
 MAKERS = {
     2: [activation, linear, batch_norm, dropout, maxout, softmax, layer_norm, group_norm, scale, affine, rbf, channel_select,
         reshape, join, concat, permute],
     3: [activation, linear, batch_norm, layer_norm, group_norm, softmax, scale, affine, maxout, channel_select, permute,
-        reshape, flatten, join, concat, dropout],
+        reshape, flatten, join, concat, dropout, pad],
     4: [conv, pool, activation, batch_norm, conv, residual, inception, pool, lrn, dropout, global_pool,
         channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, group_norm, permute, reshape, flatten,
-        linear, gate, concat, join, transformer, resize, conv_transpose],
+        linear, gate, concat, join, transformer, resize, conv_transpose, pad, pad],
 }
 
 
@@ -769,8 +798,38 @@ def _bad_misc(ch, net, src):
     return f"{kind}({', '.join(f'{k}={_src(v)}' for k, v in kwargs.items())})"
 
 
+def _bad_pad(ch, net, src):
+    """A Pad archcost must refuse: on a rank-2 input, rows of an (N, C, L) map, reflect of the
+    axis size or more, a crop to nothing, negative amounts outside constant mode, a value outside
+    constant mode, an unknown mode, pads of the wrong length or type."""
+    shape = net.shapes[src]
+    if len(shape) == 2:
+        net.add("Pad", {"pads": 1}, [src], None)
+        return f"Pad of a rank-2 input {shape}"
+    size = shape[-1]
+    what = ch.int(0, 6)
+    if what == 0:
+        kwargs = {"pads": (0, 0, 0, size + ch.int(0, 2)), "mode": "reflect"}
+    elif what == 1:
+        kwargs = {"pads": (0, 0, -size, ch.int(-1, 0))}
+    elif what == 2:
+        kwargs = {"pads": (0, 0, -1, 2), "mode": ch.choice(PAD_MODES[1:])}
+    elif what == 3:
+        kwargs = {"pads": 1, "mode": ch.choice(PAD_MODES[1:]), "value": ch.choice([0.5, -1.0])}
+    elif what == 4:
+        kwargs = {"pads": 1, "mode": ch.choice(["symmetric", "CONSTANT", "", "zeros"])}
+    elif what == 5:
+        kwargs = {"pads": ch.choice([(1, 2, 3), (1,) * 5, (1.5, 0, 0, 0), ("1", 0), (True, 0, 0, 0), ()])}
+    elif len(shape) == 3:
+        kwargs = {"pads": (1, 0, 0, 0)}
+    else:
+        kwargs = {"pads": (-shape[2], 0, 0, 0)}
+    net.add("Pad", kwargs, [src], None)
+    return f"Pad({', '.join(f'{k}={_src(v)}' for k, v in kwargs.items())}) of {shape}"
+
+
 INVALID = [_bad_field_value, _bad_padding, _conv_too_big, _conv_groups, _wrong_rank, _wrong_arity,
-           _mismatched_merge, _bad_axis, _bad_reshape, _bad_permute, _bad_channels, _bad_misc]
+           _mismatched_merge, _bad_axis, _bad_reshape, _bad_permute, _bad_channels, _bad_misc, _bad_pad]
 _MAP_ONLY = {_bad_padding, _conv_too_big, _conv_groups}
 BAD_INPUT_SHAPES = [(0, 4, 4), (3, -1, 4), (3, 4.0, 4), ("3", 4, 4), (True, 4, 4), (3, None), (2**2000,),
                     (3, 10**5000), [[3], 4]]

@@ -185,7 +185,8 @@ def test_a_deep_residual_net_stays_finite_and_validates():
 def _every_op_graph() -> Graph:
     """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a ConvNeXt-style
     channels-last LayerNorm/Linear/Scale detour, option-A shortcut, a spatial transformer,
-    maxout on maps and vectors, group and instance norm, LeNet-5's affine and channel selection, pools, LRN, FractalNet
+    maxout on maps and vectors, pads of every mode (on a map and an (N, C, L) tensor), group and
+    instance norm, LeNet-5's affine and channel selection, pools, LRN, FractalNet
     mean, SKNet's branch sum and an RBF head."""
     g = Graph("every_op")
     x = g.input((6, 15, 15))
@@ -210,15 +211,18 @@ def _every_op_graph() -> Graph:
     x = g.add(ops.GridSample(align_corners=True), x, grid)
     # Up and back down again: nearest x2, a DCGAN-style transposed conv x2 (its output_padding
     # takes 8 to 16, not 15), then bilinear to the 4x4 size (an HRNet fusion's resizes).
-    x = g.seq(x, ops.Resize(scale=(2, 2)), ops.ConvTranspose2d(16, 3, stride=2, padding=1, output_padding=1),
-              ops.Resize(size=(4, 4), mode="linear"))
+    # A reflect pad first (4 -> 6; CycleGAN's ResNet blocks pad so before their convs).
+    x = g.seq(x, ops.Pad(1, "reflect"), ops.Resize(scale=(2, 2)),
+              ops.ConvTranspose2d(16, 3, stride=2, padding=1, output_padding=1), ops.Resize(size=(4, 4), mode="linear"))
     shuffle = tuple(range(1, 16, 2)) + tuple(range(0, 16, 2))
     x = g.seq(x, ops.Conv2d(32, 1), ops.Maxout(2), ops.Affine(), ops.ChannelSelect(shuffle))  # -> 4x4x16
     pools = [ops.MaxPool2d(3, 2, 1, ceil_mode=True), ops.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)]
     x = g.concat(*(g.add(p, x) for p in pools))
+    x = g.seq(x, ops.Pad((1, 0, 0, 2), "edge"), ops.Pad((-1, 1, 1, -1), value=0.5))  # 2x2 -> 3x4 -> 3x4
     # GroupNorm on the map, and as InstanceNorm without affine on the (N, C, L) reshape.
     x = g.seq(x, ops.LayerNorm(1), ops.GroupNorm(8), ops.Activation("leaky_relu"), ops.Reshape((32, -1)),
-              ops.GroupNorm(32, affine=False), ops.Activation("tanh"), ops.Flatten(), ops.Dropout(0.2), ops.Linear(14), ops.Maxout(2))
+              ops.Pad((0, 0, 3, 1), "wrap"), ops.GroupNorm(32, affine=False), ops.Activation("tanh"), ops.Flatten(),
+              ops.Dropout(0.2), ops.Linear(14), ops.Maxout(2))
     for fn in ("relu6", "sigmoid"):
         x = g.add(ops.Activation(fn), x)
     g.add(ops.Softmax(-1), g.add(ops.RBF(5), x))

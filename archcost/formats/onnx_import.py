@@ -4,9 +4,10 @@ so reading a model needs no onnx package (importing it would cost more than the 
 Each ONNX node maps to the IR op that computes the same thing; weight shapes come from the
 initializers (a Conv or Gemm has a bias when its bias input is given). Patterns that exporters
 spell out of several nodes are folded back into one layer: a Pad before a Conv or pool becomes
-its padding, ``x * sigmoid(x)`` is SiLU, ``x * hardsigmoid(x)`` is hard-swish, the erf form of
-GELU is GELU, MatMul + bias Add is one Linear, and shape arithmetic (Shape -> Gather -> Concat
--> Reshape) is evaluated on the known shapes. Nodes with no IR equivalent are reported all
+its padding (where that computes the same; any other Pad is a Pad layer), ``x * sigmoid(x)``
+is SiLU, ``x * hardsigmoid(x)`` is hard-swish, the erf form of GELU is GELU, MatMul + bias Add
+is one Linear, and shape arithmetic (Shape -> Gather -> Concat -> Reshape) is evaluated on the
+known shapes. Nodes with no IR equivalent are reported all
 together in one error: nothing is ever counted as zero silently.
 
 A file is untrusted input: before anything is evaluated, every initializer's declared size is
@@ -36,7 +37,8 @@ from archcost.ops import (
     Affine,
     ConvTranspose2d,
     GroupNorm, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
-    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Resize, Scale, Softmax,
+    PAD_MODES, Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReduceSum, Reshape, Resize, Scale,
+    Softmax,
 )
 
 
@@ -263,7 +265,6 @@ class _Importer:
         self.skip: set[int] = set()  # nodes folded into another one
         self.replace: dict[int, tuple] = {}  # node index -> (handler name, data)
         self.extra_pads: dict[int, tuple] = {}
-        self.pad_refusals: dict[int, str] = {}  # id of a Pad node -> why it cannot fold
         # layer -> {param: (tensor, layout)}: where each layer's weights are in the file, read only
         # when they are asked for (file_weights), so that the analysis never decodes them.
         self.weight_sources: dict[str, dict[str, tuple[str, str]]] = {}
@@ -503,7 +504,7 @@ class _Importer:
         """Why ``node`` could not convert whatever its inputs were, or None."""
         if node.domain not in ("", "ai.onnx"):
             return f"domain {_name(node.domain)}"
-        if node.op_type in ("Erf", "Pad"):  # only inside patterns, and those were folded already
+        if node.op_type == "Erf":  # only inside a pattern (GELU), and those were folded already
             return ""
         known = node.op_type in ACTIVATIONS or node.op_type in FOLDABLE or hasattr(self, f"on_{node.op_type}")
         return None if known else ""
@@ -693,17 +694,16 @@ class _Importer:
         if not any(pads):  # pads of zero: the Pad is an identity, whatever its mode and value
             self.replace.setdefault(j, ("padded_input", node.input[0]))
             return True
-        reason = self._pad_changes_meaning(node, self.nodes[j])
-        if reason:
-            self.pad_refusals[id(node)] = reason
-            return False
+        if self._pad_changes_meaning(node, self.nodes[j]):
+            return False  # on_Pad makes it a Pad layer
         # ONNX: [n, c, h, w begins, n, c, h, w ends] -> (top, bottom, left, right)
         self.extra_pads[j] = (int(pads[2]), int(pads[6]), int(pads[3]), int(pads[7]))
         self.replace.setdefault(j, ("padded_input", node.input[0]))
         return True
 
     def _pad_changes_meaning(self, pad, consumer) -> str | None:
-        """Why folding ``pad`` into ``consumer``'s padding would compute something else, or None.
+        """Why folding ``pad`` into ``consumer``'s padding would compute something else (it is then
+        a Pad layer of its own, see on_Pad), or None.
         A Conv pads with zeros and a MaxPool with -inf (its padding is never the max), so a
         constant Pad of 0 folds into a Conv and one of -inf (timm's MaxPool2dSame) into a
         MaxPool. An AveragePool counts a Pad's zeros as values of its input: they fold when
@@ -713,7 +713,7 @@ class _Importer:
         mode = attrs.get("mode", b"constant")
         mode = mode.decode("utf-8", "replace") if isinstance(mode, bytes) else mode
         if mode != "constant":
-            return f"mode {mode!r} (archcost pads with a constant; only a constant Pad folds into a layer's padding)"
+            return f"mode {mode!r} (only a constant Pad folds into a layer's padding)"
         value = attrs.get("value", 0.0)  # opset < 11; an input from 11 on
         if len(pad.input) > 2 and pad.input[2]:
             if not self.is_const(pad.input[2]) or pad.input[2] in self.dataless:
@@ -1764,10 +1764,105 @@ class _Importer:
         self.out(node, Permute(perm), [x])
 
     def on_Pad(self, i, node, where, attrs):
+        """A Pad folds into the padding of the Conv or pool after it where that computes the same
+        (``_pad_into_consumer``: cheaper, no copy); any other is a Pad layer, in every mode
+        (constant, reflect, edge, wrap), of the spatial axes of an (N, C, H, W) or (N, C, L)
+        input. Opset 1's ``paddings`` and opset 2's ``pads`` and ``value`` attributes, opset 11's
+        pads and constant_value inputs, opset 18's axes input. Pads of the batch or channel axis,
+        a pad of another rank, amounts or a value computed at run time, and what the Pad op
+        refuses (negative amounts outside constant mode, reflect of an axis' size or more) are
+        refused by name."""
         if self._pad_into_consumer(node):
             return  # the Conv or pool after it reads the Pad's input with the padding added
-        reason = self.pad_refusals.get(id(node))
-        raise Unsupported(reason or "a Pad that cannot fold into the padding of the Conv or pool after it")
+        x = self.act(node.input[0], where)
+        shape = self.g.shape(x)
+        rank = len(shape)
+        mode = self._text(attrs, "mode", "constant")
+        if mode not in PAD_MODES:
+            raise Unsupported(f"mode {quote(mode)} (archcost pads {', '.join(map(repr, PAD_MODES))})")
+        if mode == "wrap" and self.opset < 19:
+            raise ArchcostError(f"{where}: mode 'wrap' is Pad's from opset 19 on; the file's opset is {self.opset}")
+        pads = self._pad_list(node, attrs, rank, where)
+        if not any(pads):  # an identity, whatever its mode, value and rank
+            self.tensors[node.output[0]] = x
+            return
+        begins, ends = pads[:rank], pads[rank:]
+        held = [f"{'N' if a == 0 else 'C'} ({begins[a]}, {ends[a]})" for a in (0, 1) if begins[a] or ends[a]]
+        if held:
+            raise Unsupported(f"pads of the {' and '.join(held)} axis (archcost pads the spatial axes only)")
+        if rank not in (3, 4):
+            raise Unsupported(f"a Pad of a {rank}-d input (archcost pads (N, C, H, W) and (N, C, L))")
+        for axis in range(2, rank):
+            if shape[axis] + begins[axis] + ends[axis] < 1:
+                raise ArchcostError(f"{where}: pads ({begins[axis]}, {ends[axis]}) crop axis {axis} of the "
+                                    f"{'x'.join(map(str, shape))} input to {shape[axis] + begins[axis] + ends[axis]}")
+        spatial = (begins[2], ends[2], begins[3], ends[3]) if rank == 4 else (0, 0, begins[2], ends[2])
+        value = self._pad_value(node, attrs, where) if mode == "constant" else 0.0
+        try:
+            op = Pad(spatial, mode, value)
+            op.infer((shape,))
+        except ShapeError as exc:  # a crop in another mode, reflect past the size, a crop to nothing
+            raise Unsupported(str(exc).removeprefix("Pad: ")) from None
+        self.out(node, op, [x])
+
+    def _pad_list(self, node, attrs, rank: int, where: str) -> list[int]:
+        """The Pad's 2 * rank amounts [x1_begin, x2_begin, ..., x1_end, ...], every axis."""
+        if self.opset < 11:
+            name = "paddings" if "paddings" in attrs else "pads"  # opset 1 spelled it paddings
+            values = attrs.get(name)
+            if values is None:
+                raise ArchcostError(f"{where}: no pads attribute")
+            if not (isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+                raise ArchcostError(f"{where}: {name} {quote(values)} must be integers")
+            axes = None
+        else:
+            if len(node.input) < 2 or not node.input[1]:
+                raise ArchcostError(f"{where}: no pads input")
+            if not self.is_const(node.input[1]):
+                raise Unsupported("pads computed at run time")
+            values = self._int_const(node.input[1], where)
+            axes = None
+            if len(node.input) > 3 and node.input[3]:
+                if self.opset < 18:
+                    raise ArchcostError(f"{where}: an axes input is Pad's from opset 18 on; the file's opset is "
+                                        f"{self.opset}")
+                if not self.is_const(node.input[3]):
+                    raise Unsupported("axes computed at run time")
+                axes = self._axes(self._int_const(node.input[3], where), rank, where)
+        count = rank if axes is None else len(axes)
+        if len(values) != 2 * count:
+            what = f"{rank}-d input" if axes is None else f"{count} axes"
+            raise ArchcostError(f"{where}: {len(values)} pads for a {what} (expected {2 * count})")
+        if axes is None:
+            return [int(v) for v in values]
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a], full[a + rank] = int(values[k]), int(values[k + count])
+        return full
+
+    def _pad_value(self, node, attrs, where: str) -> float:
+        """A constant Pad's value, as the float32 the padded map holds: opset 2's ``value``
+        attribute or opset 11's constant_value input (one value of any numeric type; 0 when not
+        given)."""
+        if self.opset < 11:
+            value = attrs.get("value", 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ArchcostError(f"{where}: value {quote(value)} must be a number")
+        elif len(node.input) > 2 and node.input[2]:
+            if not self.is_const(node.input[2]):
+                raise Unsupported("a constant_value computed at run time")
+            held = self.const(node.input[2])
+            if held.size != 1 or held.dtype.kind not in "biuf":
+                raise ArchcostError(f"{where}: constant_value {quote(node.input[2])} must be one number, got "
+                                    f"{held.size:,} {held.dtype} values")
+            value = held.reshape(-1)[0].item()
+        else:
+            value = 0.0
+        with np.errstate(over="ignore"):
+            padded = float(np.float32(value))
+        if not math.isfinite(padded):
+            raise Unsupported(f"value {value!r} (archcost pads with a finite value)")
+        return padded
 
     # ---- constant folding of shape arithmetic
     def _fold(self, node, where) -> None:

@@ -45,6 +45,7 @@ KERNELS = {  # op type: (kernel module, adapter class)
     ops.Scale: ("pointwise", "ScaleKernel"),
     ops.Softmax: ("pointwise", "SoftmaxKernel"),
     ops.ChannelPad: ("tensor", "ChannelPadKernel"),
+    ops.Pad: ("tensor", "PadKernel"),
     ops.Permute: ("tensor", "PermuteKernel"),
     ops.Reshape: ("tensor", "ViewKernel"),
     ops.ChannelSelect: ("extra", "ChannelSelectKernel"),
@@ -262,6 +263,36 @@ def collapse_broadcast(out_shape, *in_shapes) -> tuple[tuple, ...]:
 
 def channel_pad_state(op, in_shapes, out_shape, params):
     return op.stride
+
+
+def pad_view(shape) -> tuple:
+    """The (N, C, H, W) a Pad's kernels see: an (N, C, L) map is (N, C, 1, L)."""
+    shape = tuple(shape)
+    return shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
+
+
+def pad_axis(op, size: int, before: int, out_size: int) -> np.ndarray:
+    """The input index each output index of one axis reads (int64, -1 for the constant), from the
+    op's own map (``ops.Pad.source_index``), so both backends' kernels only gather."""
+    return np.array([op.source_index(size, before, o) for o in range(out_size)], np.int64)
+
+
+def pad_state(op, in_shapes, out_shape, params):
+    """(row sources, column sources, value as float32) of a Pad on its (N, C, H, W) view."""
+    _, _, h, w = pad_view(in_shapes[0])
+    _, _, ho, wo = pad_view(out_shape)
+    top, _, left, _ = op.pads  # an (N, C, L) map has top 0 (its rule): its one row reads row 0
+    return pad_axis(op, h, top, ho), pad_axis(op, w, left, wo), np.float32(op.value)
+
+
+def pad_inverse(sources: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, outputs) of the inverse of one axis's map: the output indices that read input
+    index i are outputs[start[i]:start[i + 1]] (ascending), for the backward's gather."""
+    valid = np.nonzero(sources >= 0)[0]
+    order = valid[np.argsort(sources[valid], kind="stable")]
+    counts = np.bincount(sources[valid], minlength=size)
+    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return start, order.astype(np.int64)
 
 
 def channel_select_state(op, in_shapes, out_shape, params):

@@ -7,7 +7,8 @@ one strided slice add per tap) and crops the padding off; pooling takes
 from pooling a mask); LRN sums squares over windows of a channel-padded copy; maxout reshapes
 into (groups, pieces); the affine grid multiplies a homogeneous base grid by theta; grid
 sampling sums tent weights over neighbours read from a zero-ringed copy; a resize contracts the
-input with one interpolation matrix per axis (einsum). The kernels loop and
+input with one interpolation matrix per axis (einsum); a spatial pad is ``numpy.pad`` (after a
+slice for negative amounts). The kernels loop and
 clip (or bounds-test) instead, so the two share no indexing code.
 
 ``forward(op, inputs, params)``: inputs are float64 arrays, params the same dict the kernels
@@ -182,6 +183,26 @@ def channel_pad(op: ops.ChannelPad, x):
     return np.pad(sub, ((0, 0), (0, op.out_channels - x.shape[1]), (0, 0), (0, 0)))
 
 
+def pad_axis_widths(op: ops.Pad, rank: int):
+    """(crop, pad): numpy slices cropping the negative amounts off each axis of a ``rank``-d map,
+    and np.pad's pad_width of the non-negative ones."""
+    crop, width = [slice(None)] * 2, [(0, 0)] * 2
+    for before, after in op.amounts(rank):
+        crop.append(slice(max(0, -before), None if after >= 0 else after))
+        width.append((max(0, before), max(0, after)))
+    return tuple(crop), width
+
+
+def pad(op: ops.Pad, x):
+    # numpy.pad names the modes as ONNX does ("constant", "reflect", "edge", "wrap") and pads
+    # by whole slabs; it takes no negative widths, so a crop is a slice first (constant mode only,
+    # where cropping one side and padding the other commute).
+    crop, width = pad_axis_widths(op, x.ndim)
+    if op.mode == "constant":
+        return np.pad(x[crop], width, mode="constant", constant_values=op.value)
+    return np.pad(x[crop], width, mode=op.mode)
+
+
 # The float64 copy of a weight is made this many bytes at a time: VGG-16's fc6 (102.8M weights)
 # upcast whole is 822 MB, most of `validate vgg16`'s peak memory.
 _LINEAR_CHUNK_BYTES = 64 << 20
@@ -307,6 +328,7 @@ REFERENCE = {
     ops.Scale: lambda op, xs, p, s: scale(op, xs[0], p),
     ops.Softmax: lambda op, xs, p, s: softmax(op, xs[0]),
     ops.ChannelPad: lambda op, xs, p, s: channel_pad(op, xs[0]),
+    ops.Pad: lambda op, xs, p, s: pad(op, xs[0]),
     ops.Permute: lambda op, xs, p, s: xs[0].transpose(op.dims),
     ops.Reshape: lambda op, xs, p, s: xs[0].reshape(s),
     ops.ChannelSelect: lambda op, xs, p, s: np.take(xs[0], list(op.channels), axis=1),

@@ -1,13 +1,14 @@
 """Float64 numpy references of the backward of the data-movement, multi-input and zoo-variant
-ops: Flatten, Reshape, Concat, Add, Mean, ReduceSum, Mul, ChannelPad, Permute
+ops: Flatten, Reshape, Concat, Add, Mean, ReduceSum, Mul, ChannelPad, Pad, Permute
 (archcost/kernels/cpu/tensor.py) and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample,
 Resize (archcost/kernels/cpu/extra.py).
 
 Written independently of the kernels, which loop, index and scatter: here the views reshape
 back; concat splits at the cumulative sizes; the axis sum repeats dy along the axis; mul "unbroadcasts" with a keepdims sum over the
 axes an input was stretched along; the channel pad builds its input gradient as the adjoint of a
-0/1 selection (a zero array whose strided slice takes the kept channels); permute transposes by
-the argsort; the channel select scatters with ``np.add.at``; affine reduces with ``sum``; RBF uses
+0/1 selection (a zero array whose strided slice takes the kept channels); the spatial pad
+multiplies by the transposes of its per-axis 0/1 matrices (numpy.pad of the identity's rows);
+permute transposes by the argsort; the channel select scatters with ``np.add.at``; affine reduces with ``sum``; RBF uses
 the expanded form ``sum_i g_i (x - c_i) = x sum_i g_i - g @ c`` (matrix products); maxout builds a
 one-hot mask of ``argmax`` over a (groups, pieces) reshape; the affine grid contracts the
 homogeneous base grid with einsum; grid sampling differentiates the tent weights
@@ -167,6 +168,25 @@ def grid_sample(op, inputs, g):
     return [ring_grad[:, :, 1:-1, 1:-1].copy(), dgrid], {}
 
 
+def pad_matrix(op, size: int, before: int, after: int):
+    """The (out, in) 0/1 matrix of a Pad along one axis: the forward reference (numpy.pad, its
+    mode) applied to the rows of the identity, so row o is one-hot at the input index output o
+    copies (all zero on constant padding)."""
+    eye = np.eye(size)[max(0, -before):size - max(0, -after)]
+    width = ((max(0, before), max(0, after)), (0, 0))
+    return np.pad(eye, width, mode="constant") if op.mode == "constant" else np.pad(eye, width, mode=op.mode)
+
+
+def pad(op, inputs, g):
+    # out = M_h x M_w^T per plane, so dx = M_h^T g M_w: an input element copied k times (reflect,
+    # edge, wrap) sums its k output gradients; constant padding and cropped elements get none.
+    x = inputs[0]
+    mats = [pad_matrix(op, size, before, after) for size, (before, after) in zip(x.shape[2:], op.amounts(x.ndim))]
+    if x.ndim == 3:
+        return [np.einsum("jw,ncj->ncw", mats[0], g)], {}
+    return [np.einsum("ih,ncij,jw->nchw", mats[0], g, mats[1])], {}
+
+
 def resize(op, inputs, g):
     # out = R_h x R_w^T per plane, so dx = R_h^T g R_w: the transposed interpolation matrices.
     _, _, h, w = inputs[0].shape
@@ -178,7 +198,8 @@ def resize(op, inputs, g):
 _NO_PARAMS = {
     ops.Flatten: view, ops.Reshape: view, ops.Concat: concat, ops.Add: add, ops.Mean: mean, ops.Mul: mul,
     ops.ReduceSum: reduce_sum,
-    ops.ChannelPad: channel_pad, ops.Permute: permute, ops.ChannelSelect: channel_select, ops.Maxout: maxout,
+    ops.ChannelPad: channel_pad, ops.Pad: pad, ops.Permute: permute, ops.ChannelSelect: channel_select,
+    ops.Maxout: maxout,
     ops.AffineGrid: affine_grid, ops.GridSample: grid_sample, ops.Resize: resize,
 }
 _WITH_PARAMS = {ops.Affine: affine, ops.RBF: rbf}

@@ -626,3 +626,136 @@ def test_adding_zero_or_multiplying_by_one_is_no_layer(tmp_path):
                 input_shape=(1, 3, 4, 4), name="big.onnx")
     with pytest.raises(ArchcostError, match="Add"):
         load_onnx(path)
+
+
+# --- Pad (issue 13): folded where it computes the same, else a Pad layer, in every mode ----------
+
+def _reflect_block(tmp_path, opset=17):
+    """CycleGAN's ResNet generator block as torch.onnx writes it: ReflectionPad2d(1) -> Conv 3x3 ->
+    InstanceNorm -> ReLU -> ReflectionPad2d(1) -> Conv 3x3 -> InstanceNorm, added to the input;
+    then an edge pad, a wrap pad (opset 19) and a constant crop of 0.25 before a 1x1 conv."""
+    rng = np.random.default_rng(3)
+    f32 = lambda *s: (rng.standard_normal(s) * 0.3).astype(np.float32)  # noqa: E731
+    i64 = lambda v: np.array(v, np.int64)  # noqa: E731
+    inits = {"p1": i64([0, 0, 1, 1, 0, 0, 1, 1]), "w1": f32(4, 4, 3, 3), "b1": f32(4), "w2": f32(4, 4, 3, 3),
+             "b2": f32(4), "s": (rng.random(4) + 0.5).astype(np.float32), "t": f32(4),
+             "pe": i64([0, 0, 2, 0, 0, 0, 0, 3]), "pc": i64([0, 0, -1, 2, 0, 0, 1, -2]),
+             "v": np.array(0.25, np.float32), "w3": f32(2, 4, 1, 1)}
+    nodes = [node("Pad", ["input", "p1"], "a", mode="reflect"),
+             node("Conv", ["a", "w1", "b1"], "c1", kernel_shape=[3, 3]),
+             node("InstanceNormalization", ["c1", "s", "t"], "n1"), node("Relu", ["n1"], "r1"),
+             node("Pad", ["r1", "p1"], "a2", mode="reflect"),
+             node("Conv", ["a2", "w2", "b2"], "c2", kernel_shape=[3, 3]),
+             node("InstanceNormalization", ["c2", "s", "t"], "n2"), node("Add", ["input", "n2"], "res"),
+             node("Pad", ["res", "pe"], "e", mode="edge")]
+    last = "e"
+    if opset >= 19:
+        inits["pw"] = i64([0, 0, 1, 3, 0, 0, 2, 0])
+        nodes.append(node("Pad", ["e", "pw"], "wr", mode="wrap"))
+        last = "wr"
+    nodes += [node("Pad", [last, "pc", "v"], "cr", mode="constant"),
+              node("Conv", ["cr", "w3"], "y", kernel_shape=[1, 1])]
+    return save(tmp_path, nodes, inits, input_shape=(2, 4, 6, 7), opset=opset)
+
+
+@pytest.mark.parametrize("opset", [13, 19])
+def test_a_reflect_padded_resnet_block_runs_as_onnxruntime_computes_it(tmp_path, opset, capsys):
+    from archcost.execute import Executor
+    from archcost.formats.onnx_import import load_onnx_weights
+    from archcost.ops import Pad
+
+    ort = pytest.importorskip("onnxruntime")
+    path = _reflect_block(tmp_path, opset)
+    graph, params, outputs = load_onnx_weights(path)
+    pads = [graph.op(n) for n in graph.topological_order() if isinstance(graph.op(n), Pad)]
+    assert pads[:3] == [Pad(1, "reflect"), Pad(1, "reflect"), Pad((2, 0, 0, 3), "edge")]
+    assert pads[-1] == Pad((-1, 1, 2, -2), value=0.25) and len(pads) == (5 if opset >= 19 else 4)
+    x = np.random.default_rng(4).standard_normal((2, 4, 6, 7)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert cli.main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ok" in out and "FAIL" not in out and "onnxruntime: output 'y'" in out
+
+
+I64 = lambda v: np.array(v, np.int64)  # noqa: E731
+PAD_FORMS = {
+    # (node, initializers, input shape, opset, the Pad op, or None for an identity)
+    "opset 1 paddings attribute": (node("Pad", ["input"], "y", paddings=[0, 0, 1, 0, 0, 0, 2, 3], value=0.5),
+                                   {}, [1, 2, 3, 4], 1, ("constant", (1, 2, 0, 3), 0.5)),
+    "opset 2 pads and value attributes": (node("Pad", ["input"], "y", pads=[0, 0, 0, 2, 0, 0, 1, 1], value=-1.5),
+                                          {}, [1, 2, 3, 4], 2, ("constant", (0, 1, 2, 1), -1.5)),
+    "opset 2 reflect": (node("Pad", ["input"], "y", pads=[0, 0, 2, 1, 0, 0, 1, 3], mode="reflect"),
+                        {}, [1, 2, 3, 4], 2, ("reflect", (2, 1, 1, 3), 0.0)),
+    "opset 11 edge, no value": (node("Pad", ["input", "p"], "y", mode="edge"),
+                                {"p": I64([0, 0, 3, 0, 0, 0, 0, 5])}, [2, 1, 2, 2], 11, ("edge", (3, 0, 0, 5), 0.0)),
+    "opset 11 float64 value": (node("Pad", ["input", "p", "v"], "y"),
+                               {"p": I64([0, 0, 1, 1, 0, 0, 1, 1]), "v": np.array(0.1, np.float64)}, [1, 2, 3, 3], 11,
+                               ("constant", (1, 1, 1, 1), float(np.float32(0.1)))),
+    "opset 11 int32 value": (node("Pad", ["input", "p", "v"], "y"),
+                             {"p": I64([0, 0, 0, 1, 0, 0, 2, 0]), "v": np.array([3], np.int32)}, [1, 2, 3, 3], 11,
+                             ("constant", (0, 2, 1, 0), 3.0)),
+    "opset 13 reflect of an (N, C, L) map": (node("Pad", ["input", "p"], "y", mode="reflect"),
+                                             {"p": I64([0, 0, 2, 0, 0, 3])}, [2, 3, 5], 13,
+                                             ("reflect", (0, 0, 2, 3), 0.0)),
+    "opset 18 axes": (node("Pad", ["input", "p", "", "a"], "y", mode="reflect"),
+                      {"p": I64([1, 2, 0, 1]), "a": I64([2, 3])}, [1, 2, 4, 4], 18, ("reflect", (1, 0, 2, 1), 0.0)),
+    "opset 18 negative axes": (node("Pad", ["input", "p", "v", "a"], "y"),
+                               {"p": I64([3, 1]), "v": np.array(2.0, np.float32), "a": I64([-1])}, [1, 2, 3, 3], 18,
+                               ("constant", (0, 0, 3, 1), 2.0)),
+    "opset 19 wrap past the size": (node("Pad", ["input", "p"], "y", mode="wrap"),
+                                    {"p": I64([0, 0, 5, 0, 0, 0, 1, 7])}, [1, 2, 2, 3], 19,
+                                    ("wrap", (5, 1, 0, 7), 0.0)),
+    "zero pads of a 5-d input: an identity": (node("Pad", ["input", "p"], "y", mode="reflect"),
+                                              {"p": I64([0] * 10)}, [1, 2, 3, 3, 3], 13, None),
+}
+
+
+@pytest.mark.parametrize("case", PAD_FORMS)
+def test_a_pad_of_every_opset_form_imports_and_runs_as_onnx_reference_computes_it(tmp_path, case):
+    from onnx.reference import ReferenceEvaluator
+
+    from archcost.execute import Executor
+    from archcost.formats.onnx_import import load_onnx_weights
+    from archcost.ops import Pad
+
+    onnx_node, inits, shape, opset, want = PAD_FORMS[case]
+    path = _one_node_model(tmp_path, onnx_node, inits, shape, opset)
+    graph, params, outputs = load_onnx_weights(path)
+    layers = [graph.op(n) for n in graph.topological_order()[1:]]
+    assert layers == ([] if want is None else [Pad(want[1], want[0], want[2])])
+    if want is None:
+        return
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    ours = Executor(graph, shape[0], "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape and (ours == expected).all()
+
+
+@pytest.mark.parametrize("onnx_node,inits,shape,opset,refusal", [
+    (node("Pad", ["input", "p"], "y"), {"p": I64([0, 1, 0, 0, 0, 1, 0, 0])}, [1, 2, 3, 3], 13,
+     "pads of the C (1, 1) axis"),
+    (node("Pad", ["input", "p"], "y"), {"p": I64([1, 0, 0, 0, 0, 0, 0, 0])}, [1, 2, 3, 3], 13,
+     "pads of the N (1, 0) axis"),
+    (node("Pad", ["input", "p", "", "a"], "y"), {"p": I64([0, 2]), "a": I64([1])}, [1, 2, 3, 3], 18,
+     "pads of the C (0, 2) axis"),
+    (node("Pad", ["input", "p"], "y", mode="symmetric"), {"p": I64([0, 0, 1, 1, 0, 0, 1, 1])}, [1, 2, 3, 3], 13,
+     "mode 'symmetric'"),
+    (node("Pad", ["input", "p"], "y", mode="reflect"), {"p": I64([0, 0, 3, 0, 0, 0, 0, 0])}, [1, 2, 3, 3], 13,
+     "reflect pads (3, 0) of axis H must be less than its size 3"),
+    (node("Pad", ["input", "p"], "y", mode="edge"), {"p": I64([0, 0, -1, 0, 0, 0, 2, 0])}, [1, 2, 3, 3], 13,
+     "crop (negative) in mode 'edge'"),
+    (node("Pad", ["input", "p", "v"], "y"),
+     {"p": I64([0, 0, 1, 0, 0, 0, 0, 0]), "v": np.array(-np.inf, np.float32)},
+     [1, 2, 3, 3], 13, "value -inf (archcost pads with a finite value)"),
+    (node("Pad", ["input", "p"], "y"), {"p": I64([0, 0, 1, 1, 1, 0, 0, 1, 1, 1])}, [1, 2, 3, 3, 3], 13,
+     "a Pad of a 5-d input"),
+])
+def test_pads_archcost_cannot_honour_are_refused_by_name(tmp_path, onnx_node, inits, shape, opset, refusal,
+                                                        capsys):
+    path = _one_node_model(tmp_path, onnx_node, inits, shape, opset)
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and refusal in err and "Pad" in err, err

@@ -75,6 +75,20 @@ def conv_model(**kw):
     return model([node("Conv", ["input", w.name], "y", name=kw.pop("name", "conv"), **attrs)], [w], **kw)
 
 
+def pad_model(pads, value=None, axes=None, mode="constant", opset=13):
+    """input 1x3x8x8 -> Pad (pads, and a constant_value and axes when given) -> y."""
+    inits = [arr("p", pads, None if isinstance(pads, np.ndarray) else np.int64)]
+    ins = ["input", "p"]
+    if value is not None or axes is not None:
+        ins.append("v" if value is not None else "")
+        if value is not None:
+            inits.append(arr("v", value, None if isinstance(value, np.ndarray) else np.float32))
+    if axes is not None:
+        ins.append("a")
+        inits.append(arr("a", axes, np.int64))
+    return model([node("Pad", ins, "y", name="pad0", mode=mode)], inits, opset=opset)
+
+
 def good_model():
     return model([node("Relu", ["input"], "a", name="relu"), node("Flatten", ["a"], "y", name="flat")])
 
@@ -404,6 +418,35 @@ CASES = {
                                                                             name="unsq"),
                                                                        inits=[arr("ax", [5], np.int64)])),
                                          ["node 'unsq' (Unsqueeze)", "axes [5]: 5 is out of range"]),
+    # --- Pad (issue 13): every bad amount, value, axis or mode is one line naming the node
+    "pad_wrong_length": (lambda t: write(t, pad_model([0, 0, 1, 1, 0, 0, 1])),
+                         ["node 'pad0' (Pad)", "7 pads for a 4-d input (expected 8)"]),
+    "pad_float_pads": (lambda t: write(t, pad_model(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.float32))),
+                       ["node 'pad0' (Pad)", "holds float32 values where integers are needed"]),
+    "pad_crop_past_the_size": (lambda t: write(t, pad_model([0, 0, -5, 0, 0, 0, -4, 0])),
+                               ["node 'pad0' (Pad)", "pads (-5, -4) crop axis 2 of the 1x3x8x8 input to -1"]),
+    "pad_channels": (lambda t: write(t, pad_model([0, 1, 0, 0, 0, 0, 0, 0])),
+                     ["pad0: pads of the C (1, 0) axis (archcost pads the spatial axes only)"]),
+    "pad_two_values": (lambda t: write(t, pad_model([0, 0, 1, 1, 0, 0, 1, 1], value=[1.0, 2.0])),
+                       ["node 'pad0' (Pad)", "constant_value 'v' must be one number, got 2 float32 values"]),
+    "pad_string_value": (lambda t: write(t, pad_model([0, 0, 1, 1, 0, 0, 1, 1], value=np.array(["x"]))),
+                         ["initializer 'v'", "'STRING' is not supported"]),
+    "pad_axes_out_of_range": (lambda t: write(t, pad_model([1, 1], axes=[4], opset=18)),
+                              ["node 'pad0' (Pad)", "axes [4]: 4 is out of range for a 4-d tensor"]),
+    "pad_axes_repeat": (lambda t: write(t, pad_model([1, 1, 1, 1], axes=[2, -2], opset=18)),
+                        ["node 'pad0' (Pad)", "repeat an axis"]),
+    "pad_axes_before_opset_18": (lambda t: write(t, pad_model([1, 1], axes=[3], opset=17)),
+                                 ["node 'pad0' (Pad)", "an axes input is Pad's from opset 18 on"]),
+    "pad_wrap_before_opset_19": (lambda t: write(t, pad_model([0, 0, 1, 1, 0, 0, 1, 1], mode="wrap", opset=18)),
+                                 ["node 'pad0' (Pad)", "mode 'wrap' is Pad's from opset 19 on"]),
+    "pad_no_pads": (lambda t: write(t, model([node("Pad", ["input"], "y", name="pad0")])),
+                    ["node 'pad0' (Pad)", "no pads input"]),
+    "pad_opset_2_float_pads": (lambda t: write(t, model([node("Pad", ["input"], "y", name="pad0",
+                                                              pads=[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0])],
+                                                        opset=2)),
+                               ["node 'pad0' (Pad)", "malformed attribute 'pads'"]),
+    "pad_mode_not_a_string": (lambda t: write(t, pad_model([0, 0, 1, 1, 0, 0, 1, 1], mode=3)),
+                              ["node 'pad0' (Pad)", "malformed attribute 'mode'"]),
     "fold_missing_input": (lambda t: write(t, shape_path([node("Div", ["a", ""], "shape", name="half_div")],
                                                          [arr("a", [1, 192], np.int64)])),
                            ["node 'half_div' (Div)", "expected 2 inputs"]),

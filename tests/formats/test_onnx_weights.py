@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from archcost import ops
 from archcost.cli import main
 from archcost.errors import ArchcostError
 from archcost.execute import Executor
@@ -425,23 +426,32 @@ def test_a_pad_folds_into_the_layer_only_where_it_computes_the_same(tmp_path, ca
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
 
 
-REFUSED_PADS = {
-    "reflect before a conv": (dict(consumer="Conv", pads=PAD, mode="reflect"), "mode 'reflect'"),
-    "edge before a conv": (dict(consumer="Conv", pads=PAD, mode="edge"), "mode 'edge'"),
-    "a value of 1.5 before a conv": (dict(consumer="Conv", pads=PAD, value=1.5), "value 1.5"),
-    "zeros before a max pool": (dict(consumer="MaxPool", pads=PAD), "value 0 before a MaxPool"),
-    "zeros before an average pool that pads too": (
-        dict(consumer="AveragePool", pads=PAD, pool_attrs={"pads": [1, 1, 1, 1]}), "pads too"),
+UNFOLDED_PADS = {
+    "reflect before a conv": dict(consumer="Conv", pads=PAD, mode="reflect"),
+    "edge before a conv": dict(consumer="Conv", pads=PAD, mode="edge"),
+    "wrap before a conv (opset 19)": dict(consumer="Conv", pads=PAD, mode="wrap", opset=19),
+    "a value of 1.5 before a conv": dict(consumer="Conv", pads=PAD, value=1.5),
+    "zeros before a max pool": dict(consumer="MaxPool", pads=PAD),
+    "zeros before an average pool that pads too": dict(consumer="AveragePool", pads=PAD,
+                                                       pool_attrs={"pads": [1, 1, 1, 1]}),
+    "a crop before a conv": dict(consumer="Conv", pads=[0, 0, -1, 1, 0, 0, 2, -2]),
 }
 
 
-@pytest.mark.parametrize("case", REFUSED_PADS)
-def test_a_pad_that_would_fold_into_something_else_is_refused(tmp_path, case, capsys):
-    # Before, each was folded into the layer's zero padding: costed right, executed wrong.
-    kwargs, message = REFUSED_PADS[case]
-    assert main(["table", str(_pad_model(tmp_path, **kwargs))]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Pad" in err and message in err, err
+@pytest.mark.parametrize("case", UNFOLDED_PADS)
+def test_a_pad_that_would_fold_into_something_else_is_a_pad_layer(tmp_path, case):
+    # Before the Pad op, each was folded into the layer's padding (costed right, executed wrong),
+    # then refused; now it is a Pad layer of its own before the layer, executed as the file means.
+    path = _pad_model(tmp_path, **UNFOLDED_PADS[case])
+    graph, params, outputs = load_onnx_weights(path)
+    assert len(graph) == 3 and sum(isinstance(graph.op(n), ops.Pad) for n in graph.topological_order()) == 1
+    x = RNG.standard_normal((2, 3, 7, 8)).astype(np.float32) - 0.5
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    ort = pytest.importorskip("onnxruntime")  # onnx.reference (numpy.pad) takes no crop
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"input": x})[0]
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
 
 
 def _norm_decoder(tmp_path, opset):

@@ -165,6 +165,27 @@ RESIZE_CASES = {
     "linear align_corners x2 scale": (R(scale=(2.0, 2.0), mode="linear", coord="align_corners"), (2, 2, 3, 2)),
 }
 
+P = ops.Pad
+# Pad cases (op, input shape), shared by the forward tests of both backends and the backward tests
+# (tests/kernels/test_cpu_backward_tensor.py, test_cuda_backward.py): every mode, unequal sides,
+# amounts past the axis size (edge, wrap: wrapped more than once), reflect up to size - 1, crops,
+# 1-pixel axes, and (N, C, L) maps.
+PAD_CASES = {
+    "constant 0 (1, 2, 3, 0)": (P((1, 2, 3, 0)), (2, 3, 4, 5)),
+    "constant 1.5 (0, 3, 2, 1)": (P((0, 3, 2, 1), value=1.5), (1, 2, 3, 4)),
+    "constant crop (-1, 2, 1, -2)": (P((-1, 2, 1, -2), value=-0.5), (2, 2, 4, 5)),
+    "constant crop to 1x1": (P((-2, -1, 0, -3)), (1, 2, 4, 4)),
+    "reflect (1, 2, 3, 4)": (P((1, 2, 3, 4), "reflect"), (2, 3, 4, 5)),
+    "reflect size - 1 on a 2x2": (P((1, 1, 1, 0), "reflect"), (1, 2, 2, 2)),
+    "edge (2, 0, 1, 3)": (P((2, 0, 1, 3), "edge"), (2, 3, 3, 4)),
+    "edge past the size of a 1x1": (P((3, 2, 0, 4), "edge"), (1, 2, 1, 1)),
+    "wrap (1, 2, 0, 3)": (P((1, 2, 0, 3), "wrap"), (2, 3, 4, 3)),
+    "wrap twice round (5, 7, 4, 2)": (P((5, 7, 4, 2), "wrap"), (1, 2, 3, 2)),
+    "reflect L (0, 0, 2, 3)": (P((0, 0, 2, 3), "reflect"), (2, 3, 5)),
+    "wrap L (0, 0, 4, 1)": (P((0, 0, 4, 1), "wrap"), (1, 2, 3)),
+    "constant L crop (0, 0, -1, 2)": (P((0, 0, -1, 2), value=0.25), (2, 2, 4)),
+}
+
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 X22 = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)  # x[q, p] = 1 + p + 2q
 
@@ -413,6 +434,27 @@ class KernelCases:
     def test_channel_pad(self, stride, shape):
         run = self.check(ops.ChannelPad(8, stride), shape)
         assert (run.out[:, shape[1]:] == 0).all()
+
+    @pytest.mark.parametrize("case", PAD_CASES)
+    def test_pad(self, case):
+        op, shape = PAD_CASES[case]
+        run = self.check(op, shape)
+        # a copy: every output is exactly some input, or the constant
+        assert np.isin(run.out, np.append(run.xs[0], np.float32(op.value))).all()
+
+    @pytest.mark.parametrize("op,expected", [
+        # x[q, p] = 1 + p + 2q on a 2x2 map, one more row above and column left
+        (P((1, 0, 1, 0), value=9.0), [[9, 9, 9], [9, 1, 2], [9, 3, 4]]),
+        (P((1, 0, 1, 0), "reflect"), [[4, 3, 4], [2, 1, 2], [4, 3, 4]]),
+        (P((1, 0, 1, 0), "edge"), [[1, 1, 2], [1, 1, 2], [3, 3, 4]]),
+        # wrap by 3 columns of a 2-wide map: columns 1, 0, 1 then 0, 1; rows 1 then 0, 1
+        (P((1, 0, 3, 0), "wrap"), [[4, 3, 4, 3, 4], [2, 1, 2, 1, 2], [4, 3, 4, 3, 4]]),
+        (P((0, -1, -1, 1), value=7.0), [[2, 7]]),
+    ])
+    def test_pad_by_hand(self, op, expected):
+        out, ref = self.both(op, X22)
+        assert out[0, 0].tolist() == expected
+        assert ref[0, 0].tolist() == expected
 
     # 5 and 6 axes: ShuffleNet's channel shuffle (0, 2, 1, 3, 4) and any permute whose runs of
     # kept-together axes merge to 4 (adapters.collapse_permute).

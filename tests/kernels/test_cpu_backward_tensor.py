@@ -19,7 +19,7 @@ from archcost.errors import ArchcostError
 from archcost.execute import init_params
 from archcost.kernels import cpu, reference
 from archcost.kernels import reference_grad_tensor as refgrad
-from tests.kernels.cases import RESIZE_CASES
+from tests.kernels.cases import PAD_CASES, RESIZE_CASES
 
 TOL = 1e-4  # float32 kernels vs the float64 reference, relative to the gradient's scale
 FD_TOL = 1e-6  # the float64 reference vs central differences
@@ -172,6 +172,11 @@ FD_CASES = {
     "resize linear pytorch 3->2, 2->5": (ops.Resize(size=(2, 5), mode="linear", coord="pytorch_half_pixel"),
                                          [(1, 1, 3, 2)]),
     "resize linear align 3->5, 4->1": (ops.Resize(size=(5, 1), mode="linear", coord="align_corners"), [(2, 1, 3, 4)]),
+    "pad constant crop": (ops.Pad((-1, 2, 1, 0), value=0.5), [(1, 2, 3, 3)]),
+    "pad reflect": (ops.Pad((2, 1, 1, 2), "reflect"), [(2, 1, 3, 3)]),
+    "pad edge": (ops.Pad((1, 3, 2, 0), "edge"), [(1, 2, 2, 3)]),
+    "pad wrap twice round": (ops.Pad((4, 1, 0, 5), "wrap"), [(1, 1, 2, 2)]),
+    "pad reflect L": (ops.Pad((0, 0, 2, 1), "reflect"), [(2, 2, 3)]),
 }
 
 
@@ -503,3 +508,20 @@ def test_collapse_permute_merges_the_axes_that_stay_together(dims, shape, merged
     x = np.arange(np.prod(shape)).reshape(shape)
     merged_in, merged_dims, merged_out = merged
     assert (x.transpose(dims).reshape(merged_out) == x.reshape(merged_in).transpose(merged_dims)).all()
+
+
+@pytest.mark.parametrize("case", PAD_CASES)
+def test_pad_backward(case):
+    """Each output gradient added into the input element it copied (reflect, edge and wrap copy
+    some more than once); constant padding gets none. Nothing is kept (no Pad in KEPT_INPUTS)."""
+    op, shape = PAD_CASES[case]
+    run_train(op, shape)
+
+
+def test_pad_edge_backward_sums_the_copies():
+    """Edge by (1, 1) on a 1x1 map: the one input is copied into all 9 outputs: their sum."""
+    op = ops.Pad(1, "edge")
+    g = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    grad = np.full((1, 1, 1, 1), 0.5, np.float32)
+    cpu.ADAPTERS[ops.Pad].backward(op, {}, [None], None, {}, g, [grad], {})
+    assert grad.ravel().tolist() == [0.5 + sum(range(9))]

@@ -30,7 +30,7 @@ from archcost.kernels import reference_grad_conv as ref_conv
 from archcost.kernels import reference_grad_pointwise as ref_pointwise
 from archcost.kernels import reference_grad_tensor as ref_tensor
 from archcost.kernels.cuda import _numba
-from tests.kernels.cases import CONVT_SMALL, POOL_CASES, RESIZE_CASES
+from tests.kernels.cases import CONVT_SMALL, PAD_CASES, POOL_CASES, RESIZE_CASES
 
 pytestmark = pytest.mark.cuda
 
@@ -670,6 +670,13 @@ def test_resize(case):
     """The gather (one thread per input element over the runs of outputs that read it) against
     the reference's transposed interpolation matrices; nothing is kept."""
     Trip(*RESIZE_CASES[case])
+
+
+@pytest.mark.parametrize("case", PAD_CASES)
+def test_pad(case):
+    """The gather (one thread per input element over the outputs that copied it, the host's
+    inverted maps) against the reference's transposed 0/1 matrices; nothing is kept."""
+    Trip(*PAD_CASES[case])
 
 
 @pytest.mark.parametrize("want", [[True, False], [False, True]])

@@ -1,6 +1,7 @@
 """Data-movement and multi-input kernels: add, mean, the sum over an axis, broadcast mul, concat,
-channel padding, permute, and the copy behind flatten/reshape/dropout (which are free views when
-they run in place on their input's buffer, as the memory plan arranges whenever it can).
+channel padding, spatial padding (Pad, every mode, through the host's index maps), permute, and
+the copy behind flatten/reshape/dropout (which are free views when they run in place on their
+input's buffer, as the memory plan arranges whenever it can).
 
 Training (see the adapters' ``train_forward``/``backward``): the forward in training mode is the
 inference forward for all of these (dropout's, which is not, lives in
@@ -8,7 +9,9 @@ inference forward for all of these (dropout's, which is not, lives in
 a copy back for flatten/reshape, the concat's channel slice, the (scaled) output gradient for
 add/mean, the output gradient to every summand for the sum over an axis, the product with the
 other input reduced over the broadcast axes for mul, the kept positions and channels for the
-channel pad, the inverse permutation for permute. None of these
+channel pad, each output gradient added into the input element it copied for the spatial pad
+(reflect, edge and wrap copy some twice or more; constant mode's padding gets nothing), the
+inverse permutation for permute. None of these
 ops keeps a tensor for its backward except mul (both inputs): the shapes come from the gradient
 buffers.
 """
@@ -81,6 +84,22 @@ def channel_pad(x, out, stride):
                     out[n, k, oh, ow] = x[n, k, oh * stride, ow * stride] if k < c_ else 0.0
 
 
+@njit(parallel=True, cache=True)
+def pad(x, rows, cols, value, out):
+    """out (N, C, Ho, Wo)[n, c, i, j] = x[n, c, rows[i], cols[j]], or ``value`` where either
+    source is -1 (constant padding): one prange task per plane."""
+    n_, c_ = out.shape[0], out.shape[1]
+    ho_, wo_ = out.shape[2], out.shape[3]
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        for i in range(ho_):
+            r = rows[i]
+            for j in range(wo_):
+                k = cols[j]
+                out[n, c, i, j] = x[n, c, r, k] if r >= 0 and k >= 0 else value
+
+
 # --- backward kernels ------------------------------------------------------------------------
 
 BLOCK = 4096  # elements per prange task of the 1-D accumulation
@@ -143,6 +162,26 @@ def channel_pad_grad(grad_out, grad, stride):
         for oh in range(oh_):
             for ow in range(ow_):
                 grad[n, c, oh * stride, ow * stride] += grad_out[n, c, oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def pad_grad(grad_out, rows, cols, grad):
+    """grad (N, C, H, W)[n, c, rows[i], cols[j]] += grad_out[n, c, i, j] wherever both sources are
+    read (not -1): an input element copied k times (reflect, edge, wrap) sums k gradients. One
+    prange task per plane, its only writer."""
+    n_, c_ = grad.shape[0], grad.shape[1]
+    ho_, wo_ = grad_out.shape[2], grad_out.shape[3]
+    for task in prange(n_ * c_):
+        n = task // c_
+        c = task % c_
+        for i in range(ho_):
+            r = rows[i]
+            if r < 0:
+                continue
+            for j in range(wo_):
+                k = cols[j]
+                if k >= 0:
+                    grad[n, c, r, k] += grad_out[n, c, i, j]
 
 
 @njit(parallel=True, cache=True)
@@ -317,6 +356,30 @@ class ChannelPadKernel:
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         if grad_inputs[0] is not None:
             channel_pad_grad(grad_out, grad_inputs[0], op.stride)
+
+
+class PadKernel:
+    prepare = staticmethod(adapters.pad_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        rows, cols, value = state
+        pad(inputs[0].reshape(adapters.pad_view(inputs[0].shape)), rows, cols, value,
+            out.reshape(adapters.pad_view(out.shape)))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(PadKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Keeps nothing: the index maps come again from the op and the gradients' shapes."""
+        grad = grad_inputs[0]
+        if grad is None:
+            return
+        rows, cols, _ = adapters.pad_state(op, (grad.shape,), grad_out.shape, params)
+        pad_grad(grad_out.reshape(adapters.pad_view(grad_out.shape)), rows, cols,
+                 grad.reshape(adapters.pad_view(grad.shape)))
 
 
 class PermuteKernel:

@@ -1,6 +1,7 @@
 """Data-movement and multi-input kernels on device arrays: add, mean, the sum over an axis,
-broadcast mul, concat, channel padding, permute, and the copy behind flatten/reshape/dropout (free views when they run in
-place on their input's buffer, as the memory plan arranges whenever it can).
+broadcast mul, concat, channel padding, spatial padding (Pad), permute, and the copy behind
+flatten/reshape/dropout (free views when they run in place on their input's buffer, as the
+memory plan arranges whenever it can).
 
 All are one thread per output element over flat arrays. Mul and permute address their inputs
 through element strides computed on the host for a 4-D view of the output (``common.shape4``):
@@ -12,9 +13,11 @@ kernels accumulate (``+=``) into the input gradients, one thread per element of 
 writer of it: the (scaled) output gradient for add, mean and the views; the concat's channel
 slice; for mul the product with the other input summed over the output positions the element was
 broadcast to (a gather over the broadcast axes); the kept positions of the first channels for the
-channel pad; the inverse permutation for permute (``_gather_add``, the forward's gather with the
-output's strides permuted back). None of these ops keeps a tensor for its backward except mul
-(both inputs): the shapes come from the gradient buffers.
+channel pad; for the spatial pad (every mode, through the host's index maps) the sum of the
+outputs that copied the element (the maps inverted on the host: reflect, edge and wrap copy some
+elements twice or more); the inverse permutation for permute (``_gather_add``, the forward's
+gather with the output's strides permuted back). None of these ops keeps a tensor for its
+backward except mul (both inputs): the shapes come from the gradient buffers.
 """
 
 import math
@@ -25,7 +28,8 @@ from archcost import ops
 from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 from archcost.kernels.cuda._numba import cuda, device_address
-from archcost.kernels.cuda.common import coords3, coords4, contiguous, flat, input_grad, launch, shape4, strides4
+from archcost.kernels.cuda.common import (coords3, coords4, contiguous, flat, input_grad, launch, shape4, strides4,
+                                          uploaded)
 
 
 @cuda.jit
@@ -87,6 +91,22 @@ def _channel_pad(x, out, stride):
         if k < x.shape[1]:
             v = x[n, k, oh * stride, ow * stride]
         out[n, k, oh, ow] = v
+
+
+@cuda.jit
+def _pad(x, rows, cols, value, out):
+    """out (N, C, Ho, Wo)[n, c, i, j] = x[n, c, rows[i], cols[j]], or ``value`` where either
+    source is -1 (constant padding); one thread per output element."""
+    t = cuda.grid(1)
+    n_, c_, ho_, wo_ = out.shape
+    if t < n_ * c_ * ho_ * wo_:
+        n, c, i, j = coords4(t, c_, ho_, wo_)
+        r = rows[i]
+        k = cols[j]
+        if r >= 0 and k >= 0:
+            out[n, c, i, j] = x[n, c, r, k]
+        else:
+            out[n, c, i, j] = value
 
 
 # --- backward kernels ------------------------------------------------------------------------
@@ -153,6 +173,23 @@ def _channel_pad_grad(gy, grad, stride):
         n, c, ih, iw = coords4(i, c_, h_, w_)
         if ih % stride == 0 and iw % stride == 0:
             grad[n, c, ih, iw] += gy[n, c, ih // stride, iw // stride]
+
+
+@cuda.jit
+def _pad_grad(gy, row_start, row_outputs, col_start, col_outputs, grad):
+    """grad (N, C, H, W) += the sum of gy (N, C, Ho, Wo) over the outputs that copied each input
+    element: rows row_outputs[row_start[ih]:row_start[ih + 1]] times the columns likewise (the
+    host's inverse maps, ``adapters.pad_inverse``); one thread per input element, float64 sum."""
+    t = cuda.grid(1)
+    n_, c_, h_, w_ = grad.shape
+    if t < n_ * c_ * h_ * w_:
+        n, c, ih, iw = coords4(t, c_, h_, w_)
+        total = 0.0
+        for a in range(row_start[ih], row_start[ih + 1]):
+            i = row_outputs[a]
+            for b in range(col_start[iw], col_start[iw + 1]):
+                total += float(gy[n, c, i, col_outputs[b]])
+        grad[n, c, ih, iw] += total
 
 
 def _accumulate_flat(grad, src, factor=1.0) -> None:
@@ -327,6 +364,34 @@ class ChannelPadKernel:
         grad = input_grad(grad_inputs)
         if grad is not None:
             launch(_channel_pad_grad, math.prod(grad.shape), grad_out, grad, op.stride)
+
+
+class PadKernel:
+    prepare = staticmethod(uploaded(adapters.pad_state))
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        rows, cols, value = state
+        x = contiguous(inputs[0], "pad input").reshape(adapters.pad_view(inputs[0].shape))
+        launch(_pad, math.prod(out.shape), x, rows, cols, value,
+               contiguous(out, "pad output").reshape(adapters.pad_view(out.shape)))
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(PadKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """Keeps nothing: the maps come again from the op and the gradients' shapes, inverted on
+        the host so that each input element gathers its outputs (no two threads write one)."""
+        grad = input_grad(grad_inputs)
+        if grad is None:
+            return
+        shape = adapters.pad_view(grad.shape)
+        rows, cols, _ = adapters.pad_state(op, (shape,), adapters.pad_view(grad_out.shape), params)
+        tables = (*adapters.pad_inverse(rows, shape[2]), *adapters.pad_inverse(cols, shape[3]))
+        gy = contiguous(grad_out, "pad output gradient").reshape(adapters.pad_view(grad_out.shape))
+        launch(_pad_grad, math.prod(shape), gy, *(cuda.to_device(t) for t in tables), grad.reshape(shape))
 
 
 class PermuteKernel:
