@@ -912,7 +912,8 @@ class _Importer:
         """x + 0, 0 + x, x - 0, x * 1, 1 * x or x / 1, with a constant that does not enlarge x:
         the output is x itself, no layer (MobileOne and FastViT add a constant 0 where a block has
         no identity branch). True when the node was taken as such. Only a literal (a Constant
-        node, or one folded from them) counts: an initializer of 0 or 1 may be a learned bias or
+        node, or one folded from Constants alone) counts: an initializer of 0 or 1, or a value
+        folded from one (Unsqueeze(gamma) in PyTorch's GroupNorm export), may be a learned bias or
         scale at its initial value (HGNetV2's LearnableAffineBlock), parameters to count."""
         if len(node.input) != 2 or not all(node.input):
             return False
@@ -920,7 +921,7 @@ class _Importer:
         orders = [(0, 1), (1, 0)] if node.op_type in ("Add", "Mul") else [(0, 1)]
         for xi, ci in orders:
             x_t, c_t = node.input[xi], node.input[ci]
-            if x_t not in self.tensors or not self.is_const(c_t) or c_t in self.init:
+            if x_t not in self.tensors or not self.is_const(c_t) or self._reads_initializer(c_t):
                 continue
             shape = self.g.shape(self.tensors[x_t])
             const_shape = tuple(self.const_shape(c_t))
@@ -933,6 +934,22 @@ class _Importer:
             if value.dtype.kind in "iuf" and bool(np.all(value == neutral)):
                 self.tensors[node.output[0]] = self.act(x_t, where)
                 return True
+        return False
+
+    def _reads_initializer(self, tensor: str) -> bool:
+        """Whether a constant is an initializer or is computed from one (through any chain of
+        folded nodes)."""
+        seen, todo = set(), [tensor]
+        while todo:
+            t = todo.pop()
+            if t in seen or not t:
+                continue
+            seen.add(t)
+            if t in self.init:
+                return True
+            i = self.producers.get(t)
+            if i is not None:
+                todo.extend(self.nodes[i].input)
         return False
 
     def file_weights(self) -> dict:

@@ -618,6 +618,13 @@ def test_adding_zero_or_multiplying_by_one_is_no_layer(tmp_path):
                 input_shape=(1, 3, 4, 4), name="init.onnx")
     with pytest.raises(ArchcostError, match="Add"):
         load_onnx(path)
+    # PyTorch's GroupNorm export multiplies by Unsqueeze(weight): ones at initialisation, still
+    # 3 learned values (timm's resnetv2_50x1_bit lost its GroupNorms' 45,440 params to this).
+    path = save(tmp_path, [node("Unsqueeze", ["gamma", "axes"], "g"), node("Mul", ["input", "g"], "y")],
+                {"gamma": np.ones(3, np.float32), "axes": np.array([1, 2], np.int64)},
+                input_shape=(1, 3, 4, 4), name="gamma.onnx")
+    g = load_onnx(path)
+    assert [g.op(n).kind for n in g.topological_order()[1:]] == ["scale"] and analyze(g).totals["params"] == 3
     path = save(tmp_path, constants[:1] + [node("Sub", ["zero", "input"], "y")], input_shape=(1, 3, 4, 4),
                 name="neg.onnx")
     with pytest.raises(ArchcostError, match="Sub"):
