@@ -582,6 +582,22 @@ def test_add_into_one_buffer_twice():
     np.testing.assert_allclose(d_acc.copy_to_host(), acc.astype(np.float64) + 2 * gy, rtol=1e-6)
 
 
+ADD_SHAPES = [((2, 3, 2, 3), (2, 3, 1, 1)), ((2, 1, 1, 1), (2, 3, 2, 2)), ((3, 5), (3, 1)), ((2, 3, 2), (2, 3, 2)),
+              ((1, 3, 1, 2), (2, 1, 3, 2)), ((2, 2, 3, 2, 2), (2, 2, 3, 1, 1))]
+
+
+@pytest.mark.parametrize("op", [ops.Add(), ops.Sub()], ids=str)
+@pytest.mark.parametrize("a,b", ADD_SHAPES, ids=str)
+def test_add_sub_broadcast(op, a, b):
+    Trip(op, a, b)
+
+
+@pytest.mark.parametrize("want", [[True, False], [False, True]])
+@pytest.mark.parametrize("op", [ops.Add(), ops.Sub()], ids=str)
+def test_add_sub_broadcast_one_side(op, want):
+    Trip(op, (2, 3, 2, 2), (2, 3, 1, 1), want=want)
+
+
 MUL_SHAPES = [((2, 3, 2, 3), (2, 3, 1, 1)), ((2, 1, 1, 1), (2, 3, 2, 2)), ((3, 5), (3, 1)), ((2, 3, 2), (2, 3, 2)),
               ((1, 3, 1, 2), (2, 1, 3, 2)), ((2, 3, 4), (2, 1, 4)), ((2, 2, 3, 2, 2), (2, 2, 3, 1, 1)),
               ((2, 3, 1, 2, 2), (1, 3, 1, 2, 2))]
