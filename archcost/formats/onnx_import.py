@@ -36,7 +36,7 @@ from archcost.ops import (
     Affine,
     ConvTranspose2d,
     GroupNorm, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
-    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Resize, Scale, Softmax,
+    Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Permute, ReduceSum, Reshape, Resize, Scale, Softmax, Sub,
 )
 
 
@@ -1568,10 +1568,31 @@ class _Importer:
             raise Unsupported(f"broadcasting {' with '.join('x'.join(map(str, s)) for s in shapes)}")
         self.out(node, op, xs)
 
+    def _broadcast_pair(self, op, node, where):
+        """Two activations that broadcast numpy-style on equal ranks (x + (N, C, 1, 1) context): the
+        op; more than two inputs must have equal shapes (archcost broadcasts pairs only)."""
+        xs = [self.act(t, where) for t in node.input]
+        shapes = [self.g.shape(x) for x in xs]
+        if len(xs) > 2 or shapes[0] == shapes[1]:
+            self._same_shape_merge(op, node, where)
+            return
+        a, b = shapes
+        if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+            raise Unsupported(f"broadcasting {'x'.join(map(str, a))} with {'x'.join(map(str, b))}"
+                              + (" (ranks differ)" if len(a) != len(b) else ""))
+        self.out(node, op, xs)
+
     def on_Add(self, i, node, where, attrs):
         if any(self.is_const(t) for t in node.input):
+            # A per-channel constant is a bias, C parameters; archcost's Affine would add C scales
+            # and count 2 ops per element, so it is not that op.
             raise Unsupported("adding a constant (a bias outside a Conv or Gemm)")
-        self._same_shape_merge(Add(), node, where)
+        self._broadcast_pair(Add(), node, where)
+
+    def on_Sub(self, i, node, where, attrs):
+        if any(self.is_const(t) for t in node.input):
+            raise Unsupported("subtracting a constant or from one")
+        self._broadcast_pair(Sub(), node, where)
 
     def on_Sum(self, i, node, where, attrs):
         if len(node.input) == 1:

@@ -89,7 +89,9 @@ def test_no_case_runs_wrong_or_crashes(outcomes):
 
 def test_the_cases_the_importer_accepts_pass(outcomes):
     counts = collections.Counter(o if isinstance(o, str) else o[0] for o in outcomes.values())
-    # With onnx 1.23.2: 1,884 cases, 93 passed, 1,502 refused in one line, 289 on sequences etc.
+    # With onnx 1.23.2: 1,884 cases, 103 passed, 1,492 refused in one line, 289 on sequences etc.
+    # (test_add, test_sub_bcast, test_sum_*: refused, their second operand is an initializer here,
+    # and adding a constant is refused; two broadcasting activations are tests/formats/test_onnx*.py's.)
     # The floor keeps a harness that rejects everything from passing.
     assert counts["passed"] >= 90, counts
     for name in ("test_conv_with_strides_padding", "test_gemm_transposeB", "test_batchnorm_example",

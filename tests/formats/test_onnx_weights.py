@@ -513,3 +513,47 @@ def test_group_norm_and_transposed_conv_forms_archcost_does_not_compute_are_refu
     assert main(["table", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def _global_context(tmp_path):
+    """GCNet's global-context block and a centred map as exports write them, all between
+    activations: x + a transform of its pooled context (N, C, 1, 1), x less a per-position map
+    (N, 1, H, W), a two-input Sum broadcasting the context's first operand."""
+    inits = {"w": f32(6, 3, 3, 3), "b": f32(6), "t1": f32(3, 6, 1, 1), "t2": f32(6, 3, 1, 1), "m": f32(1, 6, 1, 1),
+             "mb": f32(1)}
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["x"], ["ctx"], axes=[2, 3], keepdims=1),
+        helper.make_node("Conv", ["ctx", "t1"], ["t"], kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["t"], ["tr"]),
+        helper.make_node("Conv", ["tr", "t2"], ["term"], kernel_shape=[1, 1]),
+        helper.make_node("Add", ["x", "term"], ["gc"]),
+        helper.make_node("Conv", ["gc", "m", "mb"], ["map"], kernel_shape=[1, 1]),
+        helper.make_node("Sub", ["map", "gc"], ["centred"]),
+        helper.make_node("Sum", ["term", "centred"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gc", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 6, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "gc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_broadcast_adds_and_subs_run_as_onnxruntime_computes_them(tmp_path, capsys):
+    path = _global_context(tmp_path)
+    graph, params, outputs = load_onnx_weights(path)
+    kinds = [graph.op(n).kind for n in graph.topological_order()]
+    assert kinds.count("add") == 2 and kinds.count("sub") == 1
+    x = RNG.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape == (2, 6, 6, 5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ok" in out and "FAIL" not in out and "onnxruntime: output 'y'" in out
