@@ -15,7 +15,8 @@ failure). Three kinds of spec come out:
   selection, affine, scale, softmax, LayerNorm on any axis, GroupNorm (1 to C groups); permutes, reshapes, flatten;
   linear layers on vectors and channels-last maps; residual adds and means, SE gates (broadcast
   mul), broadcast adds and subs (a global context, a per-position map), inception branches
-  joined by a concat, concats along any axis, a spatial transformer, resizes (nearest and bilinear, every coordinate mode, to a size or by a scale).
+  joined by a concat, concats along any axis, a spatial transformer, resizes (nearest and
+  bilinear, every coordinate mode, to a size or by a scale).
 - ``invalid_spec``: a valid prefix plus one layer that archcost must refuse (``spec.reason``
   says why), by a shape rule or by a field check.
 - ``hostile_spec``: a valid prefix plus one layer of any op with some fields set to hostile
