@@ -270,10 +270,23 @@ def test_expand_as_feeding_a_product_is_the_broadcast(tmp_path):
     _same_as_reference(path, (2, 3, 8, 8))
 
 
+@pytest.mark.parametrize("op_type", ["Add", "Sub"])
+@pytest.mark.parametrize("first", [True, False])
+def test_expand_as_feeding_a_sum_or_difference_is_the_broadcast(tmp_path, op_type, first):
+    # A global context: x + ctx.expand_as(x), x - ctx.expand_as(x), either operand first
+    operands = ["input", "e"] if first else ["e", "input"]
+    path = _save(tmp_path, [
+        helper.make_node("GlobalAveragePool", ["input"], ["g"]), helper.make_node("Tanh", ["g"], ["s"]),
+        helper.make_node("Expand", ["s", "shape"], ["e"]), helper.make_node(op_type, operands, ["y"]),
+    ], {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 8, 8), "exa.onnx")
+    graph = _same_as_reference(path, (2, 3, 8, 8))
+    assert graph.op(graph.topological_order()[-1]).kind == op_type.lower()
+
+
 def test_other_expands_are_listed(tmp_path):
     path = _save(tmp_path, [helper.make_node("Expand", ["input", "shape"], ["y"])],
                  {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 1, 1), "ex2.onnx")
-    with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul\\)"):
+    with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul, Add or Sub\\)"):
         load_onnx_weights(path)
 
 
