@@ -739,3 +739,12 @@ def test_param_grads_into_strided_views(op, shape):
         host = h.copy_to_host()
         _close(host[..., 0], trip.ref_p[name], TOL, name)
         assert np.isnan(host[..., 1]).all(), name
+
+
+@pytest.mark.parametrize("op", [ops.Add(), ops.Sub()], ids=str)
+def test_a_5_axis_add_or_sub_that_does_not_merge_to_4_is_one_error(op):
+    """Broadcast on alternating axes leaves 5 groups: refused in one line naming the op."""
+    rng = np.random.default_rng(0)
+    x, y = _dev(_random((2, 3, 1, 4, 5), rng)), _dev(_random((1, 3, 2, 4, 1), rng))
+    with pytest.raises(ArchcostError, match=f"^{op.kind}: the cuda kernels handle up to 4 axes"):
+        _adapter(op).run(op, None, [x, y], _dev(np.empty((2, 3, 2, 4, 5), np.float32)))

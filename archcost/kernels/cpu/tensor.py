@@ -203,20 +203,16 @@ def _accumulate(grad, src, factor=1.0) -> None:
     accumulate_scaled(grad.reshape(-1), src.reshape(-1), np.float32(factor))
 
 
-def _broadcast_views(inputs, out):
-    """The output and both inputs as 4-D views at the output's shape (broadcast axes of stride 0),
-    5-axis broadcasts merged to 4 axes as mul's are."""
+def _broadcast_run(op, inputs, out, sign) -> None:
+    """out = x + sign * y on 4-D views at the output's shape (broadcast axes of stride 0), 5-axis
+    broadcasts merged to 4 axes as mul's are."""
     shapes = adapters.collapse_broadcast(out.shape, *(a.shape for a in inputs))
-    out4 = _as4d(out.reshape(shapes[0]), "add")
-    return out4, [np.broadcast_to(_as4d(a.reshape(s), "add"), out4.shape) for a, s in zip(inputs, shapes[1:])]
-
-
-def _broadcast_run(inputs, out, sign) -> None:
-    out4, (x, y) = _broadcast_views(inputs, out)
+    out4 = _as4d(out.reshape(shapes[0]), op.kind)
+    x, y = (np.broadcast_to(_as4d(a.reshape(s), op.kind), out4.shape) for a, s in zip(inputs, shapes[1:]))
     add4d(x, y, out4, np.float32(sign))
 
 
-def _broadcast_backward(grad_out, grad_inputs, signs) -> None:
+def _broadcast_backward(op, grad_out, grad_inputs, signs) -> None:
     """Each wanted input's gradient += sign * grad_out, summed over the axes the input was broadcast
     along: mul's gradient kernel with the other factor the constant sign (a stride-0 view of one
     value; a product by +-1 is exact). A full-size input takes the flat accumulation."""
@@ -227,9 +223,9 @@ def _broadcast_backward(grad_out, grad_inputs, signs) -> None:
             _accumulate(grad, grad_out, sign)
             continue
         out_s, grad_s = adapters.collapse_broadcast(grad_out.shape, grad.shape, grad.shape)[:2]
-        g4 = _as4d(grad_out.reshape(out_s), "add")
+        g4 = _as4d(grad_out.reshape(out_s), op.kind)
         signs = np.broadcast_to(np.full((1, 1, 1, 1), sign, np.float32), g4.shape)
-        mul_grad(g4, signs, _as4d(grad.reshape(grad_s), "add"))
+        mul_grad(g4, signs, _as4d(grad.reshape(grad_s), op.kind))
 
 
 class AddKernel:
@@ -238,7 +234,7 @@ class AddKernel:
     @staticmethod
     def run(op, state, inputs, out):
         if any(x.size != out.size for x in inputs):  # a broadcast; residual adds stay flat
-            _broadcast_run(inputs, out, 1.0)
+            _broadcast_run(op, inputs, out, 1.0)
             return
         flat = out.reshape(-1)
         add2(inputs[0].reshape(-1), inputs[1].reshape(-1), flat)
@@ -251,7 +247,7 @@ class AddKernel:
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        _broadcast_backward(grad_out, grad_inputs, [1.0] * len(grad_inputs))
+        _broadcast_backward(op, grad_out, grad_inputs, [1.0] * len(grad_inputs))
 
 
 class SubKernel:
@@ -259,7 +255,7 @@ class SubKernel:
 
     @staticmethod
     def run(op, state, inputs, out):
-        _broadcast_run(inputs, out, -1.0)
+        _broadcast_run(op, inputs, out, -1.0)
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
@@ -267,7 +263,7 @@ class SubKernel:
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        _broadcast_backward(grad_out, grad_inputs, (1.0, -1.0))
+        _broadcast_backward(op, grad_out, grad_inputs, (1.0, -1.0))
 
 
 class MeanKernel(AddKernel):

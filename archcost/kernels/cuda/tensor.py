@@ -172,15 +172,15 @@ def _accumulate_flat(grad, src, factor=1.0) -> None:
     launch(_accumulate, g.size, g, flat(src), np.float32(factor))
 
 
-def _broadcast_run(inputs, out, sign) -> None:
+def _broadcast_run(op, inputs, out, sign) -> None:
     out_s, x_s, y_s = adapters.collapse_broadcast(tuple(out.shape), *(tuple(a.shape) for a in inputs))
-    out4 = shape4(out_s, "add")
+    out4 = shape4(out_s, op.kind)
     o = flat(out)
     launch(_add_bcast, o.size, flat(inputs[0]), flat(inputs[1]), o, *out4[1:], *_broadcast_strides(x_s, out4),
            *_broadcast_strides(y_s, out4), np.float32(sign))
 
 
-def _broadcast_backward(grad_out, grad_inputs, signs) -> None:
+def _broadcast_backward(op, grad_out, grad_inputs, signs) -> None:
     """Each wanted input's gradient += sign * grad_out, summed over the output positions each of its
     elements reached when broadcast: mul's gradient kernel with the other factor one value, the
     sign, read at stride 0 (a product by +-1 is exact). A full-size input accumulates flat."""
@@ -190,11 +190,11 @@ def _broadcast_backward(grad_out, grad_inputs, signs) -> None:
         if grad.size == grad_out.size:
             _accumulate_flat(grad, grad_out, sign)
             continue
-        grad = contiguous(grad, "add input gradient")
+        grad = contiguous(grad, f"{op.kind} input gradient")
         out_s, grad_s = adapters.collapse_broadcast(tuple(grad_out.shape), tuple(grad.shape), tuple(grad.shape))[:2]
-        grad4 = grad.reshape(shape4(grad_s, "add"))
+        grad4 = grad.reshape(shape4(grad_s, op.kind))
         launch(_mul_grad, grad4.size, flat(grad_out), cuda.to_device(np.full(1, sign, np.float32)), grad4,
-               *shape4(out_s, "add"), 0, 0, 0, 0)
+               *shape4(out_s, op.kind), 0, 0, 0, 0)
 
 
 class AddKernel:
@@ -203,7 +203,7 @@ class AddKernel:
     @staticmethod
     def run(op, state, inputs, out, factor=1.0):
         if any(x.size != out.size for x in inputs):  # a broadcast (two inputs); residual adds stay flat
-            _broadcast_run(inputs, out, 1.0)
+            _broadcast_run(op, inputs, out, 1.0)
             return
         o = flat(out)
         last = len(inputs) - 2
@@ -219,7 +219,7 @@ class AddKernel:
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         """Each wanted input's gradient += grad_out (one buffer given twice gets it twice), summed
         over its broadcast axes for the smaller input of a broadcast add."""
-        _broadcast_backward(grad_out, grad_inputs, [1.0] * len(grad_inputs))
+        _broadcast_backward(op, grad_out, grad_inputs, [1.0] * len(grad_inputs))
 
 
 class SubKernel:
@@ -227,7 +227,7 @@ class SubKernel:
 
     @staticmethod
     def run(op, state, inputs, out):
-        _broadcast_run(inputs, out, -1.0)
+        _broadcast_run(op, inputs, out, -1.0)
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
@@ -236,7 +236,7 @@ class SubKernel:
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
         """a's gradient += grad_out, b's -= grad_out, each summed over its broadcast axes."""
-        _broadcast_backward(grad_out, grad_inputs, (1.0, -1.0))
+        _broadcast_backward(op, grad_out, grad_inputs, (1.0, -1.0))
 
 
 class MeanKernel(AddKernel):
