@@ -9,7 +9,8 @@ shapes, its ``Cost``, its memory), so that all conventions come from the same gr
 
 Each rule maps an archcost op to the PyTorch module torchvision uses for it (Conv2d -> nn.Conv2d,
 Activation("relu") -> nn.ReLU(inplace=True), GlobalAvgPool -> nn.AdaptiveAvgPool2d(1), Add ->
-``out += identity``, Flatten -> ``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode,
+``out += identity`` (a broadcasting Add -> ``x + context``, Sub -> ``x - y``), Flatten ->
+``torch.flatten``, BatchNorm -> nn.BatchNorm2d in eval mode,
 Resize -> nn.Upsample(size or scale_factor, mode "nearest" / "bilinear"), whose forward calls
 F.interpolate, ConvTranspose2d -> nn.ConvTranspose2d (weight (C_in, C_out/groups, kh, kw); its
 forward calls F.conv_transpose2d, i.e. aten.convolution with transposed=True), Pad -> nn.ZeroPad2d
@@ -153,7 +154,7 @@ def flop_counter(layer: Layer) -> int:
     # conv_flop_count = prod(out spatial) * prod(kernel) * N * c_out * c_in * 2, with c_in taken
     # from the weight, i.e. C_in/groups: 2 x MACs, bias ignored. nn.Linear reaches aten.addmm/mm:
     # mm_flop = m * n * 2 * k, bias ignored. No other op of a CNN is registered (BN, pooling,
-    # activations, adds are 0).
+    # activations, adds, subs, broadcast or not, are 0).
     # nn.ConvTranspose2d reaches aten.convolution with transposed=True: conv_flop_count takes the
     # spatial size from the input then (x_shape if transposed else out_shape) and c_out, c_in from
     # the weight (C_in, C_out/groups, kh, kw): N * H * W * kh*kw * C_in * C_out/groups * 2, i.e.
@@ -200,8 +201,9 @@ def fvcore(layer: Layer) -> int:
         if not 2 <= len(x) <= 5:
             raise ArchcostError(f"fvcore: aten::group_norm's handle asserts a rank of 2 to 5, got {len(x)}")
         return math.prod(x) * (5 if op.affine else 4)
-    # Max/avg pooling, activations, adds, softmax, LRN, pads (aten::constant_pad_nd,
-    # reflection_pad2d, replication_pad2d): no default handle (ignored, with a warning).
+    # Max/avg pooling, activations, adds and subs (broadcast or not), softmax, LRN, pads
+    # (aten::constant_pad_nd, reflection_pad2d, replication_pad2d): no default handle (ignored,
+    # with a warning).
     return 0
 
 
@@ -331,7 +333,8 @@ def ptflops_pytorch(layer: Layer) -> int:
         # .mul(alpha) and .add(k): 3 x numel + N*(C+size-1)*H*W.
         n, c, h, w = x
         return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
-    # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), mul, pads (no
+    # Dropout, flatten, concat, residual `+=` (Tensor.__iadd__ is not patched), a broadcast
+    # `x + y` or `x - y` (the operators Tensor.__add__/__sub__, not patched either), mul, pads (no
     # nn.*Pad2d in MODULES_MAPPING, F.pad not patched): 0.
     return 0
 
@@ -399,7 +402,7 @@ def thop(layer: Layer) -> int:
         return math.prod(out) * (1 if op.mode == "nearest" else 11)
     # nn.ReLU, ReLU6, MaxPool, Dropout, ZeroPad2d ("padding does not involve any
     # multiplication"): zero_ops; LeakyReLU: calculate_relu_flops -> 0; other activations, LRN,
-    # adds, concat, mul, the other nn.*Pad2d: no hook (0).
+    # adds and subs (broadcast or not), concat, mul, the other nn.*Pad2d: no hook (0).
     return 0
 
 
@@ -531,7 +534,8 @@ def torchscan_flops(layer: Layer) -> int:
     # GroupNorm: taken as unsupported in 0.2.0 ("Module type not supported", 0) NOT verified
     # against the 0.2.0 release: a later torch-scan has flops_groupnorm (6 per element + 2 per
     # (sample, group) + 1 per element each for weight and bias); which release added it is unknown.
-    # Softmax, LRN, permutes, adds, nn.*Pad2d: "Module type not supported", 0.
+    # Softmax, LRN, permutes, adds and subs (no module at all), nn.*Pad2d: "Module type not
+    # supported", 0.
     return 0
 
 
@@ -650,8 +654,9 @@ def calflops(layer: Layer) -> int:
         # over the channel-padded squares, as for ptflops.
         n, c, h, w = x
         return 3 * math.prod(x) + n * (c + op.size - 1) * h * w
-    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), dropout (0), concat, flatten,
-    # F.pad (not wrapped): 0.
+    # Residual `out += identity` (Tensor.__iadd__ is not wrapped), a broadcast `x + y` or `x - y`
+    # (Tensor.__add__/__sub__, not wrapped either), dropout (0), concat, flatten, F.pad (not
+    # wrapped): 0.
     return 0
 
 
@@ -681,8 +686,9 @@ def convnet_burden_flops(layer: Layer) -> int:
     if isinstance(op, GlobalAvgPool):
         # vl_nnglobalpool: input numel.
         return math.prod(x)
-    if op.kind == "add":
-        # vl_nnwsum: out numel.
+    if op.kind in ("add", "sub"):
+        # vl_nnwsum: out numel. autonn's weighted sum Y = W(1) * A + W(2) * B is a - b too, with
+        # weights 1 and -1, and broadcasts: out numel either way.
         return math.prod(out)
     if isinstance(op, LRN):
         # vl_nnnormalize: out numel + (1 + 1 + 2C) * H * W.

@@ -917,17 +917,71 @@ def _same_shapes(op: Op, inputs) -> Shape:
     return first
 
 
+def _broadcastable(a: Shape, b: Shape) -> bool:
+    """numpy's rule on equal ranks: each axis equal, or 1 on one side."""
+    return len(a) == len(b) and all(x == y or 1 in (x, y) for x, y in zip(a, b))
+
+
+def _broadcast_grad_other(inputs, output, grad_inputs, negated=()) -> int:
+    """The elementary ops of the input gradients of a broadcasting sum or difference: dy as it is
+    for a full-size input (no arithmetic), the sum over the axes it was broadcast along for a
+    smaller one (one add per output element, as Mul counts it), and a negation of dy (one per
+    output element) for each input in ``negated``."""
+    other = 0
+    for k, (x, wanted) in enumerate(zip(inputs, grad_inputs)):
+        if wanted:
+            other += _numel(output) * ((tuple(x) != tuple(output)) + (k in negated))
+    return other
+
+
 @dataclass(frozen=True)
 class Add(Op):
-    """Elementwise sum of equal shapes (residual add); k-1 adds per element for k inputs."""
+    """Elementwise sum: k inputs of equal shape (residual add; k - 1 adds per element), or two
+    inputs that broadcast numpy-style on equal ranks, as Mul's do (a global-context term
+    (N, C, 1, 1) or a per-position map (N, 1, H, W) added to (N, C, H, W): one add per output
+    element). Broadcasting over more than two inputs is refused. The gradient of a broadcast
+    input sums dy over the axes it was stretched along; nothing is kept for the backward."""
 
     kind: ClassVar[str] = "add"
 
     def infer(self, inputs):
+        if len(inputs) == 2 and inputs[0] != inputs[1] and _broadcastable(*inputs):
+            return tuple(max(x, y) for x, y in zip(*inputs))
+        if len(inputs) > 2 and any(x != inputs[0] for x in inputs) and all(
+                _broadcastable(inputs[0], x) for x in inputs):
+            raise ShapeError(f"add broadcasts two inputs only; its {len(inputs)} inputs must have equal shapes, "
+                             f"received {', '.join(_fmt(s) for s in inputs)}")
         return _same_shapes(self, inputs)
 
     def cost(self, inputs, output):
         return Cost(other=_numel(output) * (len(inputs) - 1))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_broadcast_grad_other(inputs, output, grad_inputs))
+
+
+@dataclass(frozen=True)
+class Sub(Op):
+    """Elementwise difference ``a - b`` of two activations that broadcast numpy-style on equal
+    ranks (ONNX Sub; an expanded LayerNorm's x - mean): one subtraction per output element. The
+    backward gives ``a`` dy and ``b`` -dy (one negation per output element), each summed over the
+    axes its input was broadcast along; nothing is kept."""
+
+    kind: ClassVar[str] = "sub"
+
+    def infer(self, inputs):
+        if len(inputs) != 2:
+            raise ShapeError(f"Sub takes two inputs, got {len(inputs)}")
+        a, b = inputs
+        if not _broadcastable(a, b):
+            raise ShapeError(f"Sub cannot broadcast {_fmt(a)} with {_fmt(b)}")
+        return tuple(max(x, y) for x, y in zip(a, b))
+
+    def cost(self, inputs, output):
+        return Cost(other=_numel(output))
+
+    def backward(self, inputs, output, grad_inputs, grad_params):
+        return BackwardCost(other=_broadcast_grad_other(inputs, output, grad_inputs, negated=(1,)))
 
 
 @dataclass(frozen=True)
@@ -1748,6 +1802,7 @@ OPS = (
     Dropout,
     Concat,
     Add,
+    Sub,
     Mean,
     ReduceSum,
     Mul,

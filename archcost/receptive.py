@@ -4,7 +4,9 @@ first output unit's field, in input pixel coordinates), per axis.
 Recurrence for a window op with kernel k, stride s, padding p, dilation d:
 ``size' = size + (k - 1) * d * jump``, ``jump' = jump * s``,
 ``start' = start + ((k - 1) * d / 2 - p) * jump``.
-A merge (concat, add) takes the largest field over its inputs: the field over all paths.
+A merge (concat, add) takes the largest field over its inputs: the field over all paths. An input
+that broadcasts (SE's gate, GCNet's context (N, C, 1, 1)) brings its own field, the whole map's
+when it was pooled from it, so the product, sum or difference sees what its pool saw.
 A Pad is a 1 x 1 window padded by its (top, left) amounts (``ops.Pad.window``): in every mode,
 as the pass ignores what a padded position reads (zeros, a mirrored, border or wrapped unit).
 

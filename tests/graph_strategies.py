@@ -14,9 +14,10 @@ failure). Three kinds of spec come out:
   overhanging windows; every activation, BatchNorm, LRN, dropout, channel pad, maxout, channel
   selection, affine, scale, softmax, LayerNorm on any axis, GroupNorm (1 to C groups); permutes, reshapes, flatten;
   linear layers on vectors and channels-last maps; residual adds and means, SE gates (broadcast
-  mul), inception branches joined by a concat, concats along any axis, a spatial transformer,
-  resizes (nearest and bilinear, every coordinate mode, to a size or by a scale), transposed
-  convs, pads (every mode, crops in constant mode, of maps and of (N, C, L) tensors).
+  mul), broadcast adds and subs (a global context, a per-position map), inception branches
+  joined by a concat, concats along any axis, a spatial transformer, resizes (nearest and
+  bilinear, every coordinate mode, to a size or by a scale), transposed convs, pads (every mode,
+  crops in constant mode, of maps and of (N, C, L) tensors).
 - ``invalid_spec``: a valid prefix plus one layer that archcost must refuse (``spec.reason``
   says why), by a shape rule or by a field check.
 - ``hostile_spec``: a valid prefix plus one layer of any op with some fields set to hostile
@@ -429,6 +430,22 @@ def gate(ch, net, src):
     return net.add("Mul", {}, [src, g] if ch.bool() else [g, src], net.shapes[src])
 
 
+def broadcast_add(ch, net, src):
+    """x + or - a term that broadcasts: a map's global context (N, C, 1, 1), its per-position
+    map (N, 1, H, W), or a linear layer's one feature ((N, 1) on a vector, (N, L, 1) on rank 3);
+    either operand first."""
+    shape = net.shapes[src]
+    if len(shape) == 4:
+        n, c, h, w = shape
+        if ch.bool():  # GCNet: a conv of the pooled context
+            term = net.add("Conv2d", dict(out_channels=c, kernel=1), [global_pool(ch, net, src)], (n, c, 1, 1))
+        else:
+            term = net.add("Conv2d", dict(out_channels=1, kernel=1), [src], (n, 1, h, w))
+    else:
+        term = net.add("Linear", {"out_features": 1}, [src], shape[:-1] + (1,))
+    return net.add(ch.choice(["Add", "Sub"]), {}, [src, term] if ch.bool() else [term, src], shape)
+
+
 def inception(ch, net, src):
     n, c, h, w = net.shapes[src]
     ends = []
@@ -460,11 +477,11 @@ def concat(ch, net, src):
 
 
 def join(ch, net, src):
-    """Add, Mean or Mul of ``src`` with earlier nodes of the same shape (itself if none)."""
+    """Add, Mean, Mul or Sub of ``src`` with earlier nodes of the same shape (itself if none)."""
     same = [i for i, s in enumerate(net.shapes) if s == net.shapes[src]]
-    kind = ch.choice(["Add", "Mean", "Mul"])
+    kind = ch.choice(["Add", "Mean", "Mul", "Sub"])
     inputs = [src, ch.choice(same)]
-    if kind != "Mul" and ch.bool():
+    if kind not in ("Mul", "Sub") and ch.bool():
         inputs.append(ch.choice(same))
     return net.add(kind, {}, inputs, net.shapes[src])
 
@@ -555,12 +572,12 @@ def pad(ch, net, src):
 
 MAKERS = {
     2: [activation, linear, batch_norm, dropout, maxout, softmax, layer_norm, group_norm, scale, affine, rbf, channel_select,
-        reshape, join, concat, permute],
+        reshape, join, concat, permute, broadcast_add],
     3: [activation, linear, batch_norm, layer_norm, group_norm, softmax, scale, affine, maxout, channel_select, permute,
-        reshape, flatten, join, concat, dropout, pad],
+        reshape, flatten, join, concat, dropout, pad, broadcast_add],
     4: [conv, pool, activation, batch_norm, conv, residual, inception, pool, lrn, dropout, global_pool,
         channel_pad, maxout, channel_select, affine, scale, softmax, layer_norm, group_norm, permute, reshape, flatten,
-        linear, gate, concat, join, transformer, resize, conv_transpose, pad, pad],
+        linear, gate, concat, join, transformer, resize, conv_transpose, pad, pad, broadcast_add],
 }
 
 
@@ -695,6 +712,7 @@ def _wrong_arity(ch, net, src):
     kind, kwargs, inputs = ch.choice([
         ("Activation", {}, [src, src]), ("Linear", {"out_features": 2}, [src, src]), ("Flatten", {}, []),
         ("Add", {}, [src]), ("Mean", {}, [src]), ("Add", {}, []), ("Mul", {}, [src]), ("Mul", {}, [src] * 3),
+        ("Sub", {}, [src]), ("Sub", {}, [src] * 3),
         ("Concat", {}, []), ("GridSample", {}, [src]), ("BatchNorm", {}, [src, src]),
     ])
     net.add(kind, kwargs, inputs, None)
@@ -702,15 +720,22 @@ def _wrong_arity(ch, net, src):
 
 
 def _mismatched_merge(ch, net, src):
-    """Concat (spatial sizes or ranks differ), Add/Mean (shapes differ), Mul (no broadcast)."""
+    """Concat (spatial sizes or ranks differ), Mean (shapes differ), Add/Mul/Sub (no broadcast),
+    Add of three inputs one of which broadcasts (Add broadcasts pairs only)."""
     shape = net.shapes[src]
-    kind = ch.choice(["Concat", "Add", "Mean", "Mul"])
+    kind = ch.choice(["Concat", "Add", "Mean", "Mul", "Sub"])
+    broadcasts = kind in ("Add", "Mul", "Sub")
+    if kind == "Add" and len(shape) == 4 and shape[1] > 1 and ch.chance(3):
+        n, c, h, w = shape
+        term = net.add("Conv2d", {"out_channels": 1, "kernel": 1}, [src], (n, 1, h, w))
+        net.add("Add", {}, [src, src, term], None)
+        return "Add of three inputs that broadcast"
     options = ["rank"]
     if len(shape) == 4 and max(shape[2:]) > 1:
         options.append("spatial")
-    if kind != "Concat" and (kind != "Mul" or shape[1] > 1) and len(shape) in (2, 4):
+    if kind != "Concat" and (not broadcasts or shape[1] > 1) and len(shape) in (2, 4):
         options.append("channels")
-    if kind == "Mul" and "spatial" in options:
+    if broadcasts and "spatial" in options:
         options.remove("spatial")  # a halved size of 1 would broadcast
     how = ch.choice(options)
     if how == "rank":

@@ -8,7 +8,7 @@ from archcost.analysis import analyze
 from archcost.errors import ArchcostError
 from archcost.graph import Graph
 from archcost.memory import plan_buffers
-from archcost.ops import Activation, Add, Conv2d
+from archcost.ops import Activation, Add, Conv2d, GlobalAvgPool, Mul, Sub
 
 # CS231n Lecture 9 (seed 001), the VGG16 table: (output HxWxC, memory elements, params not counting biases)
 VGG16_LECTURE = [
@@ -118,6 +118,20 @@ def test_receptive_field_over_all_paths():
     g.add(Add(), a, b, name="sum")
     last = analyze(g).records[-1]
     assert (last.rf_h, last.rf_w) == (9, 9)
+
+
+def test_receptive_field_of_a_broadcast_term_is_global():
+    """x + a pooled context (N, C, 1, 1): the context is a global term, so every output of the add
+    (and of x less it, as of SE's product) sees the whole input, as the pool's field says."""
+    g = Graph()
+    x = g.add(Conv2d(4, 3, padding=1), g.input((3, 9, 9)), name="conv")
+    ctx = g.seq(x, ("gap", GlobalAvgPool()), ("ctx", Conv2d(4, 1)))
+    for op, name in ((Add(), "add"), (Sub(), "sub"), (Mul(), "mul")):
+        g.add(op, x, ctx, name=name)
+    records = {r.name: r for r in analyze(g).records}
+    assert (records["conv"].rf_h, records["gap"].rf_h) == (3, 11)  # 9 + the conv's padded border
+    for name in ("add", "sub", "mul"):
+        assert (records[name].rf_h, records[name].rf_w) == (records["gap"].rf_h, records["gap"].rf_w), name
 
 
 def test_peak_memory_and_inplace_rules():

@@ -30,6 +30,7 @@ from archcost.ops import (
     MaxPool2d,
     Permute,
     Softmax,
+    Sub,
 )
 
 TOOLS = (
@@ -231,6 +232,24 @@ def test_residual_add():
         "torchscan-dmas": 0,
         "convnet-burden": 18,  # vl_nnwsum: numel(out)
         "calflops": 0,  # Tensor.__iadd__ is not wrapped
+    })
+
+
+# GCNet's x + context (2x3x3 + 2x1x1) and x - y: 18 outputs, one add or subtract each. The
+# twin's `x + ctx` / `x - y` are Tensor.__add__/__sub__: no tool's hook, patch or aten handle
+# counts them; convnet-burden's vl_nnwsum (a weighted sum, weights 1 and -1 for a - b) counts
+# numel(out), as for the residual add.
+@pytest.mark.parametrize("op", [Add(), Sub()], ids=str)
+def test_broadcast_add_and_sub(op):
+    g = Graph("bcast")
+    x = g.input((2, 3, 3))
+    a = g.add(Conv2d(2, 1), x, name="a")
+    ctx = g.add(Conv2d(2, 1), g.add(GlobalAvgPool(), x, name="gap"), name="ctx")
+    g.add(op, a, ctx, name="sum")
+    check(counts_of("sum", g), {
+        "archcost-flops": 18, "archcost-other": 18, "archcost": 0, "flop_counter": 0, "fvcore": 0, "ptflops": 0,
+        "ptflops-aten": 0, "thop": 0, "torchinfo": 0, "torchscan-flops": 0, "torchscan-macs": 0,
+        "torchscan-dmas": 0, "convnet-burden": 18, "calflops": 0,
     })
 
 

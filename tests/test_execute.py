@@ -183,7 +183,8 @@ def test_a_deep_residual_net_stays_finite_and_validates():
 
 
 def _every_op_graph() -> Graph:
-    """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a ConvNeXt-style
+    """A small net that uses every op of ops.OPS: an SE-gated depthwise block, a global-context add
+    and a broadcast sub, a ConvNeXt-style
     channels-last LayerNorm/Linear/Scale detour, option-A shortcut, a spatial transformer,
     maxout on maps and vectors, pads of every mode (on a map and an (N, C, L) tensor), group and
     instance norm, LeNet-5's affine and channel selection, pools, LRN, FractalNet
@@ -195,6 +196,10 @@ def _every_op_graph() -> Graph:
     gate = g.seq(d, ops.GlobalAvgPool(), ops.Conv2d(4, 1), ops.Activation("relu"), ops.Conv2d(12, 1),
                  ops.Activation("hardsigmoid"))
     x = g.add(ops.Mul(), d, gate)
+    # A global-context block (GCNet): x plus a transform of its pooled context, broadcast over H and W;
+    # then a per-position map (N, 1, H, W) less x, broadcast over the channels.
+    x = g.add(ops.Add(), x, g.seq(x, ops.GlobalAvgPool(), ops.Conv2d(12, 1)))
+    x = g.add(ops.Sub(), g.add(ops.Conv2d(1, 1), x), x)
     t = g.seq(x, ops.Permute((0, 2, 3, 1)), ops.LayerNorm(-1), ops.Linear(24), ops.Activation("gelu"),
               ops.Linear(12), ops.Scale(None, axis=-1), ops.Permute((0, 3, 1, 2)))
     x = g.add(ops.Mean(), x, t, g.add(ops.Scale(0.5), x))

@@ -245,6 +245,52 @@ def test_merges():
         ops.Mul().infer(((2, 64, 7, 7), (2, 32, 1, 1)))
 
 
+def test_broadcast_add_and_sub():
+    # GCNet's x + context (N, C, 1, 1) and a per-position map (N, 1, H, W): one add per output
+    # element, the output takes each axis's larger size; a residual add's counts are unchanged.
+    for a, b, out in [((2, 64, 7, 7), (2, 64, 1, 1), (2, 64, 7, 7)), ((2, 1, 7, 7), (2, 64, 7, 7), (2, 64, 7, 7)),
+                      ((1, 8, 1, 5), (1, 1, 4, 5), (1, 8, 4, 5)), ((3, 10), (3, 1), (3, 10))]:
+        for op in (ops.Add(), ops.Sub()):
+            got, cost = run(op, a, b)
+            assert got == out and cost == Cost(other=math.prod(out))
+            assert op.saves((a, b), out, "archcost", (True, True), False) == ops.Saved()  # shapes only
+            assert op.saves((a, b), out, "pytorch", (True, True), False) == ops.Saved()
+    n = 2 * 64 * 49
+    add, sub, shapes = ops.Add(), ops.Sub(), ((2, 64, 7, 7), (2, 64, 1, 1))
+    # dy to the full input (no arithmetic), dy summed over H x W to the context (one add per output element)
+    assert add.backward(shapes, (2, 64, 7, 7), (True, True), False).other == n
+    assert add.backward(shapes, (2, 64, 7, 7), (True, False), False).other == 0
+    assert add.backward(shapes, (2, 64, 7, 7), (False, True), False).other == n
+    # sub: b's gradient is -dy (one negation per output element), summed when b broadcasts
+    assert sub.backward(shapes, (2, 64, 7, 7), (True, True), False).other == 2 * n
+    assert sub.backward(shapes[::-1], (2, 64, 7, 7), (True, True), False).other == 2 * n
+    assert sub.backward(shapes[::-1], (2, 64, 7, 7), (True, False), False).other == n
+    assert sub.backward(((2, 8, 4, 4),) * 2, (2, 8, 4, 4), (True, True), False).other == 2 * 8 * 16
+    # both broadcast: each input's gradient sums over its own broadcast axes
+    assert add.backward(((1, 8, 1, 5), (1, 1, 4, 5)), (1, 8, 4, 5), (True, True), False).other == 2 * 160
+    # residual adds: unchanged (k - 1 adds per element, a free backward)
+    assert add.backward(((1, 4, 2, 2),) * 3, (1, 4, 2, 2), (True,) * 3, False).other == 0
+    assert add.window(shapes) is None and sub.window(shapes) is None
+
+
+def test_broadcast_add_and_sub_refusals():
+    with pytest.raises(ShapeError, match="channel mismatch"):
+        ops.Add().infer(((2, 64, 7, 7), (2, 32, 1, 1)))
+    with pytest.raises(ShapeError, match="shape mismatch"):
+        ops.Add().infer(((2, 64, 7, 7), (2, 64, 3, 1)))
+    with pytest.raises(ShapeError, match="shape mismatch"):
+        ops.Add().infer(((2, 64, 7, 7), (2, 64 * 49)))  # ranks differ: no implicit leading axes
+    with pytest.raises(ShapeError, match="add broadcasts two inputs only; its 3 inputs"):
+        ops.Add().infer(((2, 4, 3, 3), (2, 4, 3, 3), (2, 4, 1, 1)))
+    with pytest.raises(ShapeError, match="Sub cannot broadcast"):
+        ops.Sub().infer(((2, 64, 7, 7), (2, 32, 1, 1)))
+    with pytest.raises(ShapeError, match="Sub cannot broadcast"):
+        ops.Sub().infer(((2, 64, 7, 7), (2, 64, 7)))
+    for shapes in [((2, 4),), ((2, 4),) * 3, ()]:
+        with pytest.raises(ShapeError, match="Sub takes two inputs"):
+            ops.Sub().infer(shapes)
+
+
 def test_reduce_sum_over_a_branch_axis():
     # SKNet's sum of its 2 attention-weighted branches: (N, 2, C, H, W) -> (N, C, H, W), one add
     # per output element; ResNeSt's radix 4 would be 3.

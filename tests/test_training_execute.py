@@ -231,3 +231,46 @@ def test_group_norm_trains_per_layer_and_whole_step():
             w[c] = old
             numeric = (up - down) / 2e-3
             assert abs(numeric - grad[c]) <= 2e-3 * max(1.0, abs(numeric)), (name, c, numeric, grad[c])
+
+
+def _broadcast_net() -> Graph:
+    """A global-context add (x + a conv of its pooled context, broadcast over H and W) and a sub of
+    a per-position map (N, 1, H, W), broadcast over the channels: their gradients sum dy over the
+    broadcast axes."""
+    g = Graph("broadcast")
+    x = g.add(ops.Conv2d(4, 3, padding=1), g.input((3, 5, 5)), name="conv")
+    ctx = g.add(ops.Conv2d(4, 1), g.add(ops.GlobalAvgPool(), x, name="gap"), name="ctx")
+    x = g.add(ops.Add(), x, ctx, name="add")
+    x = g.add(ops.Sub(), x, g.add(ops.Conv2d(1, 1), x, name="map"), name="sub")
+    x = g.add(ops.Activation("tanh"), x, name="tanh")
+    x = g.add(ops.Flatten(), g.add(ops.AvgPool2d(2), x, name="avg"), name="flatten")
+    g.add(ops.Linear(3), x, name="fc")
+    return g
+
+
+def test_broadcast_add_and_sub_train_per_layer_and_whole_step():
+    g = _broadcast_net()
+    result = validate_training(g, batch=2)
+    assert result.ok, ([(c.name, c.problem) for c in result.failures][:3], result.peak_bytes,
+                       result.predicted_peak_bytes)
+    for options in ({}, {"freeze": "conv"}, {"checkpoint": "sqrt"}):
+        ex = TrainingExecutor(g, batch=2, **options)
+        assert ex.step().peak_bytes == analyze_training(g, batch=2, **options).totals["train_peak_bytes"], options
+    ex = TrainingExecutor(g, batch=2, seed=3)
+    inputs, labels = ex.random_batch()
+    grads = ex.step(inputs, labels, update=False).grads
+    rng = np.random.default_rng(0)
+    for node in ("ctx", "map"):  # reached only through the broadcast input's summed gradient
+        for name, grad in grads[node].items():
+            w = ex.params[node][name]
+            for flat in rng.choice(w.size, size=min(3, w.size), replace=False):
+                idx = np.unravel_index(flat, w.shape)
+                old = w[idx]
+                w[idx] = old + 1e-3
+                up = _loss(ex, inputs, labels)
+                w[idx] = old - 1e-3
+                down = _loss(ex, inputs, labels)
+                w[idx] = old
+                numeric = (up - down) / 2e-3
+                assert abs(numeric) > 1e-6, (node, name, idx)
+                assert abs(numeric - grad[idx]) <= 2e-3 * max(1.0, abs(numeric)), (node, name, idx, numeric, grad[idx])

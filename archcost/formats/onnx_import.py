@@ -38,7 +38,7 @@ from archcost.ops import (
     ConvTranspose2d,
     GroupNorm, Activation, Add, AvgPool2d, BatchNorm, ChannelSelect, Concat, Conv2d, Dropout, Flatten, GlobalAvgPool,
     PAD_MODES, Input, LayerNorm, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReduceSum, Reshape, Resize, Scale,
-    Softmax,
+    Softmax, Sub,
 )
 
 
@@ -1583,24 +1583,26 @@ class _Importer:
         self.out(node, ChannelSelect(tuple(picked)), [x])
 
     def on_Expand(self, i, node, where, attrs):
-        """``gate.expand_as(x)`` feeding ``x * gate`` (ECA-Net, some SE blocks): the product
-        broadcasts the gate itself, so the Expand is an alias. Any other Expand is listed."""
+        """``gate.expand_as(x)`` feeding ``x * gate`` (ECA-Net, some SE blocks), or a context
+        ``ctx.expand_as(x)`` feeding ``x + ctx`` / ``x - ctx``: the product, sum or difference
+        broadcasts it itself, so the Expand is an alias. Any other Expand is listed."""
         x = self.act(node.input[0], where)
         if len(node.input) < 2 or not self.is_const(node.input[1]):
             raise Unsupported("a shape computed at run time")
         target = tuple(self._int_const(node.input[1], where))
         j = self._sole_consumer(node.output[0])
-        if j is None or self.nodes[j].op_type != "Mul" or len(self.nodes[j].input) != 2:
-            raise Unsupported("an Expand that does not feed one Mul")
+        if j is None or self.nodes[j].op_type not in ("Mul", "Add", "Sub") or len(self.nodes[j].input) != 2:
+            raise Unsupported("an Expand that does not feed one Mul, Add or Sub")
         other = [t for t in self.nodes[j].input if t != node.output[0]]
         if len(other) != 1 or other[0] not in self.tensors:
-            raise Unsupported("an Expand that does not feed one Mul")
+            raise Unsupported("an Expand that does not feed one Mul, Add or Sub")
         shape, full = self.g.shape(x), self.g.shape(self.tensors[other[0]])
         # The product broadcasts the gate to exactly the other operand's shape: the expanded
         # target is that shape (its batch entry may be the export's 1).
         if len(target) != len(full) or target[1:] != full[1:] or target[0] not in (1, full[0]) or \
                 len(shape) != len(full) or any(a not in (1, b) for a, b in zip(shape[1:], full[1:])):
-            raise Unsupported(f"an Expand to {list(target)} that is not the shape of the Mul's other operand")
+            raise Unsupported(f"an Expand to {list(target)} that is not the shape of the "
+                              f"{self.nodes[j].op_type}'s other operand")
         self.tensors[node.output[0]] = x
 
     def on_Identity(self, i, node, where, attrs):
@@ -1619,10 +1621,31 @@ class _Importer:
             raise Unsupported(f"broadcasting {' with '.join('x'.join(map(str, s)) for s in shapes)}")
         self.out(node, op, xs)
 
+    def _broadcast_pair(self, op, node, where):
+        """Two activations that broadcast numpy-style on equal ranks (x + (N, C, 1, 1) context): the
+        op; more than two inputs must have equal shapes (archcost broadcasts pairs only)."""
+        xs = [self.act(t, where) for t in node.input]
+        shapes = [self.g.shape(x) for x in xs]
+        if len(xs) > 2 or shapes[0] == shapes[1]:
+            self._same_shape_merge(op, node, where)
+            return
+        a, b = shapes
+        if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+            raise Unsupported(f"broadcasting {'x'.join(map(str, a))} with {'x'.join(map(str, b))}"
+                              + (" (ranks differ)" if len(a) != len(b) else ""))
+        self.out(node, op, xs)
+
     def on_Add(self, i, node, where, attrs):
         if any(self.is_const(t) for t in node.input):
+            # A per-channel constant is a bias, C parameters; archcost's Affine would add C scales
+            # and count 2 ops per element, so it is not that op.
             raise Unsupported("adding a constant (a bias outside a Conv or Gemm)")
-        self._same_shape_merge(Add(), node, where)
+        self._broadcast_pair(Add(), node, where)
+
+    def on_Sub(self, i, node, where, attrs):
+        if any(self.is_const(t) for t in node.input):
+            raise Unsupported("subtracting a constant or from one")
+        self._broadcast_pair(Sub(), node, where)
 
     def on_Sum(self, i, node, where, attrs):
         if len(node.input) == 1:

@@ -46,13 +46,13 @@ import pathlib
 from archcost.errors import ArchcostError, limit_from_env, quote
 from archcost.formats.opcodec import make_op, op_names
 from archcost.graph import Graph
-from archcost.ops import Add, Concat, Input, Linear, Mean, Mul
+from archcost.ops import Add, Concat, Input, Linear, Mean, Mul, Sub
 
 TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers")
 BLOCK_KEYS = ("params", "layers", "description")
 CONSTRUCTS = {"repeat": ("layers", "block"), "branch": ("merge",), "residual": ()}
 COMMON_KEYS = ("name", "inputs", "when", "torch")
-MERGES = {"concat": Concat, "add": Add, "mean": Mean, "mul": Mul}
+MERGES = {"concat": Concat, "add": Add, "mean": Mean, "mul": Mul, "sub": Sub}
 MAX_REPEAT = 100_000
 # A parsed document may hold at most this many values (mappings, lists and scalars, counting a
 # YAML alias once per place it is used), nested at most MAX_SPEC_DEPTH deep: a "billion laughs"

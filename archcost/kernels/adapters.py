@@ -39,6 +39,7 @@ KERNELS = {  # op type: (kernel module, adapter class)
     ops.Dropout: ("tensor", "ViewKernel"),
     ops.Concat: ("tensor", "ConcatKernel"),
     ops.Add: ("tensor", "AddKernel"),
+    ops.Sub: ("tensor", "SubKernel"),
     ops.Mean: ("tensor", "MeanKernel"),
     ops.ReduceSum: ("tensor", "ReduceSumKernel"),
     ops.Mul: ("tensor", "MulKernel"),

@@ -17,6 +17,7 @@ get (see archcost.execute.init_params). Returns a float64 array.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -320,7 +321,9 @@ REFERENCE = {
     ops.LRN: lambda op, xs, p, s: lrn(op, xs[0]),
     ops.Dropout: lambda op, xs, p, s: xs[0].copy(),
     ops.Concat: lambda op, xs, p, s: np.concatenate(xs, axis=op.axis),
-    ops.Add: lambda op, xs, p, s: np.sum(xs, axis=0),
+    # numpy's own broadcasting (residual adds of equal shapes, or x + (N, C, 1, 1)), summed in order.
+    ops.Add: lambda op, xs, p, s: functools.reduce(np.add, xs),
+    ops.Sub: lambda op, xs, p, s: np.subtract(xs[0], xs[1]),
     ops.Mean: lambda op, xs, p, s: np.mean(xs, axis=0),
     # An axis sum written as a contraction with a vector of ones (the kernel loops and adds).
     ops.ReduceSum: lambda op, xs, p, s: np.moveaxis(xs[0], op.axis, -1).dot(np.ones(xs[0].shape[op.axis])).reshape(s),

@@ -1,10 +1,11 @@
 """Float64 numpy references of the backward of the data-movement, multi-input and zoo-variant
-ops: Flatten, Reshape, Concat, Add, Mean, ReduceSum, Mul, ChannelPad, Pad, Permute
+ops: Flatten, Reshape, Concat, Add, Sub, Mean, ReduceSum, Mul, ChannelPad, Pad, Permute
 (archcost/kernels/cpu/tensor.py) and ChannelSelect, Affine, RBF, Maxout, AffineGrid, GridSample,
 Resize (archcost/kernels/cpu/extra.py).
 
 Written independently of the kernels, which loop, index and scatter: here the views reshape
-back; concat splits at the cumulative sizes; the axis sum repeats dy along the axis; mul "unbroadcasts" with a keepdims sum over the
+back; concat splits at the cumulative sizes; the axis sum repeats dy along the axis; add, sub (dy,
+-dy) and mul "unbroadcast" with a keepdims sum over the
 axes an input was stretched along; the channel pad builds its input gradient as the adjoint of a
 0/1 selection (a zero array whose strided slice takes the kept channels); the spatial pad
 multiplies by the transposes of its per-axis 0/1 matrices (numpy.pad of the identity's rows);
@@ -53,7 +54,12 @@ def concat(op, inputs, g):
 
 
 def add(op, inputs, g):
-    return [g.copy() for _ in inputs], {}
+    return [_unbroadcast(g, x.shape).copy() for x in inputs], {}
+
+
+def sub(op, inputs, g):
+    a, b = inputs
+    return [_unbroadcast(g, a.shape).copy(), -_unbroadcast(g, b.shape)], {}
 
 
 def mean(op, inputs, g):
@@ -196,7 +202,7 @@ def resize(op, inputs, g):
 
 
 _NO_PARAMS = {
-    ops.Flatten: view, ops.Reshape: view, ops.Concat: concat, ops.Add: add, ops.Mean: mean, ops.Mul: mul,
+    ops.Flatten: view, ops.Reshape: view, ops.Concat: concat, ops.Add: add, ops.Sub: sub, ops.Mean: mean, ops.Mul: mul,
     ops.ReduceSum: reduce_sum,
     ops.ChannelPad: channel_pad, ops.Pad: pad, ops.Permute: permute, ops.ChannelSelect: channel_select,
     ops.Maxout: maxout,

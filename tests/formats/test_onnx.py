@@ -13,8 +13,8 @@ from archcost.analysis import analyze
 from archcost.errors import ArchcostError
 from archcost.graph import Graph
 from archcost.ops import (
-    LRN, Activation, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
-    Scale, Softmax,
+    LRN, Activation, Add, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, Permute,
+    Scale, Softmax, Sub,
 )
 
 onnx = pytest.importorskip("onnx")
@@ -100,6 +100,59 @@ def test_resnet_basic_block_matches_the_builder(tmp_path):
     imported = load_onnx(path)
     same_records(imported, g)
     assert analyze(imported).totals["params"] == 64 * 32 * 9 + 64 * 64 * 9 + 64 * 32 + 3 * 2 * 64
+
+
+def test_a_global_context_block_matches_the_builder(tmp_path):
+    """GCNet's context as exports write it: x + a transform of its pooled context (N, C, 1, 1), a
+    per-position map (N, 1, H, W) subtracted, and a two-input Sum with the context again, each an
+    archcost broadcast add or sub."""
+    path = save(tmp_path, [
+        node("Conv", ["input", "w1"], "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("GlobalAveragePool", ["conv"], "gap"),
+        node("Conv", ["gap", "w2"], "ctx", kernel_shape=[1, 1]),
+        node("Add", ["ctx", "conv"], "add"),
+        node("Conv", ["add", "w3"], "map", kernel_shape=[1, 1]),
+        node("Sub", ["add", "map"], "sub"),
+        node("Sum", ["sub", "ctx"], "y"),
+    ], {"w1": (16, 3, 3, 3), "w2": (16, 16, 1, 1), "w3": (1, 16, 1, 1)}, input_shape=(1, 3, 8, 8))
+    g = Graph("net")
+    x = g.add(Conv2d(16, 3, padding=1, bias=False), g.input((3, 8, 8)), name="conv")
+    ctx = g.seq(x, ("gap", GlobalAvgPool()), ("ctx", Conv2d(16, 1, bias=False)))
+    a = g.add(Add(), ctx, x, name="add")
+    s = g.add(Sub(), a, g.add(Conv2d(1, 1, bias=False), a, name="map"), name="sub")
+    g.add(Add(), s, ctx, name="y")
+    imported = load_onnx(path)
+    same_records(imported, g)
+    assert [imported.shape(n) for n in ("add", "sub", "y")] == [(1, 16, 8, 8)] * 3
+    assert analyze(imported).totals["other"] == analyze(g).totals["other"]
+
+
+@pytest.mark.parametrize("op_type,shapes,message", [
+    ("Add", [(1, 16, 8, 8), (1, 4, 1, 1)], "broadcasting 1x16x8x8 with 1x4x1x1"),
+    ("Sub", [(1, 16, 8, 8), (1, 16, 2, 1)], "broadcasting 1x16x8x8 with 1x16x2x1"),
+    ("Sum", [(1, 16, 8, 8), (1, 16, 8, 8), (1, 16, 1, 1)], "broadcasting 1x16x8x8 with 1x16x8x8 with 1x16x1x1"),
+])
+def test_broadcasts_archcost_does_not_compute_are_refused(tmp_path, op_type, shapes, message, capsys):
+    # Each operand a conv of the input (an activation): 1x1 convs to the channels, strided to the size.
+    nodes, inits = [], {}
+    for k, (_, c, h, _) in enumerate(shapes):
+        nodes.append(node("Conv", ["input", f"w{k}"], f"c{k}", kernel_shape=[1, 1], strides=[8 // h, 8 // h]))
+        inits[f"w{k}"] = (c, 3, 1, 1)
+    if shapes[1][2:] == (2, 1):  # a 2x1 map: pool the W axis away
+        nodes[1] = node("Conv", ["input", "w1"], "c1", kernel_shape=[4, 8], strides=[4, 8])
+        inits["w1"] = (16, 3, 4, 8)
+    nodes.append(node(op_type, [f"c{k}" for k in range(len(shapes))], "y"))
+    path = save(tmp_path, nodes, inits, input_shape=(1, 3, 8, 8))
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and op_type in err, err
+
+
+def test_sub_of_a_constant_is_refused(tmp_path, capsys):
+    path = save(tmp_path, [node("Sub", ["input", "k"], "y")], {"k": np.ones((1, 3, 1, 1), np.float32)})
+    assert cli.main(["table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subtracting a constant" in err, err
 
 
 def test_inception_block_matches_the_zoo_module(tmp_path):

@@ -306,6 +306,18 @@ CASES = {
     "gemm_4d_input": (lambda t: write(t, model([node("Gemm", ["input", "w"], "y", name="fc")],
                                                [arr("w", np.zeros((8, 10), np.float32))])),
                       ["node 'fc' (Gemm)", "2-D input"]),
+    # Two activations whose shapes do not broadcast (numpy's rule on equal ranks): one line naming
+    # the node and both shapes, never a guessed broadcast.
+    "add_no_broadcast": (lambda t: write(t, model([node("Conv", ["input", "w"], "c", name="conv"),
+                                                   node("Add", ["input", "c"], "y", name="bad_add")],
+                                                  [arr("w", np.zeros((4, 3, 3, 3), np.float32))])),
+                         ["Add (bad_add", "broadcasting 1x3x8x8 with 1x4x6x6"]),
+    "sub_ranks_differ": (lambda t: write(t, model([node("Flatten", ["input"], "f", name="flat"),
+                                                   node("Sub", ["input", "f"], "y", name="bad_sub")])),
+                         ["Sub (bad_sub", "broadcasting 1x3x8x8 with 1x192 (ranks differ)"]),
+    "sum_three_broadcast": (lambda t: write(t, model([node("GlobalAveragePool", ["input"], "g", name="gap"),
+                                                      node("Sum", ["input", "input", "g"], "y", name="bad_sum")])),
+                            ["Sum (bad_sum", "broadcasting 1x3x8x8 with 1x3x8x8 with 1x3x1x1"]),
     "div_activation_by_zero": (lambda t: write(t, model([node("Div", ["input", "z"], "y", name="div0")],
                                                         [arr("z", 0.0, np.float32)])),
                                ["node 'div0' (Div)", "division by the constant 0"]),

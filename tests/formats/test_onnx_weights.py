@@ -271,10 +271,23 @@ def test_expand_as_feeding_a_product_is_the_broadcast(tmp_path):
     _same_as_reference(path, (2, 3, 8, 8))
 
 
+@pytest.mark.parametrize("op_type", ["Add", "Sub"])
+@pytest.mark.parametrize("first", [True, False])
+def test_expand_as_feeding_a_sum_or_difference_is_the_broadcast(tmp_path, op_type, first):
+    # A global context: x + ctx.expand_as(x), x - ctx.expand_as(x), either operand first
+    operands = ["input", "e"] if first else ["e", "input"]
+    path = _save(tmp_path, [
+        helper.make_node("GlobalAveragePool", ["input"], ["g"]), helper.make_node("Tanh", ["g"], ["s"]),
+        helper.make_node("Expand", ["s", "shape"], ["e"]), helper.make_node(op_type, operands, ["y"]),
+    ], {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 8, 8), "exa.onnx")
+    graph = _same_as_reference(path, (2, 3, 8, 8))
+    assert graph.op(graph.topological_order()[-1]).kind == op_type.lower()
+
+
 def test_other_expands_are_listed(tmp_path):
     path = _save(tmp_path, [helper.make_node("Expand", ["input", "shape"], ["y"])],
                  {"shape": np.array([1, 3, 8, 8], np.int64)}, (2, 3, 1, 1), "ex2.onnx")
-    with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul\\)"):
+    with pytest.raises(ArchcostError, match="Expand \\(y: an Expand that does not feed one Mul, Add or Sub\\)"):
         load_onnx_weights(path)
 
 
@@ -567,3 +580,47 @@ def test_a_factor_along_two_axes_is_refused_by_shape(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ArchcostError, match=r"Mul \(y: a constant of shape \(6, 4, 1\)\)"):
         load_onnx_weights(path)
+
+
+def _global_context(tmp_path):
+    """GCNet's global-context block and a centred map as exports write them, all between
+    activations: x + a transform of its pooled context (N, C, 1, 1), x less a per-position map
+    (N, 1, H, W), a two-input Sum broadcasting the context's first operand."""
+    inits = {"w": f32(6, 3, 3, 3), "b": f32(6), "t1": f32(3, 6, 1, 1), "t2": f32(6, 3, 1, 1), "m": f32(1, 6, 1, 1),
+             "mb": f32(1)}
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["x"], ["ctx"], axes=[2, 3], keepdims=1),
+        helper.make_node("Conv", ["ctx", "t1"], ["t"], kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["t"], ["tr"]),
+        helper.make_node("Conv", ["tr", "t2"], ["term"], kernel_shape=[1, 1]),
+        helper.make_node("Add", ["x", "term"], ["gc"]),
+        helper.make_node("Conv", ["gc", "m", "mb"], ["map"], kernel_shape=[1, 1]),
+        helper.make_node("Sub", ["map", "gc"], ["centred"]),
+        helper.make_node("Sum", ["term", "centred"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gc", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 6, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = pathlib.Path(tmp_path) / "gc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_broadcast_adds_and_subs_run_as_onnxruntime_computes_them(tmp_path, capsys):
+    path = _global_context(tmp_path)
+    graph, params, outputs = load_onnx_weights(path)
+    kinds = [graph.op(n).kind for n in graph.topological_order()]
+    assert kinds.count("add") == 2 and kinds.count("sub") == 1
+    x = RNG.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
+    assert ours.shape == expected.shape == (2, 6, 6, 5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ok" in out and "FAIL" not in out and "onnxruntime: output 'y'" in out

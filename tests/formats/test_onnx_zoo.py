@@ -104,8 +104,9 @@ def to_onnx(graph):
             emit("Dropout", ins + [const(f"{name}.ratio", op.p)])
         elif isinstance(op, ops.Concat):
             emit("Concat", axis=op.axis)
-        elif type(op) in (ops.Add, ops.Mean, ops.Mul):
-            emit({ops.Add: "Add" if len(ins) == 2 else "Sum", ops.Mean: "Mean", ops.Mul: "Mul"}[type(op)])
+        elif type(op) in (ops.Add, ops.Sub, ops.Mean, ops.Mul):
+            emit({ops.Add: "Add" if len(ins) == 2 else "Sum", ops.Sub: "Sub", ops.Mean: "Mean",
+                  ops.Mul: "Mul"}[type(op)])
         elif isinstance(op, ops.Softmax):
             emit("Softmax", axis=op.axis)
         elif isinstance(op, ops.Permute):

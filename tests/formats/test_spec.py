@@ -15,7 +15,7 @@ from archcost.analysis import analyze
 from archcost.errors import ArchcostError
 from archcost.formats.spec import build_spec, load_spec
 from archcost.graph import Graph
-from archcost.ops import Activation, Add, BatchNorm, Concat, Conv2d, Flatten, GlobalAvgPool, Linear, Mean
+from archcost.ops import Activation, Add, BatchNorm, Concat, Conv2d, Flatten, GlobalAvgPool, Linear, Mean, Sub
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -119,6 +119,35 @@ def test_explicit_inputs_make_an_arbitrary_dag(tmp_path):
     g.add(Concat(1), ab, m, x, name="concat1")
     same_analysis(load_spec(path), g)
     assert load_spec(path).shape("concat1") == (1, 24, 16, 16)
+
+
+def test_a_global_context_add_and_a_sub_merge(tmp_path):
+    """x + conv(gap(x)) written with explicit inputs, then a branch of two paths merged by sub
+    (the first path less the second, which broadcasts over the channels)."""
+    path = write(tmp_path, """
+        input: [8, 6, 6]
+        layers:
+          - conv: {out_channels: 8, kernel: 3, padding: 1}
+            name: x
+          - gap
+          - conv: {out_channels: 8, kernel: 1}
+            name: ctx
+          - add: {}
+            name: gc
+            inputs: [x, ctx]
+          - branch:
+              - [relu]
+              - [{conv: {out_channels: 1, kernel: 1}}]
+            merge: sub
+    """)
+    g = Graph("net")
+    x = g.add(Conv2d(8, 3, padding=1), g.input((8, 6, 6)), name="x")
+    ctx = g.add(Conv2d(8, 1), g.add(GlobalAvgPool(), x, name="gap1"), name="ctx")
+    gc = g.add(Add(), x, ctx, name="gc")
+    g.add(Sub(), g.add(Activation(), gc, name="branch1.relu1"), g.add(Conv2d(1, 1), gc, name="branch2.conv1"),
+          name="sub1")
+    same_analysis(load_spec(path), g)
+    assert load_spec(path).shape("sub1") == (1, 8, 6, 6)
 
 
 def test_references_look_in_the_own_scope_first_then_outwards(tmp_path):

@@ -407,6 +407,20 @@ class KernelCases:
         self.check(ops.Add(), (2, 3, 4, 4), (2, 3, 4, 4), (2, 3, 4, 4))
         self.check(ops.Mean(), (2, 3, 4, 4), (2, 3, 4, 4), (2, 3, 4, 4))
 
+    # Two inputs that broadcast: a global-context term (N, C, 1, 1), a per-position map (N, 1, H, W),
+    # both sides broadcast, a vector's (N, 1), 5 axes merged to 4; the sub of equal shapes too.
+    @pytest.mark.parametrize("a,b", [((2, 6, 4, 5), (2, 6, 1, 1)), ((2, 1, 4, 5), (2, 6, 4, 5)),
+                                     ((1, 6, 1, 5), (3, 1, 4, 5)), ((3, 7), (3, 1)), ((2, 3, 4, 4), (2, 3, 4, 4)),
+                                     ((2, 2, 3, 4, 5), (2, 2, 3, 1, 1))])
+    def test_add_sub_broadcast(self, a, b):
+        run = self.check(ops.Add(), a, b)
+        # x + y by numpy's broadcasting, whatever the reference
+        x, y = (v.astype(np.float64) for v in run.xs)
+        np.testing.assert_allclose(run.out, x + y, rtol=1e-5, atol=1e-6)
+        run = self.check(ops.Sub(), a, b)
+        x, y = (v.astype(np.float64) for v in run.xs)
+        np.testing.assert_allclose(run.out, x - y, rtol=1e-5, atol=1e-6)
+
     # 5 axes: SKNet's and ResNeSt's (N, k, C, H, W) * (N, k, C, 1, 1), merged to 4 or fewer
     # (adapters.collapse_broadcast), and products that stay 4 axes after merging.
     @pytest.mark.parametrize("a,b", [((2, 6, 4, 5), (2, 6, 1, 1)), ((2, 1, 1, 1), (2, 6, 4, 5)), ((3, 7), (3, 1)),

@@ -153,6 +153,11 @@ FD_CASES = {
     "concat axis -1": (ops.Concat(-1), [(2, 2, 3), (2, 2, 2)]),
     "add": (ops.Add(), [(2, 3, 2), (2, 3, 2), (2, 3, 2)]),
     "mean": (ops.Mean(), [(2, 3, 2), (2, 3, 2), (2, 3, 2)]),
+    "add global context": (ops.Add(), [(2, 3, 2, 3), (2, 3, 1, 1)]),
+    "add both broadcast": (ops.Add(), [(1, 3, 1, 2), (2, 1, 3, 2)]),
+    "sub": (ops.Sub(), [(2, 3, 2), (2, 3, 2)]),
+    "sub of a per-position map": (ops.Sub(), [(2, 3, 2, 2), (2, 1, 2, 2)]),
+    "sub broadcast first": (ops.Sub(), [(2, 1, 3), (2, 2, 3)]),
     "mul se gating": (ops.Mul(), [(2, 3, 2, 3), (2, 3, 1, 1)]),
     "mul both broadcast": (ops.Mul(), [(1, 3, 1, 2), (2, 1, 3, 2)]),
     "mul 5 axes": (ops.Mul(), [(2, 2, 3, 2, 2), (2, 2, 3, 1, 1)]),
@@ -283,6 +288,41 @@ def test_concat_backward_needs_the_sizes_before_a_wanted_input():
 @pytest.mark.parametrize("shape", [(2, 3, 4, 4), (3, 10)])
 def test_add_mean_backward(op, k, shape):
     run_train(op, *[shape] * k, want=[True] * (k - 1) + [False])
+
+
+ADD_SHAPES = [((2, 6, 4, 5), (2, 6, 1, 1)), ((2, 1, 1, 1), (2, 6, 4, 5)), ((3, 7), (3, 1)),
+              ((2, 1, 4, 5), (2, 6, 4, 5)), ((1, 6, 1, 5), (3, 1, 4, 5)), ((2, 3, 4), (2, 1, 4)),
+              ((2, 2, 6, 4, 5), (2, 2, 6, 1, 1)), ((2, 6, 4, 5), (2, 6, 4, 5))]
+
+
+@pytest.mark.parametrize("op", [ops.Add(), ops.Sub()], ids=str)
+@pytest.mark.parametrize("a,b", ADD_SHAPES)
+def test_add_sub_broadcast_backward(op, a, b):
+    run_train(op, a, b)
+
+
+@pytest.mark.parametrize("want", [[True, False], [False, True]])
+@pytest.mark.parametrize("op", [ops.Add(), ops.Sub()], ids=str)
+def test_add_sub_broadcast_one_side(op, want):
+    run_train(op, (2, 8, 5, 5), (2, 8, 1, 1), want=want)
+
+
+def test_broadcast_add_and_sub_gradients_sum_the_map():
+    """The (N, C, 1, 1) term's gradient is the sum over H x W of dy (negated for sub's second input);
+    the full-size input's is dy itself."""
+    g = np.arange(1.0, 9.0, dtype=np.float32).reshape(1, 2, 2, 2)
+    for op, sign in ((ops.Add(), 1.0), (ops.Sub(), -1.0)):
+        grads = [np.zeros((1, 2, 2, 2), np.float32), np.zeros((1, 2, 1, 1), np.float32)]
+        cpu.ADAPTERS[type(op)].backward(op, {}, [None, None], None, {}, g, grads, {})
+        assert grads[1].ravel().tolist() == [sign * (1 + 2 + 3 + 4), sign * (5 + 6 + 7 + 8)]
+        assert grads[0].tolist() == g.tolist()
+
+
+def test_a_5_axis_add_that_does_not_merge_to_4_is_one_error():
+    x, y = _random((2, 3, 1, 4, 5), np.random.default_rng(0)), _random((1, 3, 2, 4, 1), np.random.default_rng(1))
+    for op in (ops.Add(), ops.Sub()):
+        with pytest.raises(ArchcostError, match=f"^{op.kind}: the cpu kernels handle up to 4 axes"):
+            cpu.ADAPTERS[type(op)].run(op, None, [x, y], np.empty((2, 3, 2, 4, 5), np.float32))
 
 
 def test_add_backward_into_one_buffer_twice():
@@ -486,9 +526,9 @@ def test_resize_nearest_backward_sums_each_block():
 
 
 def test_every_tensor_op_has_training_methods():
-    for op_type in (ops.Flatten, ops.Reshape, ops.Dropout, ops.Concat, ops.Add, ops.Mean, ops.ReduceSum, ops.Mul,
-                    ops.ChannelPad, ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout, ops.AffineGrid,
-                    ops.GridSample, ops.Resize):
+    for op_type in (ops.Flatten, ops.Reshape, ops.Dropout, ops.Concat, ops.Add, ops.Sub, ops.Mean, ops.ReduceSum,
+                    ops.Mul, ops.ChannelPad, ops.Permute, ops.ChannelSelect, ops.Affine, ops.RBF, ops.Maxout,
+                    ops.AffineGrid, ops.GridSample, ops.Resize):
         adapter = cpu.ADAPTERS[op_type]
         assert callable(adapter.train_forward) and callable(adapter.backward)
 

@@ -1,13 +1,14 @@
-"""Data-movement and multi-input kernels: add, mean, the sum over an axis, broadcast mul, concat,
-channel padding, spatial padding (Pad, every mode, through the host's index maps), permute, and
-the copy behind flatten/reshape/dropout (which are free views when they run in place on their
-input's buffer, as the memory plan arranges whenever it can).
+"""Data-movement and multi-input kernels: add (broadcast too), sub, mean, the sum over an axis,
+broadcast mul, concat, channel padding, spatial padding (Pad, every mode, through the host's index
+maps), permute, and the copy behind flatten/reshape/dropout (which are free views when they run in
+place on their input's buffer, as the memory plan arranges whenever it can).
 
 Training (see the adapters' ``train_forward``/``backward``): the forward in training mode is the
 inference forward for all of these (dropout's, which is not, lives in
 ``pointwise.DropoutTrain``); the backward kernels accumulate (``+=``) into the input gradients:
 a copy back for flatten/reshape, the concat's channel slice, the (scaled) output gradient for
-add/mean, the output gradient to every summand for the sum over an axis, the product with the
+add/mean (for sub, dy and -dy; a broadcast input of add or sub gets it summed over the axes it
+was stretched along), the output gradient to every summand for the sum over an axis, the product with the
 other input reduced over the broadcast axes for mul, the kept positions and channels for the
 channel pad, each output gradient added into the input element it copied for the spatial pad
 (reflect, edge and wrap copy some twice or more; constant mode's padding gets nothing), the
@@ -61,6 +62,17 @@ def mul4d(x, y, out):
             for c in range(c_):
                 for d in range(d_):
                     out[a, b, c, d] = x[a, b, c, d] * y[a, b, c, d]
+
+
+@njit(fastmath=True, cache=True)
+def add4d(x, y, out, sign):
+    """out = x + sign * y on 4-D views (x, y may be broadcast views): broadcast add (sign 1), sub (-1)."""
+    a_, b_, c_, d_ = out.shape
+    for a in range(a_):
+        for b in range(b_):
+            for c in range(c_):
+                for d in range(d_):
+                    out[a, b, c, d] = x[a, b, c, d] + sign * y[a, b, c, d]
 
 
 @njit(cache=True)
@@ -230,11 +242,39 @@ def _accumulate(grad, src, factor=1.0) -> None:
     accumulate_scaled(grad.reshape(-1), src.reshape(-1), np.float32(factor))
 
 
+def _broadcast_run(op, inputs, out, sign) -> None:
+    """out = x + sign * y on 4-D views at the output's shape (broadcast axes of stride 0), 5-axis
+    broadcasts merged to 4 axes as mul's are."""
+    shapes = adapters.collapse_broadcast(out.shape, *(a.shape for a in inputs))
+    out4 = _as4d(out.reshape(shapes[0]), op.kind)
+    x, y = (np.broadcast_to(_as4d(a.reshape(s), op.kind), out4.shape) for a, s in zip(inputs, shapes[1:]))
+    add4d(x, y, out4, np.float32(sign))
+
+
+def _broadcast_backward(op, grad_out, grad_inputs, signs) -> None:
+    """Each wanted input's gradient += sign * grad_out, summed over the axes the input was broadcast
+    along: mul's gradient kernel with the other factor the constant sign (a stride-0 view of one
+    value; a product by +-1 is exact). A full-size input takes the flat accumulation."""
+    for grad, sign in zip(grad_inputs, signs):
+        if grad is None:
+            continue
+        if grad.size == grad_out.size:
+            _accumulate(grad, grad_out, sign)
+            continue
+        out_s, grad_s = adapters.collapse_broadcast(grad_out.shape, grad.shape, grad.shape)[:2]
+        g4 = _as4d(grad_out.reshape(out_s), op.kind)
+        signs = np.broadcast_to(np.full((1, 1, 1, 1), sign, np.float32), g4.shape)
+        mul_grad(g4, signs, _as4d(grad.reshape(grad_s), op.kind))
+
+
 class AddKernel:
     prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out):
+        if any(x.size != out.size for x in inputs):  # a broadcast; residual adds stay flat
+            _broadcast_run(op, inputs, out, 1.0)
+            return
         flat = out.reshape(-1)
         add2(inputs[0].reshape(-1), inputs[1].reshape(-1), flat)
         for x in inputs[2:]:
@@ -246,9 +286,23 @@ class AddKernel:
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        for grad in grad_inputs:
-            if grad is not None:
-                _accumulate(grad, grad_out)
+        _broadcast_backward(op, grad_out, grad_inputs, [1.0] * len(grad_inputs))
+
+
+class SubKernel:
+    prepare = staticmethod(adapters.no_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        _broadcast_run(op, inputs, out, -1.0)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(SubKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        _broadcast_backward(op, grad_out, grad_inputs, (1.0, -1.0))
 
 
 class MeanKernel(AddKernel):

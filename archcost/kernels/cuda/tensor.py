@@ -1,16 +1,18 @@
-"""Data-movement and multi-input kernels on device arrays: add, mean, the sum over an axis,
-broadcast mul, concat, channel padding, spatial padding (Pad), permute, and the copy behind
+"""Data-movement and multi-input kernels on device arrays: add (broadcast too), sub, mean, the sum
+over an axis, broadcast mul, concat, channel padding, spatial padding (Pad), permute, and the copy behind
 flatten/reshape/dropout (free views when they run in place on their input's buffer, as the
 memory plan arranges whenever it can).
 
-All are one thread per output element over flat arrays. Mul and permute address their inputs
+All are one thread per output element over flat arrays. Mul, broadcast add, sub and permute address their inputs
 through element strides computed on the host for a 4-D view of the output (``common.shape4``):
 a broadcast axis has stride 0, a permuted input has its strides permuted.
 
 Training: the forward in training mode is the inference forward for all of these (dropout's,
 which is not, lives in ``pointwise.DropoutTrain``, to which ``ViewKernel`` hands it). The backward
 kernels accumulate (``+=``) into the input gradients, one thread per element of each, the only
-writer of it: the (scaled) output gradient for add, mean and the views; the concat's channel
+writer of it: the (scaled) output gradient for add, mean and the views (dy and -dy for sub; a
+broadcast input of add or sub sums it over the output positions it reached, mul's gather with
+the constant sign as the other factor); the concat's channel
 slice; for mul the product with the other input summed over the output positions the element was
 broadcast to (a gather over the broadcast axes); the kept positions of the first channels for the
 channel pad; for the spatial pad (every mode, through the host's index maps) the sum of the
@@ -69,6 +71,15 @@ def _mul(x, y, out, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3):
     if i < out.size:
         a, b, c, d = coords4(i, d1, d2, d3)
         out[i] = x[a * xs0 + b * xs1 + c * xs2 + d * xs3] * y[a * ys0 + b * ys1 + c * ys2 + d * ys3]
+
+
+@cuda.jit
+def _add_bcast(x, y, out, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3, sign):
+    """out = x + sign * y through broadcast strides: add (sign 1) of unequal shapes, sub (-1)."""
+    i = cuda.grid(1)
+    if i < out.size:
+        a, b, c, d = coords4(i, d1, d2, d3)
+        out[i] = x[a * xs0 + b * xs1 + c * xs2 + d * xs3] + sign * y[a * ys0 + b * ys1 + c * ys2 + d * ys3]
 
 
 @cuda.jit
@@ -197,11 +208,39 @@ def _accumulate_flat(grad, src, factor=1.0) -> None:
     launch(_accumulate, g.size, g, flat(src), np.float32(factor))
 
 
+def _broadcast_run(op, inputs, out, sign) -> None:
+    out_s, x_s, y_s = adapters.collapse_broadcast(tuple(out.shape), *(tuple(a.shape) for a in inputs))
+    out4 = shape4(out_s, op.kind)
+    o = flat(out)
+    launch(_add_bcast, o.size, flat(inputs[0]), flat(inputs[1]), o, *out4[1:], *_broadcast_strides(x_s, out4),
+           *_broadcast_strides(y_s, out4), np.float32(sign))
+
+
+def _broadcast_backward(op, grad_out, grad_inputs, signs) -> None:
+    """Each wanted input's gradient += sign * grad_out, summed over the output positions each of its
+    elements reached when broadcast: mul's gradient kernel with the other factor one value, the
+    sign, read at stride 0 (a product by +-1 is exact). A full-size input accumulates flat."""
+    for grad, sign in zip(grad_inputs, signs):
+        if grad is None:
+            continue
+        if grad.size == grad_out.size:
+            _accumulate_flat(grad, grad_out, sign)
+            continue
+        grad = contiguous(grad, f"{op.kind} input gradient")
+        out_s, grad_s = adapters.collapse_broadcast(tuple(grad_out.shape), tuple(grad.shape), tuple(grad.shape))[:2]
+        grad4 = grad.reshape(shape4(grad_s, op.kind))
+        launch(_mul_grad, grad4.size, flat(grad_out), cuda.to_device(np.full(1, sign, np.float32)), grad4,
+               *shape4(out_s, op.kind), 0, 0, 0, 0)
+
+
 class AddKernel:
     prepare = staticmethod(adapters.no_state)
 
     @staticmethod
     def run(op, state, inputs, out, factor=1.0):
+        if any(x.size != out.size for x in inputs):  # a broadcast (two inputs); residual adds stay flat
+            _broadcast_run(op, inputs, out, 1.0)
+            return
         o = flat(out)
         last = len(inputs) - 2
         launch(_add, o.size, flat(inputs[0]), flat(inputs[1]), o, factor if last == 0 else 1.0)
@@ -214,10 +253,26 @@ class AddKernel:
 
     @staticmethod
     def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
-        """Each wanted input's gradient += grad_out (one buffer given twice gets it twice)."""
-        for grad in grad_inputs:
-            if grad is not None:
-                _accumulate_flat(grad, grad_out)
+        """Each wanted input's gradient += grad_out (one buffer given twice gets it twice), summed
+        over its broadcast axes for the smaller input of a broadcast add."""
+        _broadcast_backward(op, grad_out, grad_inputs, [1.0] * len(grad_inputs))
+
+
+class SubKernel:
+    prepare = staticmethod(adapters.no_state)
+
+    @staticmethod
+    def run(op, state, inputs, out):
+        _broadcast_run(op, inputs, out, -1.0)
+
+    @staticmethod
+    def train_forward(op, params, inputs, out, extras):
+        adapters.inference_forward(SubKernel, op, params, inputs, out)
+
+    @staticmethod
+    def backward(op, params, inputs, out, extras, grad_out, grad_inputs, param_grads):
+        """a's gradient += grad_out, b's -= grad_out, each summed over its broadcast axes."""
+        _broadcast_backward(op, grad_out, grad_inputs, (1.0, -1.0))
 
 
 class MeanKernel(AddKernel):
