@@ -50,6 +50,16 @@ TIMM = [
     "repvgg_a0", "convnext_atto", "hrnet_w18_small", "legacy_xception", "xception41", "nf_resnet26",
     "dm_nfnet_f0", "inception_v4", "inception_resnet_v2", "selecsls42b", "gernet_s", "resnet26d",
     "seresnext26d_32x4d", "ecaresnet26t", "resnetrs50", "tresnet_m", "densenet121",
+    # More CNN families, added 2026-12-06 whatever their outcome (reparameterisable blocks, MetaFormer
+    # pooling, global context, GRN, BiT's GroupNorm + weight standardisation ...). Hybrids with
+    # self-attention (MobileViT, EdgeNeXt, EfficientFormer, BoTNet) are not in the set: archcost
+    # has no attention op, and they are refused in one line (MatMul of two activations, a Reshape
+    # that moves the batch axis).
+    "mobilenetv4_conv_small", "mobileone_s0", "repghostnet_050", "hgnetv2_b0", "cs3darknet_s",
+    "convmixer_768_32", "poolformer_s12", "resnetv2_50x1_bit", "vgg11_bn", "efficientnet_em", "fastvit_t8",
+    "regnetv_040", "resnet50d", "gcresnet33ts", "eca_nfnet_l0", "dla60x_c", "lcnet_100", "rexnetr_100",
+    "tinynet_e", "semnasnet_075", "spnasnet_100", "hrnet_w18", "inception_next_tiny", "convnextv2_atto",
+    "resnet18d", "ghostnet_050",
 ]
 
 
