@@ -212,6 +212,8 @@ _TENSOR_TYPES = {
     16: (2, "int32_data"),   # BFLOAT16
 }
 
+_FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16: values, not shapes or indices
+
 
 def _type_name(data_type: int) -> str:
     return onnx_proto.DATA_TYPE_NAMES.get(data_type, str(data_type))
@@ -456,6 +458,7 @@ class _Importer:
         if missing:
             raise ArchcostError(f"graph output {quote(missing[0])} is not produced by any node")
         self._note_folded_batchnorm(nodes)
+        self._note_computed_weights()
         constant = [o for o in outputs if o not in self.tensors]
         if constant:
             # Computed from constants and shapes alone (a Shape of the input, say): no layer of the
@@ -480,6 +483,53 @@ class _Importer:
             f"(initializers onnx::Conv_*: {example}); params count those, not BN's scale, shift and "
             f"statistics, so they differ from the framework's count. Export with "
             f"do_constant_folding=False to keep BatchNorm")
+
+    def _initializers_read(self, tensor: str) -> set:
+        """The initializers a constant is computed from, through any chain of folded nodes."""
+        found, seen, todo = set(), set(), [tensor]
+        while todo:
+            t = todo.pop()
+            if t in seen or not t:
+                continue
+            seen.add(t)
+            if t in self.init:
+                found.add(t)
+                continue
+            i = self.producers.get(t)
+            if i is not None:
+                todo.extend(self.nodes[i].input)
+        return found
+
+    def _note_computed_weights(self) -> None:
+        """Say so when a layer's weight is computed, in the file, from more values than it holds:
+        NFNets' ScaledStdConv2d standardises its weight and multiplies it by a learned gain per
+        output channel (a BatchNormalization of the weight, then a Mul). archcost folds that
+        arithmetic into the conv's weight, so params count the weight, not the gain too."""
+        layers, extra, names = [], 0, []
+        for layer, sources in self.weight_sources.items():
+            more = 0
+            for tensor, _layout in sources.values():
+                if not tensor or tensor in self.init or tensor not in self.values:
+                    continue
+                reads = [t for t in sorted(self._initializers_read(tensor))
+                         if self.init[t].data_type in _FLOAT_TYPES]
+                held = math.prod(self.const_shape(tensor))
+                total = sum(math.prod(self.init[t].dims) for t in reads)
+                if total > held:
+                    more += total - held
+                    names.extend(t for t in reads if math.prod(self.init[t].dims) < held)
+            if more:
+                layers.append(layer)
+                extra += more
+        if not layers:
+            return
+        example = ", ".join(_name(n) for n in layers[:2]) + (", ..." if len(layers) > 2 else "")
+        read = ", ".join(_name(n) for n in dict.fromkeys(names[:2]))
+        self.g.notes.append(
+            f"{len(layers)} layer{'s' if len(layers) > 1 else ''} ({example}) "
+            f"compute{'' if len(layers) > 1 else 's'} {'their weights' if len(layers) > 1 else 'its weight'} "
+            f"from {extra:,} more file values than {'they hold' if len(layers) > 1 else 'it holds'} (e.g. {read}: weight standardisation with a learned gain); params count the "
+            f"computed weights, not those {extra:,} values, which a framework counts as parameters")
 
     def _fold_constants(self, nodes, order) -> None:
         """Evaluate, before any pattern is looked for, every Constant node and every foldable

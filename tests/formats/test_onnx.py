@@ -819,3 +819,20 @@ def test_pads_archcost_cannot_honour_are_refused_by_name(tmp_path, onnx_node, in
     assert cli.main(["table", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and refusal in err and "Pad" in err, err
+
+
+def test_a_weight_computed_from_more_values_than_it_holds_is_noted(tmp_path):
+    # NFNets' ScaledStdConv2d: the conv's weight is the file's weight times a learned gain per
+    # output channel, computed in the graph. archcost folds it into one weight (4*3*3*3 = 108) and
+    # says that the 4 gains are not counted.
+    path = save(tmp_path, [
+        node("Mul", ["w", "gain"], "wg"),
+        node("Conv", ["input", "wg", "b"], "y", kernel_shape=[3, 3]),
+    ], {"w": (4, 3, 3, 3), "gain": (4, 1, 1, 1), "b": (4,)}, input_shape=(1, 3, 8, 8))
+    g = load_onnx(path)
+    assert analyze(g).totals["params"] == 108 + 4
+    assert len(g.notes) == 1
+    assert "1 layer (y) computes its weight from 4 more file values than it holds" in g.notes[0] and "gain" in g.notes[0]
+    plain = save(tmp_path, [node("Reshape", ["w", "shape"], "wr"), node("Conv", ["input", "wr"], "y", kernel_shape=[3, 3])],
+                 {"w": (4, 27), "shape": np.array([4, 3, 3, 3], np.int64)}, input_shape=(1, 3, 8, 8), name="plain.onnx")
+    assert load_onnx(plain).notes == []  # a reshaped weight holds all the values it is computed from
