@@ -358,3 +358,31 @@ def test_op_fields_past_the_kernels_int_range_are_refused_before_anything_runs(l
     g = Graph("fine")
     g.add(ops.Conv2d(4, 3, stride=2**31 - 1), g.input((3, 6, 6)), name="big")  # at the limit: runs
     assert validate(g).ok
+
+
+def _space_to_depth_graph() -> Graph:
+    """TResNet's / YOLOv5's space-to-depth between two convs, as its export imports: a 6-D
+    reshape, the permute (0, 3, 5, 1, 2, 4) (5 axes after merging: the 6-axis permute kernels)
+    and a reshape back; then ESPCN's pixel shuffle (CRD) back to the size it started at."""
+    g = Graph("space_to_depth")
+    x = g.input((3, 8, 6))
+    x = g.seq(x, ops.Conv2d(8, 3, padding=1), ops.Reshape((8, 4, 2, 3, 2)), ops.Permute((0, 3, 5, 1, 2, 4)),
+              ops.Reshape((32, 4, 3)), ops.Conv2d(12, 1), ops.Reshape((3, 2, 2, 4, 3)),
+              ops.Permute((0, 1, 4, 2, 5, 3)), ops.Reshape((3, 8, 6)), ops.Conv2d(4, 3, padding=1))
+    return g
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+def test_a_space_to_depth_and_pixel_shuffle_validate(backend):
+    if backend == "cuda":
+        pytest.importorskip("numba.cuda")
+    g = _space_to_depth_graph()
+    result = validate(g, batch=2, backend=backend)
+    assert result.ok, ([(c.name, c.problem) for c in result.failures], result.peak_ok)
+
+
+def test_a_space_to_depth_trains():
+    from archcost.validation import validate_training
+
+    result = validate_training(_space_to_depth_graph(), batch=2)
+    assert result.ok, result

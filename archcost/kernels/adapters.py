@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from archcost import ops
+from archcost.errors import ArchcostError
 from archcost.kernels.formulas import ACTIVATION_CODES
 
 KERNELS = {  # op type: (kernel module, adapter class)
@@ -221,10 +222,12 @@ def avg_pool_state(op, in_shapes, out_shape, params):
 def collapse_permute(dims, in_shape) -> tuple[tuple, tuple, tuple]:
     """(input shape, dims, output shape) of the same permutation with every run of input axes
     that stays together, in order, merged into one: ShuffleNet's channel shuffle (0, 2, 1, 3, 4)
-    on (N, g, C/g, H, W) is (0, 2, 1, 3) on (N, g, C/g, H*W). Both backends' kernels take 4 axes;
-    this brings the permutes exporters write down to that. A permute of 4 axes or fewer is
+    on (N, g, C/g, H, W) is (0, 2, 1, 3) on (N, g, C/g, H*W). Both backends' fast kernels take 4
+    axes; this brings most permutes exporters write down to that. A permute of 4 axes or fewer is
     returned as it is: merging NCHW -> NHWC's H and W leaves the 4-axis copy a size-1 innermost
-    axis, which measured 2x slower (8 x 96 x 56 x 56)."""
+    axis, which measured 2x slower (8 x 96 x 56 x 56). What is left of 5 or 6 axes takes both
+    backends' 6-axis permute kernels (``permute_axes``): a space-to-depth's (0, 3, 5, 1, 2, 4)
+    merges only its axes 1 and 2, leaving 5."""
     if len(dims) <= 4:
         return tuple(in_shape), tuple(dims), tuple(in_shape[d] for d in dims)
     runs: list[list[int]] = []
@@ -239,6 +242,17 @@ def collapse_permute(dims, in_shape) -> tuple[tuple, tuple, tuple]:
     merged_dims = tuple(position[r] for r in range(len(runs)))
     merged_out = tuple(merged_in[d] for d in merged_dims)
     return merged_in, merged_dims, merged_out
+
+
+PERMUTE_AXES = 6  # the most axes a merged permute may keep (both backends' 6-axis kernels)
+
+
+def permute_axes(dims, backend: str) -> int:
+    """How many axes a merged permute's kernels take: 4 for 4 or fewer (the other ops' fast
+    4-axis loops), 6 for 5 or 6; more is refused in one line."""
+    if len(dims) > PERMUTE_AXES:
+        raise ArchcostError(f"permute: the {backend} kernels handle up to {PERMUTE_AXES} axes, got {len(dims)}")
+    return 4 if len(dims) <= 4 else PERMUTE_AXES
 
 
 def collapse_broadcast(out_shape, *in_shapes) -> tuple[tuple, ...]:

@@ -624,3 +624,44 @@ def test_broadcast_adds_and_subs_run_as_onnxruntime_computes_them(tmp_path, caps
     assert main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     assert "-> ok" in out and "FAIL" not in out and "onnxruntime: output 'y'" in out
+
+
+# Space-to-depth and depth-to-space as exports write them: Reshape to 6-D, Transpose, Reshape
+# back (TResNet's stem and YOLOv5's Focus; ESPCN's PixelShuffle is CRD, DepthToSpace's default
+# DCR). Their permutes merge to 5 axes, which the 6-axis permute kernels run.
+SHUFFLES = {  # (conv channels, 6-D shape, perm, 4-D shape) on a (2, 3, 8, 6) input, batch -1
+    "space_to_depth": (8, [-1, 8, 4, 2, 3, 2], [0, 3, 5, 1, 2, 4], [-1, 32, 4, 3]),
+    "pixel_shuffle_crd": (8, [-1, 2, 2, 2, 8, 6], [0, 1, 4, 2, 5, 3], [-1, 2, 16, 12]),
+    "depth_to_space_dcr": (8, [-1, 2, 2, 2, 8, 6], [0, 3, 4, 1, 5, 2], [-1, 2, 16, 12]),
+}
+
+
+def _shuffle(tmp_path, case):
+    c, six, perm, four = SHUFFLES[case]
+    inits = {"w": f32(c, 3, 3, 3), "b": f32(c), "six": np.array(six, np.int64), "four": np.array(four, np.int64),
+             "w2": f32(5, four[1], 1, 1), "b2": f32(5)}
+    return _save(tmp_path, [
+        helper.make_node("Conv", ["input", "w", "b"], ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Reshape", ["x", "six"], ["x6"]),
+        helper.make_node("Transpose", ["x6"], ["t6"], perm=perm),
+        helper.make_node("Reshape", ["t6", "four"], ["x4"]),
+        helper.make_node("Conv", ["x4", "w2", "b2"], ["y"], kernel_shape=[1, 1]),
+    ], inits, (2, 3, 8, 6), f"{case}.onnx")
+
+
+@pytest.mark.parametrize("case", SHUFFLES)
+def test_space_to_depth_and_depth_to_space_run_as_the_reference_and_onnxruntime_compute_them(tmp_path, case,
+                                                                                           capsys):
+    path = _shuffle(tmp_path, case)
+    graph = _same_as_reference(path, (2, 3, 8, 6))
+    permutes = [graph.op(n) for n in graph.topological_order() if graph.op(n).kind == "permute"]
+    assert [p.dims for p in permutes] == [tuple(SHUFFLES[case][2])]
+    graph, params, outputs = load_onnx_weights(path)
+    x = RNG.standard_normal((2, 3, 8, 6)).astype(np.float32)
+    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
+    ort = pytest.importorskip("onnxruntime")
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert main(["validate", str(path), "--weights", "file", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ok" in out and "FAIL" not in out and "onnxruntime: output 'y'" in out

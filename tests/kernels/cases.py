@@ -479,6 +479,28 @@ class KernelCases:
     def test_permute(self, dims, shape):
         self.check(ops.Permute(dims), shape)
 
+    # 5 and 6 axes left after merging: the 6-axis kernels. Space-to-depth's (0, 3, 5, 1, 2, 4)
+    # merges its axes 1, 2 only (5 left); DepthToSpace's DCR (0, 3, 4, 1, 5, 2) its 3, 4;
+    # (0, 2, 4, 1, 5, 3) and (0, 4, 2, 5, 3, 1) merge nothing (6 left), nor does (0, 2, 4, 1, 3).
+    @pytest.mark.parametrize("dims,shape", [((0, 3, 5, 1, 2, 4), (2, 3, 4, 2, 5, 2)),
+                                            ((0, 3, 4, 1, 5, 2), (2, 2, 2, 3, 4, 3)),
+                                            ((0, 2, 4, 1, 5, 3), (2, 3, 2, 4, 3, 2)),
+                                            ((0, 4, 2, 5, 3, 1), (1, 2, 3, 4, 2, 3)),
+                                            ((0, 2, 4, 1, 3), (2, 3, 2, 4, 3))])
+    def test_permute_of_5_or_6_merged_axes(self, dims, shape):
+        from archcost.kernels import adapters
+
+        assert len(adapters.collapse_permute(dims, shape)[1]) in (5, 6)
+        run = self.check(ops.Permute(dims), shape)
+        assert (run.out == run.ref).all(), "a permute is a copy: every element exactly"
+
+    def test_permute_of_7_merged_axes_is_one_error(self):
+        from archcost.errors import ArchcostError
+
+        dims, shape = (0, 2, 4, 6, 1, 3, 5), (1, 2, 2, 2, 2, 2, 2)
+        with pytest.raises(ArchcostError, match=r"^permute: the \w+ kernels handle up to 6 axes, got 7$"):
+            self.execute(ops.Permute(dims), shape)
+
     @pytest.mark.parametrize("op,shape", [(ops.Flatten(), (2, 3, 4, 4)), (ops.Reshape((4, -1)), (2, 3, 4, 4)),
                                           (ops.Dropout(0.3), (2, 5))])
     def test_views_copy_into_a_fresh_buffer_and_are_free_in_place(self, op, shape):

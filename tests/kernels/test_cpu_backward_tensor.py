@@ -397,9 +397,20 @@ def test_channel_pad_gradient_only_at_kept_positions():
 @pytest.mark.parametrize("dims,shape", [((0, 2, 3, 1), (2, 3, 4, 5)), ((0, 3, 1, 2), (2, 3, 4, 5)),
                                         ((0, 2, 1), (2, 3, 4)), ((0, 1, 3, 2), (2, 3, 4, 5)),
                                         ((0, 1, 2, 3), (1, 2, 3, 2)), ((0, 1), (3, 4)),
-                                        ((0, 2, 1, 3, 4), (2, 2, 3, 4, 5)), ((0, 3, 4, 1, 2), (1, 2, 3, 2, 2))])
+                                        ((0, 2, 1, 3, 4), (2, 2, 3, 4, 5)), ((0, 3, 4, 1, 2), (1, 2, 3, 2, 2)),
+                                        # 5 or 6 axes left after merging: the 6-axis kernels
+                                        ((0, 3, 5, 1, 2, 4), (2, 3, 4, 2, 5, 2)),
+                                        ((0, 2, 4, 1, 5, 3), (2, 3, 2, 4, 3, 2)),
+                                        ((0, 2, 4, 1, 3), (2, 3, 2, 4, 3))])
 def test_permute_backward(dims, shape):
     run_train(ops.Permute(dims), shape)
+
+
+def test_permute_backward_of_7_merged_axes_is_one_error():
+    op, shape = ops.Permute((0, 2, 4, 6, 1, 3, 5)), (1, 2, 2, 2, 2, 2, 2)
+    g = _random(op.infer((shape,)), np.random.default_rng(0))
+    with pytest.raises(ArchcostError, match="^permute: the cpu kernels handle up to 6 axes, got 7$"):
+        cpu.ADAPTERS[ops.Permute].backward(op, {}, [None], None, {}, g, [np.zeros(shape, np.float32)], {})
 
 
 # --- channel select, affine, RBF -----------------------------------------------------------
@@ -538,6 +549,8 @@ def test_every_tensor_op_has_training_methods():
     ((0, 1, 2, 3, 4), (2, 3, 4, 5, 1), ((120,), (0,), (120,))),
     ((0, 3, 4, 1, 2), (2, 2, 3, 4, 5), ((2, 6, 20), (0, 2, 1), (2, 20, 6))),
     ((0, 1, 4, 5, 2, 3), (1, 2, 3, 2, 2, 3), ((2, 6, 6), (0, 2, 1), (2, 6, 6))),
+    # space-to-depth: only its axes 1, 2 stay together (5 left, the 6-axis kernels')
+    ((0, 3, 5, 1, 2, 4), (2, 3, 4, 2, 5, 2), ((2, 12, 2, 5, 2), (0, 2, 4, 1, 3), (2, 2, 2, 12, 5))),
     # 4 axes or fewer: as they are (the 4-axis copy is faster unmerged)
     ((0, 2, 3, 1), (2, 3, 4, 5), ((2, 3, 4, 5), (0, 2, 3, 1), (2, 4, 5, 3))),
 ])

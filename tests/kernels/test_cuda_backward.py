@@ -627,9 +627,20 @@ def test_channel_pad(out_channels, stride, shape):
 
 @pytest.mark.parametrize("dims,shape", [((0, 2, 3, 1), (2, 3, 2, 4)), ((0, 3, 1, 2), (1, 2, 3, 4)),
                                         ((0, 2, 1), (2, 3, 4)), ((0, 1), (3, 4)),
-                                        ((0, 2, 1, 3, 4), (1, 2, 3, 2, 2))], ids=str)
+                                        ((0, 2, 1, 3, 4), (1, 2, 3, 2, 2)),
+                                        # 5 or 6 axes left after merging: the 6-axis gathers
+                                        ((0, 3, 5, 1, 2, 4), (2, 3, 4, 2, 5, 2)),
+                                        ((0, 2, 4, 1, 5, 3), (1, 3, 2, 2, 3, 2)),
+                                        ((0, 2, 4, 1, 3), (1, 3, 2, 4, 3))], ids=str)
 def test_permute(dims, shape):
     Trip(ops.Permute(dims), shape)
+
+
+def test_permute_of_7_merged_axes_is_one_error():
+    op, shape = ops.Permute((0, 2, 4, 6, 1, 3, 5)), (1, 2, 2, 2, 2, 2, 2)
+    g = _dev(_random(op.infer((shape,)), np.random.default_rng(0)))
+    with pytest.raises(ArchcostError, match="^permute: the cuda kernels handle up to 6 axes, got 7$"):
+        _adapter(op).backward(op, {}, [None], None, {}, g, [_dev(np.zeros(shape, np.float32))], {})
 
 
 # --- channel select, affine, RBF, maxout, affine grid, grid sample --------------------------

@@ -12,7 +12,7 @@ was stretched along), the output gradient to every summand for the sum over an a
 other input reduced over the broadcast axes for mul, the kept positions and channels for the
 channel pad, each output gradient added into the input element it copied for the spatial pad
 (reflect, edge and wrap copy some twice or more; constant mode's padding gets nothing), the
-inverse permutation for permute. None of these
+inverse permutation for permute (4 axes, or 6 where a permute merges to 5 or 6). None of these
 ops keeps a tensor for its backward except mul (both inputs): the shapes come from the gradient
 buffers.
 """
@@ -208,6 +208,33 @@ def accumulate4d(grad, src):
                 grad[a, b, c, d] += src[a, b, c, d]
 
 
+@njit(cache=True)
+def copy6d(x, out):
+    """out[...] = x[...] for any strides of x: permutes that merge to 5 or 6 axes (space-to-depth)."""
+    a_, b_, c_, d_, e_, f_ = out.shape
+    for a in range(a_):
+        for b in range(b_):
+            for c in range(c_):
+                for d in range(d_):
+                    for e in range(e_):
+                        for f in range(f_):
+                            out[a, b, c, d, e, f] = x[a, b, c, d, e, f]
+
+
+@njit(parallel=True, cache=True)
+def accumulate6d(grad, src):
+    """grad[...] += src[...] for any strides of src: the 6-axis permute's backward."""
+    a_, b_, c_, d_, e_, f_ = grad.shape
+    for task in prange(a_ * b_):
+        a = task // b_
+        b = task % b_
+        for c in range(c_):
+            for d in range(d_):
+                for e in range(e_):
+                    for f in range(f_):
+                        grad[a, b, c, d, e, f] += src[a, b, c, d, e, f]
+
+
 @njit(parallel=True, cache=True)
 def sum_axis(x, out):
     """out (A, B) = the sum over K of x (A, K, B), in float64 (ReduceSum)."""
@@ -236,6 +263,11 @@ def _as4d(a: np.ndarray, what: str) -> np.ndarray:
     if a.ndim > 4:
         raise ArchcostError(f"{what}: the cpu kernels handle up to 4 axes, got {a.ndim}")
     return a.reshape(a.shape + (1,) * (4 - a.ndim))
+
+
+def _padded(a: np.ndarray, rank: int) -> np.ndarray:
+    """``a`` with size-1 axes appended up to ``rank`` (the permute's 4 or 6)."""
+    return a.reshape(a.shape + (1,) * (rank - a.ndim))
 
 
 def _accumulate(grad, src, factor=1.0) -> None:
@@ -439,15 +471,17 @@ class PadKernel:
 class PermuteKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
-        """(merged input shape, merged dims padded to 4 axes, merged output shape)."""
+        """(merged input shape, merged dims padded to 4 axes -- to 6 where 5 or 6 are left --,
+        merged output shape); more than 6 merged axes are refused in one line."""
         merged_in, dims, merged_out = adapters.collapse_permute(op.dims, in_shapes[0])
-        return merged_in, dims + tuple(range(len(dims), 4)), merged_out
+        rank = adapters.permute_axes(dims, "cpu")
+        return merged_in, dims + tuple(range(len(dims), rank)), merged_out
 
     @staticmethod
     def run(op, state, inputs, out):
         merged_in, dims, merged_out = state
-        x = _as4d(inputs[0].reshape(merged_in), "permute")
-        copy4d(x.transpose(dims), _as4d(out.reshape(merged_out), "permute"))
+        x = _padded(inputs[0].reshape(merged_in), len(dims))
+        (copy4d if len(dims) == 4 else copy6d)(x.transpose(dims), _padded(out.reshape(merged_out), len(dims)))
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
@@ -461,8 +495,9 @@ class PermuteKernel:
             return
         merged_in, dims, merged_out = PermuteKernel.prepare(op, (tuple(grad.shape),), tuple(grad_out.shape), {})
         inverse = tuple(int(k) for k in np.argsort(dims))
-        accumulate4d(_as4d(grad.reshape(merged_in), "permute"),
-                     _as4d(grad_out.reshape(merged_out), "permute").transpose(inverse))
+        (accumulate4d if len(dims) == 4 else accumulate6d)(
+            _padded(grad.reshape(merged_in), len(dims)),
+            _padded(grad_out.reshape(merged_out), len(dims)).transpose(inverse))
 
 
 class ViewKernel(adapters.ViewAdapter):

@@ -35,6 +35,21 @@ def coords4(i, d1, d2, d3):
     return a, b, c, d
 
 
+@device_function
+def coords6(i, d1, d2, d3, d4, d5):
+    """Flat index -> 6-D coordinates of a C-contiguous (d0, ..., d5) array (the 6-axis permute)."""
+    f = i % d5
+    i //= d5
+    e = i % d4
+    i //= d4
+    d = i % d3
+    i //= d3
+    c = i % d2
+    i //= d2
+    b = i % d1
+    return i // d1, b, c, d, e, f
+
+
 def grid1d(n: int, threads: int | None = None) -> tuple[int, int]:
     """(blocks, threads) covering ``n`` elements, one thread each (at least one block)."""
     threads = threads or config.THREADS
@@ -80,6 +95,19 @@ def strides4(shape) -> tuple:
     s1 = shape[2] * s2
     s0 = shape[1] * s1
     return (s0, s1, s2, s3)
+
+
+def padded_shape(shape, rank: int) -> tuple:
+    """``shape`` with size-1 axes appended up to ``rank`` (the permute's 4 or 6)."""
+    return tuple(shape) + (1,) * (rank - len(shape))
+
+
+def c_strides(shape) -> tuple:
+    """Element strides of a C-contiguous shape of any rank."""
+    strides = [1] * len(shape)
+    for k in range(len(shape) - 2, -1, -1):
+        strides[k] = strides[k + 1] * shape[k + 1]
+    return tuple(strides)
 
 
 # --- training: what the backward adapters share ------------------------------------------------

@@ -4,7 +4,8 @@ flatten/reshape/dropout (free views when they run in place on their input's buff
 memory plan arranges whenever it can).
 
 All are one thread per output element over flat arrays. Mul, broadcast add, sub and permute address their inputs
-through element strides computed on the host for a 4-D view of the output (``common.shape4``):
+through element strides computed on the host for a 4-D view of the output (``common.shape4``;
+6-D for a permute left with 5 or 6 axes after merging):
 a broadcast axis has stride 0, a permuted input has its strides permuted.
 
 Training: the forward in training mode is the inference forward for all of these (dropout's,
@@ -18,7 +19,8 @@ broadcast to (a gather over the broadcast axes); the kept positions of the first
 channel pad; for the spatial pad (every mode, through the host's index maps) the sum of the
 outputs that copied the element (the maps inverted on the host: reflect, edge and wrap copy some
 elements twice or more); the inverse permutation for permute (``_gather_add``, the forward's
-gather with the output's strides permuted back). None of these ops keeps a tensor for its
+gather with the output's strides permuted back; ``_gather6``/``_gather_add6`` where a permute
+merges to 5 or 6 axes). None of these ops keeps a tensor for its
 backward except mul (both inputs): the shapes come from the gradient buffers.
 """
 
@@ -30,8 +32,8 @@ from archcost import ops
 from archcost.errors import ArchcostError
 from archcost.kernels import adapters
 from archcost.kernels.cuda._numba import cuda, device_address
-from archcost.kernels.cuda.common import (coords3, coords4, contiguous, flat, input_grad, launch, shape4, strides4,
-                                          uploaded)
+from archcost.kernels.cuda.common import (c_strides, coords3, coords4, coords6, contiguous, flat, input_grad, launch,
+                                          padded_shape, shape4, strides4, uploaded)
 
 
 @cuda.jit
@@ -63,6 +65,24 @@ def _gather(x, out, d1, d2, d3, s0, s1, s2, s3):
     if i < out.size:
         a, b, c, d = coords4(i, d1, d2, d3)
         out[i] = x[a * s0 + b * s1 + c * s2 + d * s3]
+
+
+@cuda.jit
+def _gather6(x, out, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5):
+    """out[a, b, c, d, e, f] = x[a*s0 + ... + f*s5] (flat x, flat out of shape (., d1, ..., d5))."""
+    i = cuda.grid(1)
+    if i < out.size:
+        a, b, c, d, e, f = coords6(i, d1, d2, d3, d4, d5)
+        out[i] = x[a * s0 + b * s1 + c * s2 + d * s3 + e * s4 + f * s5]
+
+
+@cuda.jit
+def _gather_add6(x, out, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5):
+    """out[a, b, c, d, e, f] += x[a*s0 + ... + f*s5] (the 6-axis permute's backward)."""
+    i = cuda.grid(1)
+    if i < out.size:
+        a, b, c, d, e, f = coords6(i, d1, d2, d3, d4, d5)
+        out[i] += x[a * s0 + b * s1 + c * s2 + d * s3 + e * s4 + f * s5]
 
 
 @cuda.jit
@@ -453,17 +473,19 @@ class PermuteKernel:
     @staticmethod
     def prepare(op, in_shapes, out_shape, params):
         # Runs of axes that stay together are merged first (adapters.collapse_permute): the
-        # channel shuffle's 5-axis permute is a 4-axis one.
+        # channel shuffle's 5-axis permute is a 4-axis one; what is left of 5 or 6 axes (a
+        # space-to-depth's) takes the 6-axis gather, more is refused in one line.
         merged_in, dims, merged_out = adapters.collapse_permute(op.dims, in_shapes[0])
-        dims = dims + tuple(range(len(dims), 4))
-        in_strides = strides4(shape4(merged_in, "permute"))
-        return shape4(merged_out, "permute")[1:], tuple(in_strides[d] for d in dims)
+        rank = adapters.permute_axes(dims, "cuda")
+        dims = dims + tuple(range(len(dims), rank))
+        in_strides = c_strides(padded_shape(merged_in, rank))
+        return padded_shape(merged_out, rank)[1:], tuple(in_strides[d] for d in dims)
 
     @staticmethod
     def run(op, state, inputs, out):
         dims, strides = state
         o = flat(out)
-        launch(_gather, o.size, flat(inputs[0]), o, *dims, *strides)
+        launch(_gather if len(strides) == 4 else _gather6, o.size, flat(inputs[0]), o, *dims, *strides)
 
     @staticmethod
     def train_forward(op, params, inputs, out, extras):
@@ -477,12 +499,13 @@ class PermuteKernel:
         if grad is None:
             return
         merged_in, dims, merged_out = adapters.collapse_permute(op.dims, tuple(grad.shape))
-        dims = dims + tuple(range(len(dims), 4))
-        out_strides = strides4(shape4(merged_out, "permute"))
+        rank = adapters.permute_axes(dims, "cuda")
+        dims = dims + tuple(range(len(dims), rank))
+        out_strides = c_strides(padded_shape(merged_out, rank))
         inverse = np.argsort(dims)
         g = flat(grad)
-        launch(_gather_add, g.size, flat(grad_out), g, *shape4(merged_in, "permute")[1:],
-               *(int(out_strides[k]) for k in inverse))
+        launch(_gather_add if rank == 4 else _gather_add6, g.size, flat(grad_out), g,
+               *padded_shape(merged_in, rank)[1:], *(int(out_strides[k]) for k in inverse))
 
 
 class ViewKernel(adapters.ViewAdapter):
