@@ -1037,7 +1037,7 @@ class Mul(Op):
         if len(inputs) != 2:
             raise ShapeError(f"Mul takes two inputs, got {len(inputs)}")
         a, b = inputs
-        if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        if not _broadcastable(a, b):
             raise ShapeError(f"Mul cannot broadcast {_fmt(a)} with {_fmt(b)}")
         return tuple(max(x, y) for x, y in zip(a, b))
 

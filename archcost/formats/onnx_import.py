@@ -525,10 +525,11 @@ class _Importer:
             return
         example = ", ".join(_name(n) for n in layers[:2]) + (", ..." if len(layers) > 2 else "")
         read = ", ".join(_name(n) for n in dict.fromkeys(names[:2]))
+        subject = ("layers", "compute their weights", "they hold") if len(layers) > 1 else \
+            ("layer", "computes its weight", "it holds")
         self.g.notes.append(
-            f"{len(layers)} layer{'s' if len(layers) > 1 else ''} ({example}) "
-            f"compute{'' if len(layers) > 1 else 's'} {'their weights' if len(layers) > 1 else 'its weight'} "
-            f"from {extra:,} more file values than {'they hold' if len(layers) > 1 else 'it holds'} (e.g. {read}: weight standardisation with a learned gain); params count the "
+            f"{len(layers)} {subject[0]} ({example}) {subject[1]} from {extra:,} more file values than "
+            f"{subject[2]} (e.g. {read}: weight standardisation with a learned gain); params count the "
             f"computed weights, not those {extra:,} values, which a framework counts as parameters")
 
     def _fold_constants(self, nodes, order) -> None:
@@ -971,7 +972,7 @@ class _Importer:
         orders = [(0, 1), (1, 0)] if node.op_type in ("Add", "Mul") else [(0, 1)]
         for xi, ci in orders:
             x_t, c_t = node.input[xi], node.input[ci]
-            if x_t not in self.tensors or not self.is_const(c_t) or self._reads_initializer(c_t):
+            if x_t not in self.tensors or not self.is_const(c_t) or self._initializers_read(c_t):
                 continue
             shape = self.g.shape(self.tensors[x_t])
             const_shape = tuple(self.const_shape(c_t))
@@ -984,22 +985,6 @@ class _Importer:
             if value.dtype.kind in "iuf" and bool(np.all(value == neutral)):
                 self.tensors[node.output[0]] = self.act(x_t, where)
                 return True
-        return False
-
-    def _reads_initializer(self, tensor: str) -> bool:
-        """Whether a constant is an initializer or is computed from one (through any chain of
-        folded nodes)."""
-        seen, todo = set(), [tensor]
-        while todo:
-            t = todo.pop()
-            if t in seen or not t:
-                continue
-            seen.add(t)
-            if t in self.init:
-                return True
-            i = self.producers.get(t)
-            if i is not None:
-                todo.extend(self.nodes[i].input)
         return False
 
     def file_weights(self) -> dict:
@@ -1680,9 +1665,11 @@ class _Importer:
             self._same_shape_merge(op, node, where)
             return
         a, b = shapes
-        if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        try:
+            op.infer(shapes)  # the op's own broadcast rule
+        except ShapeError:
             raise Unsupported(f"broadcasting {'x'.join(map(str, a))} with {'x'.join(map(str, b))}"
-                              + (" (ranks differ)" if len(a) != len(b) else ""))
+                              + (" (ranks differ)" if len(a) != len(b) else "")) from None
         self.out(node, op, xs)
 
     def on_Add(self, i, node, where, attrs):

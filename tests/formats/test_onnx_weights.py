@@ -551,33 +551,18 @@ def test_a_factor_along_the_last_axis_of_a_channels_last_map_is_a_learned_scale(
         helper.make_node("Transpose", ["axb"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Mul", ["nchw", "k"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "ls", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6, 4, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
-    path = pathlib.Path(tmp_path) / "ls.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    graph, params, outputs = load_onnx_weights(path)
+    graph = _same_as_reference(_save(tmp_path, nodes, inits, (2, 6, 4, 5), "ls.onnx"), (2, 6, 4, 5))
     layers = [graph.op(n) for n in graph.topological_order()[1:]]
     assert [(op.kind, op.axis) for op in layers if op.kind in ("scale", "affine")] == [
         ("scale", 3), ("affine", 3), ("scale", 1)]
     from archcost.analysis import analyze
 
     assert analyze(graph).totals["params"] == 4 * 6  # gamma, a, b, k: 6 values each
-    x = RNG.standard_normal((2, 6, 4, 5)).astype(np.float32)
-    ours = Executor(graph, 2, "cpu", 0, params=params).forward(x).outputs[outputs["y"]]
-    expected = ReferenceEvaluator(str(path)).run(None, {"input": x})[0]
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_factor_along_two_axes_is_refused_by_shape(tmp_path):
-    nodes = [helper.make_node("Mul", ["input", "k"], ["y"])]
-    graph = helper.make_graph(
-        nodes, "k2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6, 4, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(f32(6, 4, 1), "k")])
-    path = pathlib.Path(tmp_path) / "k2.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    path = _save(tmp_path, [helper.make_node("Mul", ["input", "k"], ["y"])], {"k": f32(6, 4, 1)}, (2, 6, 4, 5),
+                 "k2.onnx")
     with pytest.raises(ArchcostError, match=r"Mul \(y: a constant of shape \(6, 4, 1\)\)"):
         load_onnx_weights(path)
 
@@ -599,13 +584,7 @@ def _global_context(tmp_path):
         helper.make_node("Sub", ["map", "gc"], ["centred"]),
         helper.make_node("Sum", ["term", "centred"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "gc", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 6, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
-    path = pathlib.Path(tmp_path) / "gc.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
+    return _save(tmp_path, nodes, inits, (2, 3, 6, 5), "gc.onnx")
 
 
 def test_broadcast_adds_and_subs_run_as_onnxruntime_computes_them(tmp_path, capsys):
